@@ -1,0 +1,201 @@
+//! The command line: parses arguments and calls the library. Errors get
+//! their context here and leave with a non-zero exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::scenario::{self, ChildProgram, Launch};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "remediator",
+    version,
+    about = "Resolve service incidents with a gated, self-improving agent"
+)]
+pub struct Cli {
+    /// Scenario catalog to use instead of the built-in training_data/scenarios.yaml.
+    #[arg(long, global = true, env = "REMEDIATOR_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the Incident and Policy CRDs as YAML.
+    Crd {
+        /// Write incident.yaml and policy.yaml into this directory instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// List scenarios or start one's broken service.
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
+    /// Run the target service (what `target-service` does), from this binary.
+    #[command(hide = true)]
+    TargetService(target_service::cli::ServiceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// List the scenarios in the catalog.
+    List {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        output: ListFormat,
+    },
+    /// Start a scenario's broken service in a temp root until Ctrl-C.
+    Start {
+        id: String,
+        /// Port health probes expect (default: a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::TargetService(args) = cli.command {
+        let program = match std::env::current_exe() {
+            Ok(program) => program,
+            Err(e) => {
+                eprintln!("error: cannot find this executable: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let child = ChildProgram {
+            program,
+            prefix_args: vec!["target-service".into()],
+        };
+        let code = target_service::cli::run(args, child);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Crd { out_dir: None } => {
+            print!(
+                "{}",
+                crate::crd::crds_document().context("rendering the CRDs")?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crd { out_dir: Some(dir) } => {
+            crate::crd::write_crds(&dir)
+                .with_context(|| format!("writing CRDs to {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scenario(ScenarioCommand::List { output }) => {
+            let catalog = scenario::load_catalog(cli.catalog.as_deref())?;
+            print!("{}", render_scenario_list(&catalog, output)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scenario(ScenarioCommand::Start { id, port }) => {
+            start_scenario(cli.catalog, &id, port).await
+        }
+        Command::TargetService(_) => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn render_scenario_list(catalog: &scenario::Catalog, output: ListFormat) -> anyhow::Result<String> {
+    Ok(match output {
+        ListFormat::Json => serde_json::to_string_pretty(&catalog.scenarios)? + "\n",
+        ListFormat::Table => {
+            let width = catalog
+                .ids()
+                .iter()
+                .map(|id| id.len())
+                .max()
+                .unwrap_or(2)
+                .max(2);
+            let mut out = format!("{:<width$}  {:<10}  SYMPTOM\n", "ID", "SPLIT");
+            for s in &catalog.scenarios {
+                let split = serde_json::to_value(s.split)?;
+                let split = split.as_str().unwrap_or_default();
+                out.push_str(&format!(
+                    "{:<width$}  {:<10}  {}\n",
+                    s.id,
+                    split,
+                    s.symptom.trim()
+                ));
+            }
+            out
+        }
+    })
+}
+
+async fn start_scenario(
+    catalog_path: Option<PathBuf>,
+    id: &str,
+    port: Option<u16>,
+) -> anyhow::Result<ExitCode> {
+    let catalog = scenario::load_catalog(catalog_path.as_deref())?;
+    let mut launch = Launch::from_current_exe().context("locating the remediator binary")?;
+    launch.port = port;
+    launch.catalog_path = catalog_path;
+    let id = id.to_string();
+    let service = tokio::task::spawn_blocking(move || {
+        let service = launch.start(&catalog, &id)?;
+        anyhow::Ok((service, catalog))
+    });
+    let (service, catalog) = service.await??;
+    let scenario = catalog.get(&service.scenario_id)?;
+    let state = &service.first_state;
+    let status = if state.running {
+        format!(
+            "process running, pid {} bound to port {}",
+            state.pid.unwrap_or_default(),
+            state.port.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "process down: {}",
+            state.reason.as_deref().unwrap_or("unknown")
+        )
+    };
+    println!(
+        "scenario {} is running with its fault in place",
+        service.scenario_id
+    );
+    println!("  url:      {}", service.url());
+    println!("  root:     {}", service.root.display());
+    println!("  service:  {status}");
+    println!("  symptom:  {}", scenario.symptom_for(service.port).trim());
+    println!(
+        "  log:      {}",
+        service.root.join(target_service::log::LOG_FILE).display()
+    );
+    println!(
+        "  restart:  remediator target-service restart --root {}",
+        service.root.display()
+    );
+    println!("Press Ctrl-C to stop it; its root is removed.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    drop(service);
+    Ok(ExitCode::SUCCESS)
+}

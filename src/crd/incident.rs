@@ -1,0 +1,188 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::risk::SecurityRisk;
+
+/// Most actions kept in status; older ones are counted in `actionsOmitted`.
+pub const MAX_STATUS_ACTIONS: usize = 50;
+
+/// One broken service to resolve: which scenario (or workload) and the
+/// Policy the agent follows.
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the
+// repeated `type_ = "string"` as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "remediator.dev",
+    version = "v1alpha1",
+    kind = "Incident",
+    namespaced,
+    status = "IncidentStatus",
+    shortname = "inc",
+    derive = "PartialEq",
+    doc = "A service incident that the operator resolves with a gated agent and verifies itself.",
+    printcolumn(name = "Scenario", type_ = "string", json_path = ".spec.scenario"),
+    printcolumn(name = "Policy", type_ = "string", json_path = ".spec.policyRef.name"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Steps", type_ = "integer", json_path = ".status.steps"),
+    printcolumn(
+        name = "Healthy",
+        type_ = "boolean",
+        json_path = ".status.verified.healthy"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSpec {
+    /// Scenario id from the catalog (`remediator scenario list`).
+    #[schemars(length(min = 1, max = 63))]
+    pub scenario: String,
+    /// The Policy (same namespace) the agent follows.
+    pub policy_ref: PolicyRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum IncidentPhase {
+    #[default]
+    Pending,
+    Provisioning,
+    Remediating,
+    AwaitingApproval,
+    Verifying,
+    Resolved,
+    Failed,
+}
+
+impl IncidentPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Resolved | Self::Failed)
+    }
+}
+
+/// The audit trail of an incident, written only by the operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentStatus {
+    #[serde(default)]
+    pub phase: IncidentPhase,
+    /// Machine-readable cause of a Failed phase (a conditions reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Actions the agent proposed (allowed or not).
+    #[serde(default)]
+    pub steps: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionRecord>,
+    /// Actions dropped from `actions` to keep status small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions_omitted: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_risk_seen: Option<SecurityRisk>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<PendingApproval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_resolve_seconds: Option<f64>,
+}
+
+/// One proposed action and what the gate and the workspace made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRecord {
+    pub step: u32,
+    /// exec, read_file, write_file, http_get or restart_service.
+    pub kind: String,
+    /// The command, path or URL, as proposed.
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_risk: Option<SecurityRisk>,
+    /// max(declared, classified); what the gate decided on.
+    pub risk: SecurityRisk,
+    pub decision: Decision,
+    /// gate, policy, terminal or annotation.
+    pub decided_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Decision {
+    Allowed,
+    Confirmed,
+    Denied,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingApproval {
+    pub step: u32,
+    pub command: String,
+    pub risk: SecurityRisk,
+    pub requested_at: Time,
+}
+
+/// The controller's own probe, independent of what the agent claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub healthy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    pub checked_at: Time,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInfo {
+    pub brain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// skill, learned, manual, inline or baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenUsage>,
+    #[serde(default)]
+    pub fallback_used: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub prompt: u64,
+    pub completion: u64,
+}

@@ -1,0 +1,161 @@
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::risk::RiskLevel;
+
+/// How the agent works on an incident: its brain, the strategy it follows,
+/// what it may do and how long it may take.
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the
+// repeated `type_ = "string"` as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "remediator.dev",
+    version = "v1alpha1",
+    kind = "Policy",
+    plural = "policies",
+    namespaced,
+    status = "PolicyStatus",
+    shortname = "rpol",
+    derive = "PartialEq",
+    doc = "How the remediation agent works: brain, strategy hint or skill, risk limits, budgets.",
+    printcolumn(name = "Brain", type_ = "string", json_path = ".spec.brain"),
+    printcolumn(name = "Fix Rate", type_ = "number", json_path = ".status.fixRate"),
+    printcolumn(name = "Mean Steps", type_ = "number", json_path = ".status.meanSteps"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// Which brain proposes actions.
+    #[serde(default)]
+    pub brain: BrainKind,
+    /// Settings of the `llm` brain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSpec>,
+    /// Strategy hint the agent follows. Without hint or skill the agent gets
+    /// the baseline hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// A SKILL.md runbook; it wins over the hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// Most actions the agent may take.
+    #[serde(default = "default_max_steps")]
+    #[schemars(range(min = 1, max = 500))]
+    pub max_steps: u32,
+    /// Wall-clock budget for the whole episode.
+    #[serde(default = "default_timeout_seconds")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timeout_seconds: u32,
+    /// Highest risk an action may have.
+    #[serde(default)]
+    pub max_risk: RiskLevel,
+    /// Actions at or above this risk wait for confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_confirmation_for: Option<RiskLevel>,
+    /// Confirm such actions without asking.
+    #[serde(default)]
+    pub auto_confirm: bool,
+    /// What an action above `maxRisk` does to the incident.
+    #[serde(default)]
+    pub on_risk_exceeded: OnRiskExceeded,
+    /// When the LLM brain fails, let the runbook brain finish (recorded in
+    /// status); otherwise the incident fails.
+    #[serde(default)]
+    pub allow_fallback: bool,
+    /// Consecutive healthy answers the controller's probe needs.
+    #[serde(default = "default_verify_consecutive")]
+    #[schemars(range(min = 1, max = 100))]
+    pub verify_consecutive_ok: u32,
+}
+
+fn default_max_steps() -> u32 {
+    20
+}
+fn default_timeout_seconds() -> u32 {
+    300
+}
+fn default_verify_consecutive() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BrainKind {
+    /// Deterministic, offline: follows the checks its hint or skill names.
+    #[default]
+    Runbook,
+    /// An OpenAI-compatible chat model with tool calling.
+    Llm,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OnRiskExceeded {
+    /// Refuse the action and tell the agent; the episode goes on.
+    #[default]
+    Deny,
+    /// Fail the incident with reason RiskLimitExceeded.
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LlmSpec {
+    #[serde(default = "default_model")]
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// OpenAI-compatible endpoint; defaults to OPENAI_BASE_URL or OpenAI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Secret key holding the API key (in a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+    #[serde(default = "default_request_timeout")]
+    #[schemars(range(min = 1, max = 600))]
+    pub request_timeout_seconds: u32,
+    #[serde(default = "default_max_retries")]
+    #[schemars(range(max = 10))]
+    pub max_retries: u32,
+}
+
+fn default_model() -> String {
+    "gpt-4.1-mini".to_string()
+}
+fn default_request_timeout() -> u32 {
+    60
+}
+fn default_max_retries() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// Outcomes of the incidents that used this policy: `kubectl get policies`
+/// reads as a scorecard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub resolved: u32,
+    #[serde(default)]
+    pub failed: u32,
+    /// resolved / (resolved + failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_rate: Option<f64>,
+    /// Mean steps of resolved incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_steps: Option<f64>,
+}

@@ -1,0 +1,134 @@
+use std::path::{Path, PathBuf};
+
+use kube::CustomResourceExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::*;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn committed_crds_are_current() {
+    for (name, yaml) in crds_yaml().unwrap() {
+        let path = repo().join("crds").join(format!("{name}.yaml"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == yaml,
+            "{} is stale: run `cargo run -- crd --out-dir crds`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn crd_document_is_incident_then_policy() {
+    let doc = crds_document().unwrap();
+    let parts: Vec<&str> = doc.split("---\n").collect();
+    assert_eq!(parts.len(), 2);
+    assert!(parts[0].contains("name: incidents.remediator.dev"));
+    assert!(parts[1].contains("name: policies.remediator.dev"));
+}
+
+/// The CRD's openAPIV3Schema made strict the way `kubectl --validate=strict`
+/// is: unknown fields are errors, not silently pruned.
+fn strict_schema(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
+    let version = &crd.spec.versions[0];
+    let schema = version
+        .schema
+        .as_ref()
+        .unwrap()
+        .open_api_v3_schema
+        .as_ref()
+        .unwrap();
+    let mut schema = serde_json::to_value(schema).unwrap();
+    fn tighten(node: &mut Value) {
+        match node {
+            Value::Object(map) => {
+                if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                    map.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                // k8s `nullable` means null is allowed: say so in JSON Schema.
+                if map.remove("nullable") == Some(Value::Bool(true))
+                    && let Some(Value::String(t)) = map.get("type").cloned()
+                {
+                    map.insert("type".into(), serde_json::json!([t, "null"]));
+                }
+                map.values_mut().for_each(tighten);
+            }
+            Value::Array(items) => items.iter_mut().for_each(tighten),
+            _ => {}
+        }
+    }
+    tighten(&mut schema);
+    // The API server itself handles apiVersion, kind and metadata.
+    schema["properties"]["metadata"] = serde_json::json!({"type": "object"});
+    schema["properties"]["apiVersion"] = serde_json::json!({"type": "string"});
+    schema["properties"]["kind"] = serde_json::json!({"type": "string"});
+    schema
+}
+
+/// Validates every document of a manifest file; returns the kinds seen.
+fn validate_manifest(path: &Path) -> Result<Vec<String>, String> {
+    let incident = strict_schema(&Incident::crd());
+    let policy = strict_schema(&Policy::crd());
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut kinds = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = Value::deserialize(doc).map_err(|e| e.to_string())?;
+        if value["apiVersion"] != "remediator.dev/v1alpha1" {
+            return Err(format!("apiVersion is {}", value["apiVersion"]));
+        }
+        let schema = match value["kind"].as_str() {
+            Some("Incident") => &incident,
+            Some("Policy") => &policy,
+            other => return Err(format!("unexpected kind {other:?}")),
+        };
+        let validator = jsonschema::draft4::new(schema).map_err(|e| e.to_string())?;
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        kinds.push(value["kind"].as_str().unwrap_or_default().to_string());
+    }
+    Ok(kinds)
+}
+
+#[test]
+fn examples_validate_against_the_generated_schemas() {
+    let mut kinds = Vec::new();
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let seen = validate_manifest(&path)
+                .unwrap_or_else(|e| panic!("{} does not match the CRD: {e}", path.display()));
+            kinds.extend(seen);
+        }
+    }
+    let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+    assert!(count("Incident") >= 4, "{kinds:?}");
+    assert!(count("Policy") >= 2, "{kinds:?}");
+}
+
+#[test]
+fn the_strict_schema_rejects_unknown_fields_and_bad_enums() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = [
+        "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec: {maxRisk: EXTREME}\n",
+        "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec: {maxSteps: 0}\n",
+        "apiVersion: remediator.dev/v1alpha1\nkind: Incident\nmetadata: {name: i}\nspec: {scenario: x, policyRef: {name: p}, typo: 1}\n",
+        "apiVersion: remediator.dev/v1alpha1\nkind: Incident\nmetadata: {name: i}\nspec: {scenario: x}\n",
+    ];
+    for text in bad {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        assert!(validate_manifest(&path).is_err(), "accepted: {text}");
+    }
+}

@@ -1,0 +1,9 @@
+//! remediator: resolves service incidents with an agent that acts only
+//! through a deterministic risk gate, verified by the operator's own probe.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod crd;
+pub mod risk;
+pub mod scenario;
+pub mod workspace;
