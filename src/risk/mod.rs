@@ -1,4 +1,14 @@
-//! Risk levels of agent actions and the limits a Policy sets on them.
+//! Risk: levels, the deterministic classifier of actions, and the gate that
+//! decides whether an action may run under a Policy.
+
+mod classify;
+mod gate;
+mod shell;
+#[cfg(test)]
+mod tests;
+
+pub use classify::{Assessment, Classifier};
+pub use gate::{Gate, GateDecision, GatePolicy, Verdict, decide_risk};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -39,4 +49,15 @@ pub enum RiskLevel {
     #[default]
     Medium,
     High,
+}
+
+impl SecurityRisk {
+    /// The higher of two risks, Unknown counting as above High.
+    pub fn max_effective(self, other: Self) -> Self {
+        if classify::rank(other) > classify::rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
