@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod demo;
+mod run;
+
 use crate::scenario::{self, ChildProgram, Launch};
 
 #[derive(Debug, Parser)]
@@ -34,6 +37,10 @@ pub enum Command {
     /// List scenarios or start one's broken service.
     #[command(subcommand)]
     Scenario(ScenarioCommand),
+    /// Resolve one incident locally and print the status the operator would write.
+    Run(run::RunArgs),
+    /// Every train scenario with the baseline and the optimized policy, side by side.
+    Demo(demo::DemoArgs),
     /// Run the target service (what `target-service` does), from this binary.
     #[command(hide = true)]
     TargetService(target_service::cli::ServiceArgs),
@@ -116,6 +123,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scenario(ScenarioCommand::Start { id, port }) => {
             start_scenario(cli.catalog, &id, port).await
         }
+        Command::Run(args) => run::run(cli.catalog, args).await,
+        Command::Demo(args) => demo::demo(cli.catalog, args).await,
         Command::TargetService(_) => unreachable!("handled before the runtime starts"),
     }
 }
