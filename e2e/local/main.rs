@@ -1,8 +1,12 @@
 //! End-to-end tests on local processes: the real `remediator` binary starts
 //! real services that really break and really get fixed.
 
+mod agent;
 mod bad_input;
+mod cli;
+mod llm;
 mod scenarios;
+mod scripted_llm;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,260 @@
+//! The agent on real services: every scenario is resolved and verified by
+//! the independent probe; the gate holds whatever the brain proposes.
+
+use remediator::agent::confirm::Refuse;
+use remediator::agent::hint::ResolvedHint;
+use remediator::crd::{IncidentPhase, PolicySpec};
+use remediator::local::{self, LocalIncident};
+use remediator::scenario::Catalog;
+
+use crate::cli::remediator;
+use crate::launch;
+
+fn default_policy() -> PolicySpec {
+    serde_json::from_value(serde_json::json!({})).unwrap()
+}
+
+async fn steps_with(
+    catalog: &Catalog,
+    scenario: &str,
+    hint: ResolvedHint,
+) -> (IncidentPhase, u32, bool) {
+    let incident = LocalIncident {
+        name: scenario.replace('_', "-"),
+        scenario: scenario.to_string(),
+        policy_name: "test".into(),
+        policy: default_policy(),
+        hint,
+    };
+    let outcome = local::run(&incident, catalog, &launch(), &Refuse, None).await;
+    let healthy = outcome.status.verified.as_ref().is_some_and(|v| v.healthy);
+    (outcome.status.phase, outcome.status.steps, healthy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_resolves_and_the_optimized_hint_needs_fewer_steps() {
+    let catalog = Catalog::builtin();
+    let mut report = Vec::new();
+    for scenario in &catalog.scenarios {
+        let optimized = steps_with(&catalog, &scenario.id, ResolvedHint::manual()).await;
+        let baseline = steps_with(&catalog, &scenario.id, ResolvedHint::baseline()).await;
+        report.push(format!(
+            "{}: baseline {:?} optimized {:?}",
+            scenario.id, baseline, optimized
+        ));
+        assert_eq!(
+            optimized,
+            (IncidentPhase::Resolved, optimized.1, true),
+            "{report:?}"
+        );
+        assert_eq!(
+            baseline,
+            (IncidentPhase::Resolved, baseline.1, true),
+            "{report:?}"
+        );
+        assert!(baseline.1 > optimized.1, "{report:?}");
+        assert!(
+            optimized.1 > scenario.fix.len() as u32,
+            "steps are real work, never fewer than the oracle"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hint_that_skips_the_evidence_does_not_get_lucky() {
+    // Locks are only removed when the service blames them; a hint that
+    // never looks at the service's answer or log cannot know which.
+    let catalog = Catalog::builtin();
+    let (phase, _, healthy) = steps_with(
+        &catalog,
+        "stale_lockfile",
+        ResolvedHint::inline("check the lock files"),
+    )
+    .await;
+    assert_eq!((phase, healthy), (IncidentPhase::Failed, false));
+}
+
+#[tokio::test]
+async fn confirmation_without_a_terminal_or_auto_confirm_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "--scenario",
+        "stale_lockfile",
+        "--require-confirmation-for-risk",
+        "MEDIUM",
+        "-o",
+        "json",
+    ];
+    let ran = remediator(dir.path(), &args, &[]).await;
+    let status = ran.status();
+    assert_eq!(ran.code, Some(1));
+    assert_eq!(status["phase"], "Failed");
+    let medium: Vec<&serde_json::Value> = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["risk"] == "MEDIUM")
+        .collect();
+    assert!(!medium.is_empty());
+    for action in medium {
+        assert_eq!(action["decision"], "Rejected", "{action}");
+        assert_eq!(action["decidedBy"], "no-terminal");
+        assert!(
+            action.get("exitCode").is_none(),
+            "a refused action never runs"
+        );
+    }
+
+    let auto = [
+        "run",
+        "--scenario",
+        "stale_lockfile",
+        "--require-confirmation-for-risk",
+        "MEDIUM",
+        "--auto-confirm",
+        "-o",
+        "json",
+    ];
+    let ran = remediator(dir.path(), &auto, &[]).await;
+    assert_eq!(ran.status()["phase"], "Resolved");
+    assert!(
+        ran.status()["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["decision"] == "Confirmed" && a["decidedBy"] == "policy")
+    );
+}
+
+#[tokio::test]
+async fn max_risk_low_denies_every_change_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "--scenario",
+        "stale_lockfile",
+        "--max-security-risk",
+        "LOW",
+        "-o",
+        "json",
+    ];
+    let ran = remediator(dir.path(), &args, &[]).await;
+    let status = ran.status();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(
+        status["verified"]["httpStatus"], 500,
+        "the lock is still there"
+    );
+    assert!(
+        status["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["decision"] == "Denied" && a["command"] == "rm -f service.lock")
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_runs_like_kubectl_apply_would_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/incident-port-mismatch.yaml"
+    );
+    let ran = remediator(dir.path(), &["run", "-f", example, "-o", "json"], &[]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let incident = ran.incident();
+    assert_eq!(incident["metadata"]["name"], "port-mismatch");
+    assert_eq!(incident["status"]["phase"], "Resolved");
+    assert_eq!(incident["status"]["agent"]["policy"], "optimized");
+
+    let runs = std::fs::read_dir(dir.path().join("artifacts/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 1);
+}
+
+#[tokio::test]
+async fn the_trajectory_line_has_the_fields_the_optimizer_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = remediator(
+        dir.path(),
+        &[
+            "run",
+            "--scenario",
+            "readiness_probe_fail",
+            "--run-id",
+            "t1",
+            "-o",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(ran.code, Some(0));
+    let text = std::fs::read_to_string(dir.path().join("artifacts/runs/t1.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["scenario_id"], "readiness_probe_fail");
+    assert_eq!(line["trace_key"], "t1:readiness-probe-fail");
+    assert_eq!(line["service_up"], true);
+    assert_eq!(
+        line["step_count"],
+        line["tool_actions"].as_array().unwrap().len()
+    );
+    assert!(line["latency_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        line["strategy_hint"]
+            .as_str()
+            .unwrap()
+            .contains("GET /health")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_to_run_is_a_clear_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: remediator.dev/v1alpha1\nkind: Incident\nspec: [oops",
+    )
+    .unwrap();
+    let ran = remediator(dir.path(), &["run", "-f", bad.to_str().unwrap()], &[]).await;
+    assert_eq!(ran.code, Some(1));
+    assert!(
+        ran.stderr.contains("document 1 is not valid YAML"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("panicked"));
+
+    let ran = remediator(
+        dir.path(),
+        &["run", "--scenario", "no_such", "-o", "json"],
+        &[],
+    )
+    .await;
+    assert_eq!(ran.code, Some(1));
+    assert_eq!(ran.status()["reason"], "UnknownScenario");
+    assert_eq!(ran.status()["phase"], "Failed");
+
+    let ran = remediator(
+        dir.path(),
+        &[
+            "run",
+            "--scenario",
+            "stale_lockfile",
+            "--policy",
+            "nope.yaml",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(ran.code, Some(1));
+    assert!(
+        ran.stderr.contains("cannot read nope.yaml"),
+        "{}",
+        ran.stderr
+    );
+}

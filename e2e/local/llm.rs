@@ -1,0 +1,320 @@
+//! The LLM brain end to end: the real binary, real HTTP to a scripted
+//! OpenAI-compatible server, a real broken service.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cli::remediator;
+use crate::scripted_llm::{Reply, ScriptedLlm, call};
+
+const LLM_RUN: &[&str] = &[
+    "run",
+    "--scenario",
+    "stale_lockfile",
+    "--brain",
+    "llm",
+    "-o",
+    "json",
+];
+
+fn tool_messages(request: &Value) -> Vec<String> {
+    request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn run_with(server: &ScriptedLlm, extra: &[&str]) -> crate::cli::Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = LLM_RUN.iter().chain(extra).copied().collect();
+    remediator(
+        dir.path(),
+        &args,
+        &[
+            ("OPENAI_API_KEY", "test-key"),
+            ("OPENAI_BASE_URL", &server.base_url),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn tool_calls_fix_the_service_and_usage_is_recorded() {
+    let server = ScriptedLlm::start(vec![
+        call(
+            "http_get",
+            json!({"path": "/health", "security_risk": "LOW"}),
+        ),
+        call(
+            "run_command",
+            json!({"command": "rm -f service.lock", "security_risk": "MEDIUM"}),
+        ),
+        call("finish", json!({"summary": "removed the stale lock"})),
+    ])
+    .await;
+    let ran = run_with(&server, &[]).await;
+    let status = ran.status();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(status["phase"], "Resolved");
+    assert_eq!(status["steps"], 2);
+    assert_eq!(status["agent"]["brain"], "llm");
+    assert_eq!(status["agent"]["model"], "gpt-4.1-mini");
+    assert_eq!(
+        status["agent"]["tokens"],
+        json!({"prompt": 300, "completion": 30})
+    );
+    assert_eq!(status["actions"][1]["declaredRisk"], "MEDIUM");
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        assert_eq!(request["tool_choice"], "auto");
+        assert_eq!(request["model"], "gpt-4.1-mini");
+        let names: Vec<&str> = request["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"run_command") && names.contains(&"finish"),
+            "{names:?}"
+        );
+    }
+    let first = serde_json::to_string(&requests[0]).unwrap();
+    assert!(
+        !first.contains("stale_lockfile"),
+        "the model must not see the scenario id"
+    );
+    let observations = tool_messages(&requests[1]);
+    assert!(
+        observations[0].contains("http_status: 500"),
+        "{observations:?}"
+    );
+    assert!(
+        observations[0].contains("stale lock file"),
+        "{observations:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_declaring_low_cannot_lower_the_risk_of_a_destructive_command() {
+    let outside = tempfile::tempdir().unwrap();
+    let protected = outside.path().join("protected.txt");
+    std::fs::write(&protected, "keep me").unwrap();
+    let command = format!("rm -rf {}", outside.path().display());
+    let server = ScriptedLlm::start(vec![
+        call(
+            "run_command",
+            json!({"command": command, "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"summary": "done"})),
+    ])
+    .await;
+    let ran = run_with(&server, &["--max-security-risk", "MEDIUM"]).await;
+    let action = &ran.status()["actions"][0];
+    assert_eq!(action["declaredRisk"], "LOW");
+    assert_eq!(action["risk"], "HIGH");
+    assert_eq!(action["decision"], "Denied");
+    assert!(protected.exists(), "the gate let a HIGH action run");
+    let told = tool_messages(&server.requests()[1]);
+    assert!(
+        told[0].starts_with("NOT EXECUTED: denied by the risk gate"),
+        "{told:?}"
+    );
+    assert_eq!(ran.status()["phase"], "Failed");
+}
+
+#[tokio::test]
+async fn risk_exceeded_with_fail_policy_fails_the_incident_at_once() {
+    let server = ScriptedLlm::start(vec![call(
+        "run_command",
+        json!({"command": "rm -rf run", "security_risk": "HIGH"}),
+    )])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: strict}\nspec: {brain: llm, maxRisk: MEDIUM, onRiskExceeded: Fail}\n").unwrap();
+    let ran = run_with(&server, &["--policy", policy.to_str().unwrap()]).await;
+    let status = ran.status();
+    assert_eq!(ran.code, Some(1));
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(status["reason"], "RiskLimitExceeded");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "no further model call after the violation"
+    );
+}
+
+#[tokio::test]
+async fn invalid_tool_arguments_are_answered_as_an_error_observation() {
+    let server = ScriptedLlm::start(vec![
+        Reply::ToolCall {
+            name: "run_command",
+            arguments: "{not json".into(),
+        },
+        call(
+            "run_command",
+            json!({"command": "rm -f service.lock", "security_risk": "MEDIUM"}),
+        ),
+        call("finish", json!({"summary": "ok"})),
+    ])
+    .await;
+    let ran = run_with(&server, &[]).await;
+    assert_eq!(ran.status()["phase"], "Resolved", "{}", ran.stdout);
+    let told = tool_messages(&server.requests()[1]);
+    assert!(
+        told[0].starts_with("ERROR: arguments of run_command are not valid JSON"),
+        "{told:?}"
+    );
+}
+
+#[tokio::test]
+async fn unauthorized_fails_at_once_with_a_clear_reason() {
+    let server = ScriptedLlm::start(vec![Reply::Status(401, json!({"error": {"message": "Incorrect API key", "type": "invalid_request_error", "code": "invalid_api_key"}}))]).await;
+    let ran = run_with(&server, &[]).await;
+    let status = ran.status();
+    assert_eq!(ran.code, Some(1));
+    assert_eq!(status["reason"], "LlmUnavailable");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("401") && message.contains("OPENAI_API_KEY"),
+        "{message}"
+    );
+    assert_eq!(server.requests().len(), 1, "401 is not retried");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let server = ScriptedLlm::start(vec![
+        Reply::Status(
+            500,
+            json!({"error": {"message": "overloaded", "type": "server_error"}}),
+        ),
+        Reply::Status(
+            429,
+            json!({"error": {"message": "slow down", "type": "rate_limit"}}),
+        ),
+        call(
+            "run_command",
+            json!({"command": "rm -f service.lock", "security_risk": "MEDIUM"}),
+        ),
+        call("finish", json!({"summary": "ok"})),
+    ])
+    .await;
+    let ran = run_with(&server, &[]).await;
+    assert_eq!(ran.status()["phase"], "Resolved", "{}", ran.stdout);
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_slow_model_times_out_with_a_reason() {
+    let server = ScriptedLlm::start(vec![Reply::Slow(
+        Duration::from_secs(5),
+        Box::new(call("finish", json!({"summary": "late"}))),
+    )])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: impatient}\nspec: {brain: llm, llm: {requestTimeoutSeconds: 1, maxRetries: 0}}\n").unwrap();
+    let ran = run_with(&server, &["--policy", policy.to_str().unwrap()]).await;
+    let message = ran.status()["message"].as_str().unwrap().to_string();
+    assert_eq!(ran.status()["reason"], "LlmUnavailable");
+    assert!(message.contains("did not answer within 1s"), "{message}");
+}
+
+#[tokio::test]
+async fn a_huge_tool_output_reaches_the_model_truncated() {
+    let server = ScriptedLlm::start(vec![
+        call(
+            "run_command",
+            json!({"command": "head -c 5000000 /dev/zero | tr '\\0' x", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"summary": "looked"})),
+    ])
+    .await;
+    run_with(&server, &[]).await;
+    let told = tool_messages(&server.requests()[1]);
+    assert!(told[0].len() < 20_000, "{} bytes", told[0].len());
+    assert!(told[0].contains("more bytes truncated"));
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_fails_strictly_and_falls_back_when_allowed() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("OPENAI_API_KEY", "k"), ("OPENAI_BASE_URL", url.as_str())];
+    let strict = remediator(dir.path(), LLM_RUN, &env).await;
+    assert_eq!(strict.code, Some(1));
+    assert_eq!(strict.status()["reason"], "LlmUnavailable");
+    assert!(
+        strict.status()["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the LLM endpoint")
+    );
+
+    let args: Vec<&str> = LLM_RUN
+        .iter()
+        .copied()
+        .chain(["--allow-fallback"])
+        .collect();
+    let fallback = remediator(dir.path(), &args, &env).await;
+    let status = fallback.status();
+    assert_eq!(fallback.code, Some(0), "{}", fallback.stdout);
+    assert_eq!(status["phase"], "Resolved");
+    assert_eq!(status["agent"]["fallbackUsed"], true);
+    assert_eq!(status["agent"]["brain"], "llm+runbook");
+    assert!(
+        status["agent"]["fallbackReason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_api_key_fails_strictly_and_falls_back_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = remediator(dir.path(), LLM_RUN, &[]).await;
+    assert_eq!(strict.code, Some(1));
+    assert_eq!(strict.status()["reason"], "LlmUnavailable");
+    assert!(
+        strict.status()["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing API key")
+    );
+    assert_eq!(strict.status()["steps"], 0);
+
+    let args: Vec<&str> = LLM_RUN
+        .iter()
+        .copied()
+        .chain(["--allow-fallback"])
+        .collect();
+    let fallback = remediator(dir.path(), &args, &[]).await;
+    assert_eq!(fallback.status()["phase"], "Resolved");
+    assert_eq!(fallback.status()["agent"]["fallbackUsed"], true);
+}
+
+#[tokio::test]
+async fn fallback_never_turns_a_gate_violation_into_success() {
+    let server = ScriptedLlm::start(vec![call(
+        "run_command",
+        json!({"command": "rm -rf data", "security_risk": "LOW"}),
+    )])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec: {brain: llm, allowFallback: true, onRiskExceeded: Fail}\n").unwrap();
+    let ran = run_with(&server, &["--policy", policy.to_str().unwrap()]).await;
+    assert_eq!(ran.status()["reason"], "RiskLimitExceeded");
+    assert_eq!(ran.status()["agent"]["fallbackUsed"], false);
+}
