@@ -193,11 +193,14 @@ async fn remediate(
     }
     status.actions = records;
     if let Some(agent) = status.agent.as_mut() {
-        let fallback_reason = setup_fallback.or(episode.fallback.clone());
-        agent.brain = match (&fallback_reason, episode.fallback.is_some()) {
-            (Some(_), false) => "llm+runbook".into(),
-            _ => episode.brain.clone(),
+        // A fallback chosen before the episode (no key) ran the runbook
+        // brain alone; one during the episode is already in its name.
+        agent.brain = if setup_fallback.is_some() {
+            "llm+runbook".into()
+        } else {
+            episode.brain.clone()
         };
+        let fallback_reason = setup_fallback.or(episode.fallback.clone());
         agent.model = episode.model.clone();
         if episode.tokens.prompt + episode.tokens.completion > 0 {
             agent.tokens = Some(episode.tokens);

@@ -2,52 +2,38 @@
 //! code and never a panic.
 
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-use crate::remediator_bin;
+use crate::cli::{Ran, remediator};
 
-/// Runs the binary and fails the test (rather than hanging) past a deadline.
-fn run(args: &[&str]) -> Output {
-    let child = Command::new(remediator_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!("remediator {args:?} did not exit within 60s");
-        }
-    }
+async fn run(args: &[&str]) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    remediator(dir.path(), args, &[]).await
 }
 
-fn assert_clear_failure(output: &Output, expected: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "exit code 0; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+fn assert_clear_failure(ran: &Ran, expected: &str) {
     assert!(
-        stderr.contains(expected),
-        "stderr lacks `{expected}`: {stderr}"
+        ran.code.is_some_and(|c| c != 0),
+        "exit code {:?}; stderr: {}",
+        ran.code,
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("panicked"), "panic: {}", ran.stderr);
+    assert!(
+        ran.stderr.contains(expected),
+        "stderr lacks `{expected}`: {}",
+        ran.stderr
     );
 }
 
-#[test]
-fn unknown_scenario_id_names_the_known_ones() {
-    let output = run(&["scenario", "start", "no_such_scenario"]);
-    assert_clear_failure(&output, "unknown scenario `no_such_scenario`");
-    assert_clear_failure(&output, "stale_lockfile");
+#[tokio::test]
+async fn unknown_scenario_id_names_the_known_ones() {
+    let ran = run(&["scenario", "start", "no_such_scenario"]).await;
+    assert_clear_failure(&ran, "unknown scenario `no_such_scenario`");
+    assert_clear_failure(&ran, "stale_lockfile");
 }
 
-#[test]
-fn malformed_catalog_is_named_with_its_position() {
+#[tokio::test]
+async fn malformed_catalog_is_named_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scenarios.yaml");
     std::fs::write(
@@ -55,27 +41,28 @@ fn malformed_catalog_is_named_with_its_position() {
         "base: []\nscenarios:\n  - id: x\n    split: sometimes\n",
     )
     .unwrap();
-    let output = run(&["--catalog", path.to_str().unwrap(), "scenario", "list"]);
-    assert_clear_failure(&output, "is malformed");
-    assert_clear_failure(&output, "split");
-    let output = run(&[
+    let ran = run(&["--catalog", path.to_str().unwrap(), "scenario", "list"]).await;
+    assert_clear_failure(&ran, "is malformed");
+    assert_clear_failure(&ran, "split");
+    let ran = run(&[
         "--catalog",
         "/nonexistent/scenarios.yaml",
         "scenario",
         "list",
-    ]);
+    ])
+    .await;
     assert_clear_failure(
-        &output,
+        &ran,
         "cannot read scenario catalog /nonexistent/scenarios.yaml",
     );
 }
 
-#[test]
-fn root_that_is_not_writable_is_refused() {
+#[tokio::test]
+async fn root_that_is_not_writable_is_refused() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let under_a_file = file.path().join("root");
     for root in [under_a_file.to_str().unwrap(), "/proc/remediator-root"] {
-        let output = run(&[
+        let args = [
             "target-service",
             "--scenario",
             "stale_lockfile",
@@ -83,18 +70,16 @@ fn root_that_is_not_writable_is_refused() {
             root,
             "--port",
             "1",
-        ]);
-        assert_clear_failure(&output, &format!("service root {root} is not writable"));
+        ];
+        let ran = run(&args).await;
+        assert_clear_failure(&ran, &format!("service root {root} is not writable"));
     }
 }
 
-#[test]
-fn port_in_use_is_reported() {
+#[tokio::test]
+async fn port_in_use_is_reported() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let output = run(&["scenario", "start", "stale_lockfile", "--port", &port]);
-    assert_clear_failure(
-        &output,
-        &format!("port {port} on 127.0.0.1 is already in use"),
-    );
+    let ran = run(&["scenario", "start", "stale_lockfile", "--port", &port]).await;
+    assert_clear_failure(&ran, &format!("port {port} on 127.0.0.1 is already in use"));
 }

@@ -43,9 +43,10 @@ pub async fn remediator(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran 
     for (k, v) in env {
         command.env(k, v);
     }
-    let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
+    // Generous: the real-LLM tier runs a small model on two cores.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), command.output())
         .await
-        .expect("remediator finished within 120s")
+        .expect("remediator finished within 300s")
         .expect("remediator ran");
     Ran {
         code: output.status.code(),

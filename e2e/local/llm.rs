@@ -318,3 +318,19 @@ async fn fallback_never_turns_a_gate_violation_into_success() {
     assert_eq!(ran.status()["reason"], "RiskLimitExceeded");
     assert_eq!(ran.status()["agent"]["fallbackUsed"], false);
 }
+
+#[tokio::test]
+async fn a_plain_text_reply_is_only_a_claim() {
+    let server =
+        ScriptedLlm::start(vec![Reply::Text("All fixed, the service is healthy now.")]).await;
+    let ran = run_with(&server, &[]).await;
+    let status = ran.status();
+    assert_eq!(ran.code, Some(1));
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(status["reason"], "VerificationFailed");
+    assert!(
+        status["message"].as_str().unwrap().contains("All fixed"),
+        "{status}"
+    );
+    assert_eq!(status["verified"]["healthy"], false);
+}

@@ -4,6 +4,7 @@
 mod agent;
 mod bad_input;
 mod cli;
+mod llama;
 mod llm;
 mod scenarios;
 mod scripted_llm;

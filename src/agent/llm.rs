@@ -32,6 +32,8 @@ pub struct LlmConfig {
     pub model: String,
     pub request_timeout: Duration,
     pub max_retries: u32,
+    pub max_tokens: u32,
+    pub max_observation_chars: usize,
 }
 
 impl LlmConfig {
@@ -64,6 +66,8 @@ impl LlmConfig {
             model: spec.model.clone(),
             request_timeout: Duration::from_secs(spec.request_timeout_seconds.into()),
             max_retries: spec.max_retries,
+            max_tokens: spec.max_tokens,
+            max_observation_chars: spec.max_observation_chars as usize,
         })
     }
 }
@@ -104,6 +108,7 @@ impl LlmBrain {
             "tools": tools(),
             "tool_choice": "auto",
             "temperature": 0,
+            "max_tokens": self.config.max_tokens,
         });
         let request: CreateChatCompletionRequest = serde_json::from_value(request)
             .map_err(|e| BrainError::Protocol(format!("building the request: {e}")))?;
@@ -185,7 +190,7 @@ impl Brain for LlmBrain {
                 self.messages.push(json!({
                     "role": "tool",
                     "tool_call_id": id,
-                    "content": feedback_text(&last.feedback),
+                    "content": shorten(&feedback_text(&last.feedback), self.config.max_observation_chars),
                 }));
             }
             for _ in 0..MAX_INVALID_CALLS {
@@ -235,8 +240,27 @@ impl Brain for LlmBrain {
 }
 
 /// The assistant message as it must be sent back in the next request.
+/// Keeps the head and the tail of a long observation (errors are often
+/// at the end) and says how much was cut.
+fn shorten(text: &str, max_chars: usize) -> String {
+    let count = text.chars().count();
+    if count <= max_chars {
+        return text.to_string();
+    }
+    let half = max_chars / 2;
+    let head: String = text.chars().take(half).collect();
+    let tail: String = text.chars().skip(count - half).collect();
+    format!(
+        "{head}\n[... {} characters cut ...]\n{tail}",
+        count - 2 * half
+    )
+}
+
+/// Content is always a string: some servers' chat templates (llama.cpp's
+/// chatml-function-calling) fail on an assistant message without one.
 fn assistant_echo(message: &Value) -> Value {
-    let mut echo = json!({"role": "assistant", "content": message["content"]});
+    let content = message["content"].as_str().unwrap_or("");
+    let mut echo = json!({"role": "assistant", "content": content});
     if let Some(calls) = message["tool_calls"].as_array().filter(|c| !c.is_empty()) {
         echo["tool_calls"] = Value::Array(calls.clone());
     }
@@ -409,6 +433,19 @@ mod tests {
                 summary: "fixed".into()
             }
         );
+    }
+
+    #[test]
+    fn long_observations_keep_head_and_tail() {
+        let text = format!("{}{}", "a".repeat(5000), "z".repeat(5000));
+        let short = shorten(&text, 1000);
+        assert!(short.starts_with(&"a".repeat(500)) && short.ends_with(&"z".repeat(500)));
+        assert!(
+            short.contains("[... 9000 characters cut ...]"),
+            "{}",
+            &short[490..560]
+        );
+        assert_eq!(shorten("small", 1000), "small");
     }
 
     #[test]

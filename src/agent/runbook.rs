@@ -6,6 +6,7 @@
 //! seed's "Fix the bug.") gets a broad exploration first.
 
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 
 use futures::future::BoxFuture;
 use regex::Regex;
@@ -62,6 +63,16 @@ impl Check {
         }
     }
 
+    fn keyword_regex(self) -> &'static Regex {
+        static COMPILED: LazyLock<Vec<Regex>> = LazyLock::new(|| compile_all(Check::keywords));
+        &COMPILED[self as usize]
+    }
+
+    fn implicated_regex(self) -> &'static Regex {
+        static COMPILED: LazyLock<Vec<Regex>> = LazyLock::new(|| compile_all(Check::implicated_by));
+        &COMPILED[self as usize]
+    }
+
     fn probe(self) -> Action {
         match self {
             Check::Health => Action::HttpGet("/health".into()),
@@ -75,6 +86,14 @@ impl Check {
             Check::Permissions => Action::Exec("ls -ld -- */".into()),
         }
     }
+}
+
+/// One compiled pattern per check, indexed by the check's discriminant.
+fn compile_all(pattern: fn(Check) -> &'static str) -> Vec<Regex> {
+    Check::ALL
+        .iter()
+        .map(|c| Regex::new(pattern(*c)).expect("static pattern"))
+        .collect()
 }
 
 /// The broad look around a vague hint gets before any check.
@@ -116,16 +135,22 @@ impl Plan {
     /// clause of the hint counts for the first check it mentions.
     pub fn from_hint(hint: &str) -> Self {
         let lower = hint.to_lowercase();
-        let patterns: Vec<(Check, Regex)> = Check::ALL
-            .iter()
-            .map(|c| (*c, Regex::new(c.keywords()).expect("static pattern")))
-            .collect();
-        let clause_split = Regex::new(r"\d+[).]\s|[.;\n]\s|\n").expect("static pattern");
+        static CLAUSE: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\d+[).]\s|[.;\n]\s|\n").expect("static pattern"));
+        static TARGETED: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"skip (the )?checks|only the checks?|straight to|jump to")
+                .expect("static pattern")
+        });
         let mut checks = Vec::new();
-        for clause in clause_split.split(&lower) {
-            let first = patterns
+        for clause in CLAUSE.split(&lower) {
+            let first = Check::ALL
                 .iter()
-                .filter_map(|(check, re)| re.find(clause).map(|m| (m.start(), *check)))
+                .filter_map(|check| {
+                    check
+                        .keyword_regex()
+                        .find(clause)
+                        .map(|m| (m.start(), *check))
+                })
                 .min_by_key(|(at, _)| *at);
             if let Some((_, check)) = first
                 && !checks.contains(&check)
@@ -133,9 +158,7 @@ impl Plan {
                 checks.push(check);
             }
         }
-        let targeted = Regex::new(r"skip (the )?checks|only the checks?|straight to|jump to")
-            .expect("static pattern")
-            .is_match(&lower);
+        let targeted = TARGETED.is_match(&lower);
         let acting = checks
             .iter()
             .any(|c| !matches!(c, Check::Health | Check::Log));
@@ -254,15 +277,8 @@ impl RunbookBrain {
         let specific = Check::ALL
             .iter()
             .filter(|c| !matches!(c, Check::Health | Check::Log))
-            .any(|c| {
-                Regex::new(c.implicated_by())
-                    .expect("static")
-                    .is_match(&text)
-            });
-        !specific
-            || Regex::new(check.implicated_by())
-                .expect("static")
-                .is_match(&text)
+            .any(|c| c.implicated_regex().is_match(&text));
+        !specific || check.implicated_regex().is_match(&text)
     }
 }
 

@@ -121,6 +121,15 @@ pub struct LlmSpec {
     #[serde(default = "default_max_retries")]
     #[schemars(range(max = 10))]
     pub max_retries: u32,
+    /// Most tokens the model may generate per reply.
+    #[serde(default = "default_max_tokens")]
+    #[schemars(range(min = 16, max = 32768))]
+    pub max_tokens: u32,
+    /// Characters of each observation the model sees (head and tail are
+    /// kept), so long episodes fit the model's context.
+    #[serde(default = "default_max_observation_chars")]
+    #[schemars(range(min = 200, max = 1000000))]
+    pub max_observation_chars: u32,
 }
 
 fn default_model() -> String {
@@ -131,6 +140,12 @@ fn default_request_timeout() -> u32 {
 }
 fn default_max_retries() -> u32 {
     3
+}
+fn default_max_tokens() -> u32 {
+    512
+}
+fn default_max_observation_chars() -> u32 {
+    4000
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
