@@ -203,11 +203,6 @@ impl RunningService {
     pub fn supervisor_pid(&self) -> u32 {
         self.supervisor.id()
     }
-
-    /// Blocks until the service is stopped from outside (e.g. Ctrl-C).
-    pub fn wait(mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.supervisor.wait()
-    }
 }
 
 impl Drop for RunningService {

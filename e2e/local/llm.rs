@@ -42,6 +42,17 @@ async fn run_with(server: &ScriptedLlm, extra: &[&str]) -> crate::cli::Ran {
     .await
 }
 
+/// Runs with a Policy manifest whose spec is `spec` (flow-style YAML).
+async fn run_with_policy(server: &ScriptedLlm, spec: &str) -> crate::cli::Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    let manifest = format!(
+        "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {{name: test}}\nspec: {spec}\n"
+    );
+    std::fs::write(&policy, manifest).unwrap();
+    run_with(server, &["--policy", policy.to_str().unwrap()]).await
+}
+
 #[tokio::test]
 async fn tool_calls_fix_the_service_and_usage_is_recorded() {
     let server = ScriptedLlm::start(vec![
@@ -136,10 +147,11 @@ async fn risk_exceeded_with_fail_policy_fails_the_incident_at_once() {
         json!({"command": "rm -rf run", "security_risk": "HIGH"}),
     )])
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: strict}\nspec: {brain: llm, maxRisk: MEDIUM, onRiskExceeded: Fail}\n").unwrap();
-    let ran = run_with(&server, &["--policy", policy.to_str().unwrap()]).await;
+    let ran = run_with_policy(
+        &server,
+        "{brain: llm, maxRisk: MEDIUM, onRiskExceeded: Fail}",
+    )
+    .await;
     let status = ran.status();
     assert_eq!(ran.code, Some(1));
     assert_eq!(status["phase"], "Failed");
@@ -219,10 +231,11 @@ async fn a_slow_model_times_out_with_a_reason() {
         Box::new(call("finish", json!({"summary": "late"}))),
     )])
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: impatient}\nspec: {brain: llm, llm: {requestTimeoutSeconds: 1, maxRetries: 0}}\n").unwrap();
-    let ran = run_with(&server, &["--policy", policy.to_str().unwrap()]).await;
+    let ran = run_with_policy(
+        &server,
+        "{brain: llm, llm: {requestTimeoutSeconds: 1, maxRetries: 0}}",
+    )
+    .await;
     let message = ran.status()["message"].as_str().unwrap().to_string();
     assert_eq!(ran.status()["reason"], "LlmUnavailable");
     assert!(message.contains("did not answer within 1s"), "{message}");
@@ -311,10 +324,11 @@ async fn fallback_never_turns_a_gate_violation_into_success() {
         json!({"command": "rm -rf data", "security_risk": "LOW"}),
     )])
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec: {brain: llm, allowFallback: true, onRiskExceeded: Fail}\n").unwrap();
-    let ran = run_with(&server, &["--policy", policy.to_str().unwrap()]).await;
+    let ran = run_with_policy(
+        &server,
+        "{brain: llm, allowFallback: true, onRiskExceeded: Fail}",
+    )
+    .await;
     assert_eq!(ran.status()["reason"], "RiskLimitExceeded");
     assert_eq!(ran.status()["agent"]["fallbackUsed"], false);
 }
