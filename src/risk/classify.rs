@@ -140,6 +140,42 @@ const FILE_WRITERS: &[&str] = &[
     "unlink", "chown", "chgrp", "sed", "shred",
 ];
 
+/// Read files named by their arguments: reading outside the service root
+/// (other services' data, secrets) is not plain inspection.
+const FILE_READERS: &[&str] = &[
+    "cat",
+    "head",
+    "tail",
+    "less",
+    "more",
+    "grep",
+    "egrep",
+    "fgrep",
+    "rg",
+    "wc",
+    "stat",
+    "file",
+    "ls",
+    "tree",
+    "du",
+    "od",
+    "xxd",
+    "hexdump",
+    "strings",
+    "tac",
+    "nl",
+    "md5sum",
+    "sha256sum",
+    "diff",
+    "cmp",
+    "sort",
+    "uniq",
+    "cut",
+    "column",
+    "base64",
+    "find",
+];
+
 const ALWAYS_HIGH: &[&str] = &[
     "sudo",
     "su",
@@ -381,7 +417,13 @@ impl Classifier {
                     ),
                 }
             }
-            "find" => find(args),
+            "find" => {
+                let searched = find(args);
+                match searched.risk {
+                    Low => self.reader(name, args),
+                    _ => searched,
+                }
+            }
             "awk" | "gawk" | "mawk" => awk(args),
             "curl" | "wget" => self.http_client(name, args),
             "target-service" | "remediator" => service_control(name, args),
@@ -400,8 +442,24 @@ impl Classifier {
                 assess(Low, "prints edited text")
             }
             _ if FILE_WRITERS.contains(&name) => self.file_writer(name, args),
+            _ if FILE_READERS.contains(&name) => self.reader(name, args),
             _ if READ_ONLY.contains(&name) => assess(Low, "read-only inspection"),
             _ => assess(Unknown, format!("unknown command `{name}`")),
+        }
+    }
+
+    fn reader(&self, name: &str, args: &[Word]) -> Assessment {
+        let outside = args
+            .iter()
+            .filter(|w| !w.text.starts_with('-'))
+            .filter(|w| w.text.contains('/') || w.text.starts_with('~') || w.text == "..")
+            .find(|w| matches!(self.word_scope(w), Scope::Outside | Scope::Unseen));
+        match outside {
+            Some(word) => assess(
+                Medium,
+                format!("`{name}` reads {}, outside the service root", word.text),
+            ),
+            None => assess(Low, "read-only inspection"),
         }
     }
 

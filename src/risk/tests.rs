@@ -65,6 +65,29 @@ fn targeted_changes_in_the_root_are_medium() {
 }
 
 #[test]
+fn reading_outside_the_root_is_medium_like_read_file() {
+    for cmd in [
+        "cat /etc/shadow",
+        "tail -n 5 ../other-service/service.log",
+        "grep -r key ~/.config",
+        "ls /root",
+        "find / -name '*.key'",
+    ] {
+        assert_eq!(risk_of(cmd), Medium, "{cmd}");
+    }
+    for cmd in [
+        "cat run/service.pid",
+        "ls -la ./data",
+        &format!("cat {ROOT}/service.log"),
+        "echo a/b/c",
+    ] {
+        assert_eq!(risk_of(cmd), Low, "{cmd}");
+    }
+    let outside = Action::ReadFile("/etc/shadow".into());
+    assert_eq!(Classifier::new(ROOT).classify(&outside).risk, Medium);
+}
+
+#[test]
 fn destructive_broad_or_egress_is_high() {
     for cmd in [
         "rm -rf /",
