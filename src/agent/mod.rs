@@ -195,9 +195,13 @@ pub async fn run_episode<W: Workspace>(
                 Answer::Refused(by) => (Decision::Rejected, by, false),
             },
         };
+        let denied = match &decision.verdict {
+            Verdict::Deny(reason) => Some(reason.clone()),
+            _ => None,
+        };
         let feedback = if run {
             Feedback::Observed(workspace.run(&action).await)
-        } else if let Verdict::Deny(reason) = &decision.verdict {
+        } else if let Some(reason) = &denied {
             Feedback::Denied(format!("denied by the risk gate: {reason}"))
         } else {
             Feedback::Rejected(format!("confirmation refused ({decided_by})"))
@@ -217,13 +221,8 @@ pub async fn run_episode<W: Workspace>(
             exit_code,
             duration_ms,
         });
-        let fail_on_deny = gate.policy().on_risk_exceeded == OnRiskExceeded::Fail;
-        let denied_reason = match &decision.verdict {
-            Verdict::Deny(reason) => Some(reason.clone()),
-            _ => None,
-        };
         episode.history.push(Turn { action, feedback });
-        if let (Some(reason), true) = (denied_reason, fail_on_deny) {
+        if let (Some(reason), OnRiskExceeded::Fail) = (denied, gate.policy().on_risk_exceeded) {
             episode.end = EpisodeEnd::RiskLimitExceeded(reason);
             break;
         }
