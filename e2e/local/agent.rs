@@ -258,3 +258,80 @@ async fn bad_input_to_run_is_a_clear_failure() {
         ran.stderr
     );
 }
+
+/// Runs `remediator run` on a pseudo-terminal (util-linux `script`), typing
+/// `answer` at every confirmation prompt; returns the printed Incident.
+async fn run_on_a_terminal(answer: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} run --scenario stale_lockfile --require-confirmation-for-risk MEDIUM --artifacts-dir {} -o json",
+        crate::remediator_bin().display(),
+        dir.path().join("artifacts").display()
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("util-linux `script` is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, format!("{answer}\n").repeat(4).as_bytes())
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The terminal merges the prompt, the JSON and stderr: cut the JSON out.
+    let screen = String::from_utf8_lossy(&output.stdout).replace('\r', "");
+    let start = screen
+        .find("{\n  \"apiVersion\"")
+        .unwrap_or_else(|| panic!("no JSON on the terminal:\n{screen}"));
+    let end = screen.rfind("\n}").unwrap() + 2;
+    assert!(
+        screen[..start].contains("wants to run [MEDIUM] rm -f service.lock"),
+        "{screen}"
+    );
+    assert!(
+        screen[..start].contains("allow? [y/N]"),
+        "no prompt was shown:\n{screen}"
+    );
+    serde_json::from_str(&screen[start..end]).unwrap_or_else(|e| panic!("{e}:\n{screen}"))
+}
+
+#[tokio::test]
+async fn a_person_at_the_terminal_approves_or_rejects() {
+    let approved = run_on_a_terminal("y").await;
+    let status = &approved["status"];
+    assert_eq!(status["phase"], "Resolved");
+    let rm = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["command"] == "rm -f service.lock")
+        .unwrap();
+    assert_eq!(
+        (rm["decision"].as_str(), rm["decidedBy"].as_str()),
+        (Some("Confirmed"), Some("terminal"))
+    );
+
+    let rejected = run_on_a_terminal("n").await;
+    let status = &rejected["status"];
+    assert_eq!(status["phase"], "Failed");
+    let rm = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["command"] == "rm -f service.lock")
+        .unwrap();
+    assert_eq!(
+        (rm["decision"].as_str(), rm["decidedBy"].as_str()),
+        (Some("Rejected"), Some("terminal"))
+    );
+    assert!(rm.get("exitCode").is_none());
+}

@@ -44,7 +44,7 @@ impl Confirmer for Terminal {
         risk: SecurityRisk,
     ) -> BoxFuture<'a, Answer> {
         let prompt = format!(
-            "step {step}: the agent wants to run [{risk:?}] {}\nallow? [y/N] ",
+            "step {step}: the agent wants to run [{risk}] {}\nallow? [y/N] ",
             super::action_text(action)
         );
         Box::pin(async move {

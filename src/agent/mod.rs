@@ -190,10 +190,16 @@ pub async fn run_episode<W: Workspace>(
             Verdict::Allow => (Decision::Allowed, "gate", true),
             Verdict::AutoConfirmed => (Decision::Confirmed, "policy", true),
             Verdict::Deny(_) => (Decision::Denied, "gate", false),
-            Verdict::Confirm => match confirmer.confirm(step, &action, decision.risk).await {
-                Answer::Approved(by) => (Decision::Confirmed, by, true),
-                Answer::Refused(by) => (Decision::Rejected, by, false),
-            },
+            // Waiting for a person counts against the episode's time budget.
+            Verdict::Confirm => {
+                let left = budget.timeout.saturating_sub(started.elapsed());
+                let asked = confirmer.confirm(step, &action, decision.risk);
+                match tokio::time::timeout(left, asked).await {
+                    Ok(Answer::Approved(by)) => (Decision::Confirmed, by, true),
+                    Ok(Answer::Refused(by)) => (Decision::Rejected, by, false),
+                    Err(_) => (Decision::Rejected, "timeout", false),
+                }
+            }
         };
         let denied = match &decision.verdict {
             Verdict::Deny(reason) => Some(reason.clone()),

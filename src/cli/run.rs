@@ -385,7 +385,7 @@ fn table(incident: &Incident) -> String {
                 "  {:>4}  {:<15} {:<7} {:<9} {:>4} {:>6}  {}\n",
                 a.step,
                 a.kind,
-                format!("{:?}", a.risk).to_uppercase(),
+                a.risk.to_string(),
                 format!("{:?}", a.decision),
                 a.exit_code
                     .map(|c| c.to_string())

@@ -83,11 +83,10 @@ pub fn decide_risk(risk: SecurityRisk, policy: &GatePolicy) -> Verdict {
         SecurityRisk::High | SecurityRisk::Unknown => RiskLevel::High,
     };
     if level > policy.max_risk {
-        let shown = serde_json::to_value(risk).ok();
-        let shown = shown.as_ref().and_then(|v| v.as_str()).unwrap_or("HIGH");
-        let max = serde_json::to_value(policy.max_risk).ok();
-        let max = max.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
-        return Verdict::Deny(format!("risk {shown} exceeds the policy's maxRisk {max}"));
+        return Verdict::Deny(format!(
+            "risk {risk} exceeds the policy's maxRisk {}",
+            policy.max_risk
+        ));
     }
     match policy.require_confirmation_for {
         Some(threshold) if level >= threshold => {

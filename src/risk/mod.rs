@@ -51,6 +51,27 @@ pub enum RiskLevel {
     High,
 }
 
+impl std::fmt::Display for SecurityRisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unknown => "UNKNOWN",
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+        })
+    }
+}
+
+impl std::fmt::Display for RiskLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+        })
+    }
+}
+
 impl SecurityRisk {
     /// The higher of two risks, Unknown counting as above High.
     pub fn max_effective(self, other: Self) -> Self {
