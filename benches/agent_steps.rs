@@ -25,7 +25,7 @@ async fn measure(
     hint: &ResolvedHint,
     rounds: usize,
 ) -> Measured {
-    let policy: PolicySpec = serde_json::from_value(serde_json::json!({})).expect("defaults");
+    let policy = PolicySpec::default();
     let mut steps = 0;
     let mut resolved = true;
     let started = Instant::now();

@@ -15,7 +15,7 @@ use crate::agent::runbook::RunbookBrain;
 use crate::agent::{self, Brain, Budget, EpisodeEnd, Task};
 use crate::crd::conditions::*;
 use crate::crd::{
-    AgentInfo, BrainKind, IncidentPhase, IncidentStatus, LlmSpec, MAX_STATUS_ACTIONS, PolicySpec,
+    AgentInfo, BrainKind, IncidentPhase, IncidentStatus, MAX_STATUS_ACTIONS, PolicySpec,
 };
 use crate::risk::{Classifier, Gate, GatePolicy};
 use crate::scenario::{Catalog, Launch};
@@ -78,16 +78,16 @@ pub async fn run(
     )
     .await;
 
-    let latency_s = started.elapsed().as_secs_f64();
+    let latency_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     if status.phase == IncidentPhase::Resolved {
         status.resolved_at = Some(now());
-        status.time_to_resolve_seconds = Some((latency_s * 1000.0).round() / 1000.0);
+        status.time_to_resolve_seconds = Some(latency_s);
     }
     let trajectory = TrajectoryLine {
         scenario_id: incident.scenario.clone(),
         tool_actions,
         step_count: status.steps,
-        latency_s: (latency_s * 1000.0).round() / 1000.0,
+        latency_s,
         service_up: status.verified.as_ref().is_some_and(|v| v.healthy),
         trace_key: format!(
             "{}:{}",
@@ -255,7 +255,7 @@ fn brains(policy: &PolicySpec, task: &Task) -> Result<Brains, String> {
     match policy.brain {
         BrainKind::Runbook => Ok((Box::new(RunbookBrain::new(task)), None, None)),
         BrainKind::Llm => {
-            let spec = policy.llm.clone().unwrap_or_else(default_llm_spec);
+            let spec = policy.llm.clone().unwrap_or_default();
             let built = LlmConfig::from_env(&spec).and_then(LlmBrain::new);
             match (built, policy.allow_fallback) {
                 (Ok(llm), true) => {
@@ -269,10 +269,6 @@ fn brains(policy: &PolicySpec, task: &Task) -> Result<Brains, String> {
             }
         }
     }
-}
-
-pub fn default_llm_spec() -> LlmSpec {
-    serde_json::from_value(serde_json::json!({})).expect("LlmSpec has defaults for every field")
 }
 
 fn brain_label(kind: BrainKind) -> &'static str {

@@ -7,6 +7,13 @@ use k8s_openapi::jiff::Timestamp;
 use crate::crd::Verification;
 use crate::workspace::http_get;
 
+/// What counts as healthy, for the probe and for any agent that checks:
+/// HTTP 200 with a JSON body whose `status` is `ok`.
+pub fn is_healthy_answer(status: u16, body: &str) -> bool {
+    status == 200
+        && serde_json::from_str::<serde_json::Value>(body).is_ok_and(|b| b["status"] == "ok")
+}
+
 /// Probes `GET path` on the expected port `consecutive` times in a row;
 /// healthy only if every answer is 200 with `"status": "ok"`.
 pub async fn probe(port: u16, path: &str, consecutive: u32) -> (Verification, String) {
@@ -22,10 +29,7 @@ pub async fn probe(port: u16, path: &str, consecutive: u32) -> (Verification, St
         match answer {
             Ok(Ok((status, body))) => {
                 last_status = Some(status);
-                let ok = status == 200
-                    && serde_json::from_str::<serde_json::Value>(&body)
-                        .is_ok_and(|b| b["status"] == "ok");
-                if !ok {
+                if !is_healthy_answer(status, &body) {
                     detail = format!(
                         "probe {attempt}/{consecutive}: HTTP {status} {}",
                         body.trim()

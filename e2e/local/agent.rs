@@ -10,10 +10,6 @@ use remediator::scenario::Catalog;
 use crate::cli::remediator;
 use crate::launch;
 
-fn default_policy() -> PolicySpec {
-    serde_json::from_value(serde_json::json!({})).unwrap()
-}
-
 async fn steps_with(
     catalog: &Catalog,
     scenario: &str,
@@ -23,7 +19,7 @@ async fn steps_with(
         name: scenario.replace('_', "-"),
         scenario: scenario.to_string(),
         policy_name: "test".into(),
-        policy: default_policy(),
+        policy: PolicySpec::default(),
         hint,
     };
     let outcome = local::run(&incident, catalog, &launch(), &Refuse, None).await;

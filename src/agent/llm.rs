@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn a_missing_key_is_a_clear_error_and_the_endpoint_is_resolved() {
-        let spec: LlmSpec = serde_json::from_value(json!({})).unwrap();
+        let spec = LlmSpec::default();
         let err = LlmConfig::resolve(&spec, |_| None).unwrap_err().to_string();
         assert!(err.contains("missing API key"), "{err}");
         let config = LlmConfig::resolve(&spec, |name| match name {

@@ -316,9 +316,9 @@ impl Brain for RunbookBrain {
 }
 
 fn is_healthy(observation: &Observation) -> bool {
-    observation.http_status == Some(200)
-        && serde_json::from_str::<serde_json::Value>(&observation.stdout)
-            .is_ok_and(|body| body["status"] == "ok")
+    observation
+        .http_status
+        .is_some_and(|status| crate::verify::is_healthy_answer(status, &observation.stdout))
 }
 
 /// The fix a check's probe calls for, given all evidence so far.

@@ -191,18 +191,20 @@ pub fn resolve_policy(
     overrides: &PolicyOverrides,
     artifacts_dir: &Path,
 ) -> anyhow::Result<(String, PolicySpec, ResolvedHint)> {
-    let defaults = || -> PolicySpec {
-        serde_json::from_value(serde_json::json!({})).expect("PolicySpec defaults")
-    };
     match policy {
-        "baseline" => finish("baseline", defaults(), ResolvedHint::baseline(), overrides),
+        "baseline" => finish(
+            "baseline",
+            PolicySpec::default(),
+            ResolvedHint::baseline(),
+            overrides,
+        ),
         "optimized" => {
             let hint = hint::resolve(
                 Path::new(hint::DEFAULT_SKILL_FILE),
                 artifacts_dir,
                 ResolvedHint::manual(),
             )?;
-            finish("optimized", defaults(), hint, overrides)
+            finish("optimized", PolicySpec::default(), hint, overrides)
         }
         path => {
             let manifests = manifest::load(Path::new(path)).with_context(|| {
@@ -256,7 +258,7 @@ fn finish(
         };
     }
     if let Some(model) = &o.model {
-        let mut llm = spec.llm.clone().unwrap_or_else(local::default_llm_spec);
+        let mut llm = spec.llm.clone().unwrap_or_default();
         llm.model = model.clone();
         spec.llm = Some(llm);
     }

@@ -74,6 +74,19 @@ pub struct PolicySpec {
     pub verify_consecutive_ok: u32,
 }
 
+/// The defaults a Policy manifest gets for every field it leaves out.
+impl Default for PolicySpec {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every PolicySpec field has a default")
+    }
+}
+
+impl Default for LlmSpec {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every LlmSpec field has a default")
+    }
+}
+
 fn default_max_steps() -> u32 {
     20
 }
