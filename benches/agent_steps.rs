@@ -3,14 +3,20 @@
 //! is a real episode on a real service, verified by the probe.
 //! Run: `cargo build --release && cargo bench --bench agent_steps [-- ROUNDS]`.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
+use remediator::agent::llm::LlmEnvironment;
 use remediator::crd::{IncidentPhase, PolicySpec};
-use remediator::local::{self, LocalIncident};
-use remediator::scenario::{Catalog, ChildProgram, Launch};
+use remediator::incident::{self, Environment, LocalIncident};
+use remediator::policy::ResolvedPolicy;
+use remediator::sandbox::{HelperProgram, Sandbox};
+use remediator::scenario::{Catalog, ChildProgram, Launch, Split, oracle_fix};
+
+#[path = "support.rs"]
+mod support;
 
 struct Measured {
     steps: u32,
@@ -19,13 +25,11 @@ struct Measured {
 }
 
 async fn measure(
-    catalog: &Catalog,
-    launch: &Launch,
+    env: &Environment,
     scenario: &str,
     hint: &ResolvedHint,
     rounds: usize,
 ) -> Measured {
-    let policy = PolicySpec::default();
     let mut steps = 0;
     let mut resolved = true;
     let started = Instant::now();
@@ -33,11 +37,14 @@ async fn measure(
         let incident = LocalIncident {
             name: scenario.replace('_', "-"),
             scenario: scenario.to_string(),
-            policy_name: hint.source.as_str().into(),
-            policy: policy.clone(),
-            hint: hint.clone(),
+            policy: ResolvedPolicy {
+                name: hint.source.as_str().into(),
+                spec: PolicySpec::default(),
+                hint: hint.clone(),
+                generation: None,
+            },
         };
-        let outcome = local::run(&incident, catalog, launch, &Refuse, None).await;
+        let outcome = incident::run(&incident, env, &Refuse).await;
         steps = outcome.status.steps;
         resolved &= outcome.status.phase == IncidentPhase::Resolved;
     }
@@ -54,19 +61,25 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
-    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/remediator");
-    if !program.exists() {
-        eprintln!(
-            "{} is missing: run `cargo build --release` first",
-            program.display()
-        );
-        std::process::exit(1);
-    }
+    let program = support::release_binary("remediator");
     let launch = Launch::with_program(ChildProgram {
-        program,
+        program: program.clone(),
         prefix_args: vec!["target-service".into()],
     });
-    let catalog = Catalog::builtin();
+    let sandbox = Sandbox::new(HelperProgram {
+        program,
+        prefix_args: Vec::new(),
+    })
+    .await;
+    let env = Environment {
+        catalog: Catalog::builtin(),
+        launch,
+        sandbox: Arc::new(sandbox),
+        llm: LlmEnvironment::default(),
+        recorder: None,
+    };
+    println!("sandbox: {}", env.sandbox.containment().summary());
+    let catalog = env.catalog.clone();
     let (baseline, optimized) = (ResolvedHint::baseline(), ResolvedHint::manual());
     println!(
         "runbook brain, mean of {rounds} runs per cell (steps are deterministic; time is wall clock incl. service start and verification)"
@@ -83,12 +96,15 @@ async fn main() {
         "base/oracle",
         "opt/oracle"
     );
-    let (mut sums, mut failures) = ([0f64; 5], 0);
+    let mut failures = 0;
+    let mut sums = [[0f64; 5]; 2];
+    let mut counts = [0f64; 2];
     for scenario in &catalog.scenarios {
-        let b = measure(&catalog, &launch, &scenario.id, &baseline, rounds).await;
-        let o = measure(&catalog, &launch, &scenario.id, &optimized, rounds).await;
+        let b = measure(&env, &scenario.id, &baseline, rounds).await;
+        let o = measure(&env, &scenario.id, &optimized, rounds).await;
         failures += usize::from(!b.resolved) + usize::from(!o.resolved);
-        let oracle = scenario.fix.len() as f64;
+        let fix_len = oracle_fix(scenario, 1).map_or(0, |f| f.len());
+        let oracle = fix_len as f64;
         println!(
             "{:<24} {:>6} {:>10.1} {:>6} {:>10.1} {:>7} {:>10.2}x {:>11.2}x {:>11.2}x",
             scenario.id,
@@ -96,12 +112,14 @@ async fn main() {
             b.seconds * 1e3,
             o.steps,
             o.seconds * 1e3,
-            scenario.fix.len(),
+            fix_len,
             f64::from(b.steps) / f64::from(o.steps),
             f64::from(b.steps) / oracle,
             f64::from(o.steps) / oracle
         );
-        for (sum, value) in sums.iter_mut().zip([
+        let split = usize::from(scenario.split == Split::Validation);
+        counts[split] += 1.0;
+        for (sum, value) in sums[split].iter_mut().zip([
             f64::from(b.steps),
             b.seconds,
             f64::from(o.steps),
@@ -111,20 +129,22 @@ async fn main() {
             *sum += value;
         }
     }
-    let n = catalog.scenarios.len() as f64;
-    let [bs, bt, os, ot, or] = sums.map(|s| s / n);
-    println!(
-        "{:<24} {:>6.2} {:>10.1} {:>6.2} {:>10.1} {:>7.2} {:>10.2}x {:>11.2}x {:>11.2}x",
-        "mean",
-        bs,
-        bt * 1e3,
-        os,
-        ot * 1e3,
-        or,
-        bs / os,
-        bs / or,
-        os / or
-    );
+    for (label, split) in [("mean train", 0), ("mean validation", 1)] {
+        let n = counts[split].max(1.0);
+        let [bs, bt, os, ot, or] = sums[split].map(|s| s / n);
+        println!(
+            "{:<24} {:>6.2} {:>10.1} {:>6.2} {:>10.1} {:>7.2} {:>10.2}x {:>11.2}x {:>11.2}x",
+            label,
+            bs,
+            bt * 1e3,
+            os,
+            ot * 1e3,
+            or,
+            bs / os,
+            bs / or,
+            os / or
+        );
+    }
     if failures > 0 {
         eprintln!("{failures} runs were not resolved");
         std::process::exit(1);

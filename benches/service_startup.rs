@@ -2,8 +2,10 @@
 //! the standalone `target-service` binary and `remediator target-service`,
 //! side by side. Run: `cargo bench --bench service_startup [-- N]`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+#[path = "support.rs"]
+mod support;
 
 use remediator::scenario::{Catalog, ChildProgram, Launch};
 use remediator::workspace::http_get;
@@ -56,25 +58,29 @@ fn measure(
     let mut services = Vec::new();
     for _ in 0..count {
         let started = Instant::now();
-        let service = launch
-            .start(&catalog, "stale_lockfile")
+        let service = rt
+            .block_on(launch.start(&catalog, "stale_lockfile"))
             .expect("service starts");
-        let (status, _) = rt
-            .block_on(http_get(service.port, "/", 4096))
+        let answer = rt
+            .block_on(http_get(service.address, "/", 4096))
             .expect("first request served");
-        assert_eq!(status, 500, "the fault is in place");
+        assert_eq!(answer.status, 500, "the fault is in place");
         times.push(started.elapsed());
         services.push(service);
     }
     times.sort();
-    let supervisors: Vec<u32> = services.iter().map(|s| s.supervisor_pid()).collect();
+    let supervisors: Vec<u32> = services.iter().filter_map(|s| s.supervisor_pid()).collect();
     let children: Vec<u32> = services.iter().filter_map(|s| s.first_state.pid).collect();
+    let memory = (memory_kib(&supervisors), memory_kib(&children));
+    rt.block_on(futures::future::join_all(
+        services.into_iter().map(|s| s.stop()),
+    ));
     Row {
         name,
         median: percentile(&times, 0.5),
         p95: percentile(&times, 0.95),
-        supervisor: memory_kib(&supervisors),
-        service: memory_kib(&children),
+        supervisor: memory.0,
+        service: memory.1,
     }
 }
 
@@ -83,18 +89,8 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(100);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release");
-    let standalone = dir.join("target-service");
-    let remediator = dir.join("remediator");
-    for bin in [&standalone, &remediator] {
-        if !bin.exists() {
-            eprintln!(
-                "{} is missing: run `cargo build --release` first",
-                bin.display()
-            );
-            std::process::exit(1);
-        }
-    }
+    let standalone = support::release_binary("target-service");
+    let remediator = support::release_binary("remediator");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let rows = [
         measure(

@@ -1,14 +1,20 @@
 //! remediator: resolves service incidents with an agent that acts only
-//! through a deterministic risk gate, verified by the operator's own probe.
+//! through a deterministic risk gate, contained by the kernel, verified by
+//! the operator's own probe.
 #![forbid(unsafe_code)]
 
+pub mod action;
 pub mod agent;
 pub mod cli;
 pub mod crd;
-pub mod local;
+pub mod incident;
 pub mod manifest;
+pub mod policy;
 pub mod risk;
+pub mod sandbox;
 pub mod scenario;
+pub mod scratch;
+pub mod status;
 pub mod trajectory;
 pub mod verify;
 pub mod workspace;

@@ -3,15 +3,14 @@
 
 use std::path::Path;
 
+use target_service::input::{MAX_INPUT_BYTES, read_bounded};
+
 use crate::crd::{Incident, Policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{origin}: document {index} is not valid YAML: {message}")]
     Yaml {
         origin: String,
@@ -36,9 +35,9 @@ pub struct Manifests {
 }
 
 pub fn load(path: &Path) -> Result<Manifests, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+    let text = read_bounded(path, MAX_INPUT_BYTES).map_err(|error| ManifestError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     parse(&text, &path.display().to_string())
 }

@@ -1,11 +1,17 @@
 //! The controller's own health probe. Only this decides Resolved: the
 //! agent's claims are recorded, never trusted.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::Verification;
 use crate::workspace::http_get;
+
+/// How long one probe request may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What counts as healthy, for the probe and for any agent that checks:
 /// HTTP 200 with a JSON body whose `status` is `ok`.
@@ -14,46 +20,34 @@ pub fn is_healthy_answer(status: u16, body: &str) -> bool {
         && serde_json::from_str::<serde_json::Value>(body).is_ok_and(|b| b["status"] == "ok")
 }
 
-/// Probes `GET path` on the expected port `consecutive` times in a row;
-/// healthy only if every answer is 200 with `"status": "ok"`.
-pub async fn probe(port: u16, path: &str, consecutive: u32) -> (Verification, String) {
+/// Probes `GET path` at `address` `consecutive` times in a row; healthy
+/// only if every answer is 200 with `"status": "ok"`.
+pub async fn probe(address: SocketAddr, path: &str, consecutive: u32) -> (Verification, String) {
     let mut last_status = None;
-    let mut detail = String::new();
-    let mut healthy = consecutive > 0;
+    let mut failure = None;
     for attempt in 1..=consecutive {
-        let answer = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            http_get(port, path, 4096),
-        )
-        .await;
-        match answer {
-            Ok(Ok((status, body))) => {
-                last_status = Some(status);
-                if !is_healthy_answer(status, &body) {
-                    detail = format!(
-                        "probe {attempt}/{consecutive}: HTTP {status} {}",
-                        body.trim()
-                    );
-                    healthy = false;
-                    break;
-                }
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, http_get(address, path, 4096)).await;
+        let problem = match answer {
+            Ok(Ok(answer)) => {
+                last_status = Some(answer.status);
+                (!is_healthy_answer(answer.status, &answer.body))
+                    .then(|| format!("HTTP {} {}", answer.status, answer.body.trim()))
             }
-            Ok(Err(e)) => {
-                detail = format!("probe {attempt}/{consecutive}: no answer on port {port}: {e}");
-                healthy = false;
-                break;
-            }
-            Err(_) => {
-                detail =
-                    format!("probe {attempt}/{consecutive}: no answer on port {port} within 5s");
-                healthy = false;
-                break;
-            }
+            Ok(Err(e)) => Some(format!("no answer at {address}: {e}")),
+            Err(_) => Some(format!(
+                "no answer at {address} within {}s",
+                PROBE_TIMEOUT.as_secs()
+            )),
+        };
+        if let Some(problem) = problem {
+            failure = Some(format!("probe {attempt}/{consecutive}: {problem}"));
+            break;
         }
     }
-    if healthy {
-        detail = format!("{consecutive} consecutive 200 status ok from GET {path} on port {port}");
-    }
+    let healthy = consecutive > 0 && failure.is_none();
+    let detail = failure.unwrap_or_else(|| {
+        format!("{consecutive} consecutive 200 status ok from GET {path} at {address}")
+    });
     let verification = Verification {
         healthy,
         http_status: last_status,

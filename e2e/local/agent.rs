@@ -4,11 +4,12 @@
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
 use remediator::crd::{IncidentPhase, PolicySpec};
-use remediator::local::{self, LocalIncident};
-use remediator::scenario::Catalog;
+use remediator::incident::{self, LocalIncident};
+use remediator::policy::ResolvedPolicy;
+use remediator::scenario::{Catalog, oracle_fix};
 
 use crate::cli::remediator;
-use crate::launch;
+use crate::environment;
 
 async fn steps_with(
     catalog: &Catalog,
@@ -18,11 +19,15 @@ async fn steps_with(
     let incident = LocalIncident {
         name: scenario.replace('_', "-"),
         scenario: scenario.to_string(),
-        policy_name: "test".into(),
-        policy: PolicySpec::default(),
-        hint,
+        policy: ResolvedPolicy {
+            name: "test".into(),
+            spec: PolicySpec::default(),
+            hint,
+            generation: None,
+        },
     };
-    let outcome = local::run(&incident, catalog, &launch(), &Refuse, None).await;
+    let env = environment(catalog.clone()).await;
+    let outcome = incident::run(&incident, &env, &Refuse).await;
     let healthy = outcome.status.verified.as_ref().is_some_and(|v| v.healthy);
     (outcome.status.phase, outcome.status.steps, healthy)
 }
@@ -50,7 +55,7 @@ async fn every_scenario_resolves_and_the_optimized_hint_needs_fewer_steps() {
         );
         assert!(baseline.1 > optimized.1, "{report:?}");
         assert!(
-            optimized.1 > scenario.fix.len() as u32,
+            optimized.1 > oracle_fix(scenario, 1).unwrap().len() as u32,
             "steps are real work, never fewer than the oracle"
         );
     }

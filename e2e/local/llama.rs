@@ -50,9 +50,10 @@ async fn start_server() -> Option<Server> {
     let base_url = format!("http://127.0.0.1:{port}/v1");
     let deadline = Instant::now() + Duration::from_secs(180);
     // Readiness poll: the server loads the model before it listens.
-    while !remediator::workspace::http_get(port, "/v1/models", 4096)
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    while !remediator::workspace::http_get(address, "/v1/models", 4096)
         .await
-        .is_ok_and(|(status, _)| status == 200)
+        .is_ok_and(|answer| answer.status == 200)
     {
         assert!(
             Instant::now() < deadline,

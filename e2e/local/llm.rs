@@ -341,7 +341,7 @@ async fn a_plain_text_reply_is_only_a_claim() {
     let status = ran.status();
     assert_eq!(ran.code, Some(1));
     assert_eq!(status["phase"], "Failed");
-    assert_eq!(status["reason"], "VerificationFailed");
+    assert_eq!(status["reason"], "ClaimNotVerified");
     assert!(
         status["message"].as_str().unwrap().contains("All fixed"),
         "{status}"

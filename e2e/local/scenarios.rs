@@ -1,11 +1,13 @@
 //! Every catalog scenario: the fault is observable over HTTP, and the
-//! catalog's oracle fix, applied through the agent's workspace, cures it.
+//! catalog's oracle fix, applied through the agent's sandboxed workspace,
+//! cures it.
 
-use remediator::scenario::{Catalog, RunningService, Scenario};
-use remediator::workspace::{Local, Workspace, http_get};
+use remediator::action::Action;
+use remediator::scenario::{Catalog, RunningService, Scenario, oracle_fix};
+use remediator::workspace::http_get;
 use target_service::catalog::{CheckTime, Visibility};
 
-use crate::launch;
+use crate::{launch, run_allowed, workspace};
 
 /// What the fault must look like from outside before the fix.
 async fn assert_fault_is_observable(
@@ -14,21 +16,25 @@ async fn assert_fault_is_observable(
 ) -> Result<(), String> {
     let log_path = service.root.join(target_service::log::LOG_FILE);
     let request_check = scenario.checks.iter().find(|c| c.at == CheckTime::Request);
-    let bound_elsewhere = service.first_state.port != Some(service.port);
+    let bound_elsewhere = service.first_state.port != Some(service.address.port());
     match request_check {
         Some(check) if service.first_state.running && !bound_elsewhere => {
-            let (status, body) = http_get(service.port, &scenario.verify.path, 64 * 1024)
+            let answer = http_get(service.address, &scenario.verify.path, 64 * 1024)
                 .await
                 .map_err(|e| format!("no answer before the fix: {e}"))?;
-            let body: serde_json::Value = serde_json::from_str(&body)
-                .map_err(|e| format!("body is not JSON ({e}): {body}"))?;
+            let body: serde_json::Value = serde_json::from_str(&answer.body)
+                .map_err(|e| format!("body is not JSON ({e}): {}", answer.body))?;
             let expected_reason = match check.visible_in {
                 Visibility::Body => check.reason.as_str(),
                 Visibility::Log => "internal error",
             };
-            if status != 500 || body["status"] != "error" || body["reason"] != expected_reason {
+            if answer.status != 500
+                || body["status"] != "error"
+                || body["reason"] != expected_reason
+            {
                 return Err(format!(
-                    "expected 500 with `{expected_reason}`, got {status} {body}"
+                    "expected 500 with `{expected_reason}`, got {} {body}",
+                    answer.status
                 ));
             }
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -37,10 +43,10 @@ async fn assert_fault_is_observable(
             }
         }
         _ => {
-            if let Ok((status, body)) = http_get(service.port, "/", 1024).await {
+            if let Ok(answer) = http_get(service.address, "/", 1024).await {
                 return Err(format!(
-                    "expected no answer on port {}, got {status} {body}",
-                    service.port
+                    "expected no answer at {}, got {} {}",
+                    service.address, answer.status, answer.body
                 ));
             }
             if !service.first_state.running {
@@ -57,24 +63,29 @@ async fn assert_fault_is_observable(
 async fn break_and_fix(catalog: &Catalog, scenario: &Scenario) -> Result<(), String> {
     let service = launch()
         .start(catalog, &scenario.id)
+        .await
         .map_err(|e| format!("start: {e}"))?;
     assert_fault_is_observable(scenario, &service).await?;
 
-    let workspace = Local::new(&service.root, service.port);
-    for action in scenario.fix_for(service.port) {
-        let observation = workspace.run(&action).await;
+    let workspace = workspace(&service).await;
+    let fix = oracle_fix(scenario, service.address.port())?;
+    for (step, action) in fix.into_iter().enumerate() {
+        let observation = run_allowed(&workspace, step as u32 + 1, action.clone())
+            .await
+            .map_err(|e| format!("fix step {action:?} could not run: {e}"))?;
         if !observation.is_success() {
             return Err(format!("fix step {action:?} failed: {observation:?}"));
         }
     }
-    let (status, body) = http_get(service.port, &scenario.verify.path, 64 * 1024)
+    let answer = http_get(service.address, &scenario.verify.path, 64 * 1024)
         .await
         .map_err(|e| format!("no answer after the fix: {e}"))?;
     let body: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
-    if status != 200 || body["status"] != "ok" || body["scenario"] != scenario.id.as_str() {
-        return Err(format!("after the fix: {status} {body}"));
+        serde_json::from_str(&answer.body).map_err(|e| format!("{e}: {}", answer.body))?;
+    if answer.status != 200 || body["status"] != "ok" || body["scenario"] != scenario.id.as_str() {
+        return Err(format!("after the fix: {} {body}", answer.status));
     }
+    service.stop().await;
     Ok(())
 }
 
@@ -90,7 +101,7 @@ async fn every_scenario_breaks_for_real_and_its_oracle_fix_cures_it() {
         .iter()
         .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("{id}: {e}")))
         .collect();
-    assert!(results.len() >= 8);
+    assert!(results.len() >= 13);
     assert!(
         failures.is_empty(),
         "scenarios failed:\n{}",
@@ -103,33 +114,37 @@ async fn a_fix_without_restart_does_not_cure_an_env_fault() {
     // The service reads its environment at start: editing service.env alone
     // must not be enough, or the restart in the oracle would prove nothing.
     let catalog = Catalog::builtin();
-    let service = launch().start(&catalog, "bad_env_config").unwrap();
-    let workspace = Local::new(&service.root, service.port);
-    assert!(
-        workspace
-            .exec("echo REQUIRED_API_KEY=x >> service.env")
-            .await
-            .is_success()
-    );
-    let (status, _) = http_get(service.port, "/health", 1024).await.unwrap();
-    assert_eq!(status, 500);
-    let restarted = workspace.restart_service().await;
+    let service = launch().start(&catalog, "bad_env_config").await.unwrap();
+    let workspace = workspace(&service).await;
+    let edit = Action::Exec("echo REQUIRED_API_KEY=x >> service.env".into());
+    assert!(run_allowed(&workspace, 1, edit).await.unwrap().is_success());
+    let answer = http_get(service.address, "/health", 1024).await.unwrap();
+    assert_eq!(answer.status, 500);
+    let restarted = run_allowed(&workspace, 2, Action::RestartService)
+        .await
+        .unwrap();
     assert!(restarted.is_success(), "{restarted:?}");
-    let (status, _) = http_get(service.port, "/health", 1024).await.unwrap();
-    assert_eq!(status, 200);
+    let answer = http_get(service.address, "/health", 1024).await.unwrap();
+    assert_eq!(answer.status, 200);
+    service.stop().await;
 }
 
 #[tokio::test]
 async fn restarting_a_service_whose_config_is_still_broken_reports_why() {
     let catalog = Catalog::builtin();
-    let service = launch().start(&catalog, "config_syntax_error").unwrap();
+    let service = launch()
+        .start(&catalog, "config_syntax_error")
+        .await
+        .unwrap();
     assert!(!service.first_state.running);
-    let observation = Local::new(&service.root, service.port)
-        .restart_service()
-        .await;
+    let workspace = workspace(&service).await;
+    let observation = run_allowed(&workspace, 1, Action::RestartService)
+        .await
+        .unwrap();
     assert!(!observation.is_success());
     assert!(
         observation.stderr.contains("max_connections 256"),
         "{observation:?}"
     );
+    service.stop().await;
 }

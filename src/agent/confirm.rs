@@ -1,18 +1,19 @@
-//! Who confirms an action the policy wants confirmed: a person at a
-//! terminal, or nobody (refuse). The operator adds annotations later.
+//! Who confirms an action the policy wants confirmed in one process: a
+//! person at a terminal, or nobody (refuse). In a cluster the same
+//! question is answered by an approve/reject annotation.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use futures::future::BoxFuture;
 
-use crate::risk::SecurityRisk;
-use crate::workspace::Action;
+use crate::action::Action;
+use crate::risk::{DecidedBy, SecurityRisk};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Approved, and by whom (for the audit trail).
-    Approved(&'static str),
-    Refused(&'static str),
+    Approved(DecidedBy),
+    Refused(DecidedBy),
 }
 
 pub trait Confirmer: Send + Sync {
@@ -29,7 +30,7 @@ pub struct Refuse;
 
 impl Confirmer for Refuse {
     fn confirm<'a>(&'a self, _: u32, _: &'a Action, _: SecurityRisk) -> BoxFuture<'a, Answer> {
-        Box::pin(async { Answer::Refused("no-terminal") })
+        Box::pin(async { Answer::Refused(DecidedBy::NoTerminal) })
     }
 }
 
@@ -45,7 +46,7 @@ impl Confirmer for Terminal {
     ) -> BoxFuture<'a, Answer> {
         let prompt = format!(
             "step {step}: the agent wants to run [{risk}] {}\nallow? [y/N] ",
-            super::action_text(action)
+            action.summary()
         );
         Box::pin(async move {
             let answer = tokio::task::spawn_blocking(move || {
@@ -58,9 +59,9 @@ impl Confirmer for Terminal {
             .await;
             match answer {
                 Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes") => {
-                    Answer::Approved("terminal")
+                    Answer::Approved(DecidedBy::Terminal)
                 }
-                _ => Answer::Refused("terminal"),
+                _ => Answer::Refused(DecidedBy::Terminal),
             }
         })
     }

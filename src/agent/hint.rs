@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use target_service::input::{MAX_INPUT_BYTES, read_bounded};
 
 pub const BASELINE_HINT: &str = "Fix the bug.";
 pub const MANUAL_HINT: &str = include_str!("../../training_data/manual_hint.txt");
@@ -73,10 +74,10 @@ impl ResolvedHint {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HintError {
-    #[error("cannot read skill file {path}: {source}")]
+    #[error("cannot read skill file {path}: {error}")]
     Skill {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("learned hint {path} is unreadable: {message}")]
     Learned { path: PathBuf, message: String },
@@ -91,9 +92,9 @@ struct LearnedHint {
 }
 
 pub fn read_skill(path: &Path) -> Result<ResolvedHint, HintError> {
-    let text = std::fs::read_to_string(path).map_err(|source| HintError::Skill {
+    let text = read_bounded(path, MAX_INPUT_BYTES).map_err(|error| HintError::Skill {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     Ok(ResolvedHint {
         text: text.trim().to_string(),
@@ -119,7 +120,7 @@ pub fn resolve(
             path: learned.clone(),
             message,
         };
-        let text = std::fs::read_to_string(&learned).map_err(|e| error(e.to_string()))?;
+        let text = read_bounded(&learned, MAX_INPUT_BYTES).map_err(|e| error(e.to_string()))?;
         let parsed: LearnedHint = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
         if parsed.hint.trim().is_empty() {
             return Err(error("its hint is empty".into()));

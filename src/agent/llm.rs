@@ -2,7 +2,8 @@
 //! async-openai. Each tool call declares a `security_risk`; the gate may
 //! raise it but the model cannot lower it. 429, 5xx and connection errors
 //! are retried with backoff (async-openai's retry layer); 401 and timeouts
-//! fail at once with a clear reason.
+//! fail at once with a clear reason. The conversation is rebuilt from the
+//! recorded history on every call, so a restarted agent continues it.
 
 use std::time::Duration;
 
@@ -17,9 +18,9 @@ use serde_json::{Value, json};
 use tower::Layer;
 
 use super::{Brain, BrainError, Proposal, Task, Turn, feedback_text};
+use crate::action::Action;
 use crate::crd::{LlmSpec, TokenUsage};
 use crate::risk::SecurityRisk;
-use crate::workspace::Action;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// Invalid tool calls in a row before the brain gives up.
@@ -36,29 +37,51 @@ pub struct LlmConfig {
     pub max_observation_chars: usize,
 }
 
-impl LlmConfig {
-    /// Reads the key from `OPENAI_API_KEY` and the endpoint from the
-    /// policy, else `OPENAI_BASE_URL`, else OpenAI.
-    pub fn from_env(spec: &LlmSpec) -> Result<Self, BrainError> {
-        Self::resolve(spec, |name| std::env::var(name).ok())
-    }
+/// Where the LLM brain's key and endpoint come from, read once at the edge
+/// of the program (the process environment, mounted Secrets), never deep
+/// inside.
+#[derive(Debug, Clone, Default)]
+pub struct LlmEnvironment {
+    /// `OPENAI_API_KEY`.
+    pub api_key: Option<String>,
+    /// `OPENAI_BASE_URL`.
+    pub base_url: Option<String>,
+    /// Where Secrets are mounted as files: `<dir>/<name>/<key>`
+    /// (`REMEDIATOR_SECRETS_DIR`; in a Pod, the Secret volume's parent).
+    pub secrets_dir: Option<std::path::PathBuf>,
+}
 
-    /// Like [`Self::from_env`], with the environment given as a lookup.
-    pub fn resolve(
-        spec: &LlmSpec,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, BrainError> {
-        let api_key = env("OPENAI_API_KEY")
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| {
+impl LlmEnvironment {
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            api_key: var("OPENAI_API_KEY"),
+            base_url: var("OPENAI_BASE_URL"),
+            secrets_dir: var("REMEDIATOR_SECRETS_DIR").map(Into::into),
+        }
+    }
+}
+
+/// Largest key file read from a mounted Secret.
+const MAX_KEY_BYTES: u64 = 16 * 1024;
+
+impl LlmConfig {
+    /// The key comes from the Policy's `apiKeySecretRef` when it names one
+    /// (read from `<secrets_dir>/<name>/<key>`), else from `OPENAI_API_KEY`;
+    /// the endpoint from the Policy, else `OPENAI_BASE_URL`, else OpenAI.
+    pub fn resolve(spec: &LlmSpec, env: &LlmEnvironment) -> Result<Self, BrainError> {
+        let api_key = match &spec.api_key_secret_ref {
+            Some(reference) => read_secret_key(env, &reference.name, &reference.key)?,
+            None => env.api_key.clone().ok_or_else(|| {
                 BrainError::Unavailable(
-                    "missing API key: set OPENAI_API_KEY for the llm brain (or use --allow-fallback)".into(),
+                    "missing API key: set OPENAI_API_KEY for the llm brain, or name a Secret in the Policy's llm.apiKeySecretRef (or use --allow-fallback)".into(),
                 )
-            })?;
+            })?,
+        };
         let base_url = spec
             .base_url
             .clone()
-            .or_else(|| env("OPENAI_BASE_URL").filter(|u| !u.is_empty()))
+            .or_else(|| env.base_url.clone())
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
         Ok(Self {
             base_url,
@@ -72,12 +95,50 @@ impl LlmConfig {
     }
 }
 
+fn read_secret_key(env: &LlmEnvironment, name: &str, key: &str) -> Result<String, BrainError> {
+    use std::io::Read;
+    let plain = |part: &str| !part.is_empty() && part != "." && part != ".." && !part.contains('/');
+    if !plain(name) || !plain(key) {
+        return Err(BrainError::Unavailable(format!(
+            "apiKeySecretRef {name}/{key} is not a plain Secret name and key"
+        )));
+    }
+    let Some(dir) = &env.secrets_dir else {
+        return Err(BrainError::Unavailable(format!(
+            "the Policy reads its API key from Secret {name} key {key}: set REMEDIATOR_SECRETS_DIR to the directory holding {name}/{key} (in a cluster the Secret is mounted there)"
+        )));
+    };
+    let path = dir.join(name).join(key);
+    let unreadable = |e: std::io::Error| {
+        BrainError::Unavailable(format!(
+            "cannot read the API key from {}: {e}",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(&path).map_err(unreadable)?;
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(BrainError::Unavailable(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_KEY_BYTES)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    let key = text.trim().to_string();
+    if key.is_empty() {
+        return Err(BrainError::Unavailable(format!(
+            "{} is empty",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
 pub struct LlmBrain {
     client: Client<OpenAIConfig>,
     config: LlmConfig,
-    messages: Vec<Value>,
-    /// The tool call whose result the next turn brings.
-    awaiting: Option<String>,
     usage: TokenUsage,
 }
 
@@ -95,16 +156,14 @@ impl LlmBrain {
         Ok(Self {
             client: Client::with_config(openai).with_http_service(service),
             config,
-            messages: Vec::new(),
-            awaiting: None,
             usage: TokenUsage::default(),
         })
     }
 
-    async fn complete(&mut self) -> Result<Value, BrainError> {
+    async fn complete(&mut self, messages: &[Value]) -> Result<Value, BrainError> {
         let request = json!({
             "model": self.config.model,
-            "messages": self.messages,
+            "messages": messages,
             "tools": tools(),
             "tool_choice": "auto",
             "temperature": 0,
@@ -180,22 +239,10 @@ impl Brain for LlmBrain {
         history: &'a [Turn],
     ) -> BoxFuture<'a, Result<Proposal, BrainError>> {
         Box::pin(async move {
-            if self.messages.is_empty() {
-                self.messages
-                    .push(json!({"role": "system", "content": system_prompt(task)}));
-                self.messages
-                    .push(json!({"role": "user", "content": user_prompt(task)}));
-            }
-            if let (Some(id), Some(last)) = (self.awaiting.take(), history.last()) {
-                self.messages.push(json!({
-                    "role": "tool",
-                    "tool_call_id": id,
-                    "content": shorten(&feedback_text(&last.feedback), self.config.max_observation_chars),
-                }));
-            }
+            let mut messages = conversation(task, history, self.config.max_observation_chars);
             for _ in 0..MAX_INVALID_CALLS {
-                let message = self.complete().await?;
-                self.messages.push(assistant_echo(&message));
+                let message = self.complete(&messages).await?;
+                messages.push(assistant_echo(&message));
                 let calls = message["tool_calls"]
                     .as_array()
                     .cloned()
@@ -210,32 +257,68 @@ impl Brain for LlmBrain {
                         },
                     });
                 };
-                for extra in &calls[1..] {
-                    self.messages.push(json!({
-                        "role": "tool",
-                        "tool_call_id": extra["id"],
-                        "content": "NOT EXECUTED: propose one action at a time",
-                    }));
-                }
-                let id = first["id"].as_str().unwrap_or_default().to_string();
                 match parse_tool_call(first) {
-                    Ok(proposal) => {
-                        if matches!(proposal, Proposal::Act { .. }) {
-                            self.awaiting = Some(id);
+                    Ok(proposal) => return Ok(proposal),
+                    Err(problem) => {
+                        for call in &calls {
+                            messages.push(json!({
+                                "role": "tool",
+                                "tool_call_id": call["id"],
+                                "content": format!("ERROR: {problem}. Call one tool again with valid JSON arguments."),
+                            }));
                         }
-                        return Ok(proposal);
                     }
-                    Err(problem) => self.messages.push(json!({
-                        "role": "tool",
-                        "tool_call_id": id,
-                        "content": format!("ERROR: {problem}. Call a tool again with valid JSON arguments."),
-                    })),
                 }
             }
             Err(BrainError::Protocol(format!(
                 "the model sent {MAX_INVALID_CALLS} invalid tool calls in a row"
             )))
         })
+    }
+}
+
+/// The whole conversation so far, rebuilt from the task and the recorded
+/// history: each step becomes the tool call that proposed it and the
+/// observation (or refusal) it got.
+pub fn conversation(task: &Task, history: &[Turn], max_observation_chars: usize) -> Vec<Value> {
+    let mut messages = vec![
+        json!({"role": "system", "content": system_prompt(task)}),
+        json!({"role": "user", "content": user_prompt(task)}),
+    ];
+    for turn in history {
+        let id = format!("call_{}", turn.step);
+        let (name, mut arguments) = tool_call_of(&turn.action);
+        if let Some(risk) = turn.declared_risk {
+            arguments["security_risk"] = json!(risk.to_string());
+        }
+        messages.push(json!({
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{
+                "id": id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments.to_string()},
+            }],
+        }));
+        messages.push(json!({
+            "role": "tool",
+            "tool_call_id": id,
+            "content": shorten(&feedback_text(&turn.feedback), max_observation_chars),
+        }));
+    }
+    messages
+}
+
+/// The tool and arguments that propose `action`.
+fn tool_call_of(action: &Action) -> (&'static str, Value) {
+    match action {
+        Action::Exec(command) => ("run_command", json!({"command": command})),
+        Action::ReadFile(path) => ("read_file", json!({"path": path})),
+        Action::WriteFile { path, content } => {
+            ("write_file", json!({"path": path, "content": content}))
+        }
+        Action::HttpGet(path) => ("http_get", json!({"path": path})),
+        Action::RestartService => ("restart_service", json!({})),
     }
 }
 
@@ -461,15 +544,74 @@ mod tests {
     #[test]
     fn a_missing_key_is_a_clear_error_and_the_endpoint_is_resolved() {
         let spec = LlmSpec::default();
-        let err = LlmConfig::resolve(&spec, |_| None).unwrap_err().to_string();
+        let err = LlmConfig::resolve(&spec, &LlmEnvironment::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing API key"), "{err}");
-        let config = LlmConfig::resolve(&spec, |name| match name {
-            "OPENAI_API_KEY" => Some("k".into()),
-            "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".into()),
-            _ => None,
-        })
-        .unwrap();
+        let env = LlmEnvironment {
+            api_key: Some("k".into()),
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            secrets_dir: None,
+        };
+        let config = LlmConfig::resolve(&spec, &env).unwrap();
         assert_eq!(config.base_url, "http://127.0.0.1:9/v1");
         assert_eq!(config.model, "gpt-4.1-mini");
+    }
+
+    #[test]
+    fn a_secret_ref_reads_the_mounted_key_file_or_says_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = LlmSpec {
+            api_key_secret_ref: Some(crate::crd::SecretKeyRef {
+                name: "llm".into(),
+                key: "apiKey".into(),
+            }),
+            ..LlmSpec::default()
+        };
+        let env = LlmEnvironment {
+            api_key: Some("from-env".into()),
+            secrets_dir: Some(dir.path().to_path_buf()),
+            ..LlmEnvironment::default()
+        };
+        let err = LlmConfig::resolve(&spec, &env).unwrap_err().to_string();
+        assert!(err.contains("llm/apiKey"), "{err}");
+        std::fs::create_dir(dir.path().join("llm")).unwrap();
+        std::fs::write(dir.path().join("llm/apiKey"), "sk-mounted\n").unwrap();
+        assert_eq!(
+            LlmConfig::resolve(&spec, &env).unwrap().api_key,
+            "sk-mounted"
+        );
+        let no_dir = LlmEnvironment {
+            secrets_dir: None,
+            ..env
+        };
+        let err = LlmConfig::resolve(&spec, &no_dir).unwrap_err().to_string();
+        assert!(err.contains("REMEDIATOR_SECRETS_DIR"), "{err}");
+    }
+
+    #[test]
+    fn the_conversation_is_rebuilt_from_history() {
+        let task = Task {
+            symptom: "500".into(),
+            expected_port: 8080,
+            hint: "h".into(),
+        };
+        let history = vec![Turn {
+            step: 1,
+            action: Action::Exec("ls".into()),
+            declared_risk: Some(SecurityRisk::Low),
+            feedback: super::super::Feedback::Denied {
+                reason: "no".into(),
+            },
+        }];
+        let messages = conversation(&task, &history, 1000);
+        assert_eq!(messages.len(), 4);
+        assert_eq!(messages[2]["tool_calls"][0]["id"], "call_1");
+        assert_eq!(
+            messages[2]["tool_calls"][0]["function"]["arguments"],
+            r#"{"command":"ls","security_risk":"LOW"}"#
+        );
+        assert_eq!(messages[3]["tool_call_id"], "call_1");
+        assert_eq!(messages[3]["content"], "NOT EXECUTED: no");
     }
 }

@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::run::{Recording, builtin_policy};
+use super::common::{self, Recording};
 use crate::agent::confirm::Refuse;
 use crate::crd::IncidentPhase;
-use crate::local::{self, LocalIncident};
-use crate::scenario::{self, Launch, Split};
+use crate::incident::{self, LocalIncident};
+use crate::policy::{self, Overrides};
+use crate::scenario::Split;
 use crate::trajectory;
 
 #[derive(Debug, Args)]
@@ -38,14 +38,14 @@ struct Row {
 }
 
 pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let catalog = scenario::load_catalog(catalog_path.as_deref())?;
-    let mut launch = Launch::from_current_exe().context("locating the remediator binary")?;
-    launch.catalog_path = catalog_path;
-    let recorder = args.recording.recorder();
+    let paths = args.recording.paths()?;
+    let recorder = args.recording.recorder(&paths);
+    let env = common::environment(catalog_path.as_deref(), Some(recorder.clone())).await?;
     let policies = ["baseline", "optimized"]
-        .map(|name| builtin_policy(name, &recorder.artifacts_dir))
+        .map(|name| policy::resolve(name, &Overrides::default(), &paths))
         .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let catalog = &env.catalog;
     let scenarios: Vec<_> = catalog
         .scenarios
         .iter()
@@ -61,13 +61,15 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
         scenarios.len(),
         policies.len()
     );
-    for (name, _, hint) in &policies {
+    for policy in &policies {
         println!(
-            "  {name:<9} hint ({}): {}",
-            hint.source.as_str(),
-            one_line(&hint.text, 100)
+            "  {:<9} hint ({}): {}",
+            policy.name,
+            policy.hint.source.as_str(),
+            one_line(&policy.hint.text, 100)
         );
     }
+    println!("  sandbox:  {}", env.sandbox.containment().summary());
     let mut rows = Vec::new();
     let mut done = 0;
     let mut all_resolved = true;
@@ -77,36 +79,35 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
             oracle: scenario.fix.len(),
             results: Vec::new(),
         };
-        for (policy_name, spec, hint) in &policies {
+        for policy in &policies {
             let incident = LocalIncident {
-                name: format!("{}-{policy_name}", scenario.id.replace('_', "-")),
+                name: format!("{}-{}", scenario.id.replace('_', "-"), policy.name),
                 scenario: scenario.id.clone(),
-                policy_name: policy_name.clone(),
-                policy: spec.clone(),
-                hint: hint.clone(),
+                policy: policy.clone(),
             };
-            let outcome = local::run(&incident, &catalog, &launch, &Refuse, Some(&recorder)).await;
+            let policy_name = &policy.name;
+            let outcome = incident::run(&incident, &env, &Refuse).await;
             if let Some(error) = &outcome.record_error {
                 eprintln!("warning: {error}");
             }
             done += 1;
             let status = &outcome.status;
             all_resolved &= status.phase == IncidentPhase::Resolved;
+            let latency_s = outcome.trajectory.as_ref().map_or(0.0, |t| t.latency_s);
             println!(
                 "  [{done:>2}/{total}] {:<24} {:<9} {:<8} {:>2} steps {:>6.2}s{}",
                 scenario.id,
                 policy_name,
-                format!("{:?}", status.phase),
+                incident::phase_name(status.phase),
                 status.steps,
-                outcome.trajectory.latency_s,
+                latency_s,
                 match (&status.reason, status.phase) {
                     (Some(reason), IncidentPhase::Failed) =>
                         format!("  {reason}: {}", status.message.as_deref().unwrap_or("")),
                     _ => String::new(),
                 }
             );
-            row.results
-                .push((status.phase, status.steps, outcome.trajectory.latency_s));
+            row.results.push((status.phase, status.steps, latency_s));
         }
         rows.push(row);
     }
@@ -114,7 +115,7 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
         "{}",
         scorecard(
             &rows,
-            &policies.iter().map(|p| p.0.as_str()).collect::<Vec<_>>()
+            &policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>()
         )
     );
     println!(

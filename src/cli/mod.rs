@@ -1,5 +1,7 @@
 //! The command line: parses arguments and calls the library. Errors get
-//! their context here and leave with a non-zero exit code.
+//! their context here and leave with a non-zero exit code. SIGINT and
+//! SIGTERM stop what runs (services, sandboxed processes) and remove its
+//! scratch directories before exiting.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod common;
 mod demo;
 mod run;
 
@@ -41,19 +44,28 @@ pub enum Command {
     Run(run::RunArgs),
     /// Every train scenario with the baseline and the optimized policy, side by side.
     Demo(demo::DemoArgs),
+    /// Report the kernel containment agent commands get on this machine.
+    Sandbox,
     /// Run the target service (what `target-service` does), from this binary.
     #[command(hide = true)]
     TargetService(target_service::cli::ServiceArgs),
+    /// The sandbox helper (started by remediator itself).
+    #[command(hide = true, name = "sandbox-exec")]
+    SandboxExec {
+        #[arg(long, value_enum, default_value = "outer")]
+        stage: crate::sandbox::Stage,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ScenarioCommand {
     /// List the scenarios in the catalog.
     List {
+        /// Output format.
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         output: ListFormat,
     },
-    /// Start a scenario's broken service in a temp root until Ctrl-C.
+    /// Start a scenario's broken service in a scratch root until Ctrl-C.
     Start {
         id: String,
         /// Port health probes expect (default: a free one).
@@ -66,24 +78,25 @@ pub enum ScenarioCommand {
 pub enum ListFormat {
     Table,
     Json,
+    Yaml,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::TargetService(args) = cli.command {
-        let program = match std::env::current_exe() {
-            Ok(program) => program,
-            Err(e) => {
-                eprintln!("error: cannot find this executable: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let child = ChildProgram {
-            program,
-            prefix_args: vec!["target-service".into()],
-        };
-        let code = target_service::cli::run(args, child);
-        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    match cli.command {
+        Command::TargetService(args) => {
+            let child = ChildProgram {
+                program: "/proc/self/exe".into(),
+                prefix_args: vec!["target-service".into()],
+            };
+            let code = target_service::cli::run(args, child);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+        Command::SandboxExec { stage } => {
+            let code = crate::sandbox::helper_main(stage);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+        _ => {}
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -92,12 +105,41 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+    let code = runtime.block_on(async {
+        tokio::select! {
+            result = run(cli) => match result {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            signal = interrupted() => {
+                // Dropping the command's future drops its running services
+                // (their supervisors are killed) and sandboxed processes,
+                // and removes their scratch directories.
+                eprintln!("{signal}: stopping; services, sandboxed commands and their scratch directories are removed");
+                ExitCode::from(130)
+            }
         }
+    });
+    // Background tasks (pipes, reapers) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    code
+}
+
+/// Resolves at the first SIGINT or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "interrupted",
+        _ = term.recv() => "terminated",
     }
 }
 
@@ -121,17 +163,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scenario(ScenarioCommand::Start { id, port }) => {
+            common::sweep_orphans();
             start_scenario(cli.catalog, &id, port).await
         }
-        Command::Run(args) => run::run(cli.catalog, args).await,
-        Command::Demo(args) => demo::demo(cli.catalog, args).await,
-        Command::TargetService(_) => unreachable!("handled before the runtime starts"),
+        Command::Run(args) => {
+            common::sweep_orphans();
+            run::run(cli.catalog, args).await
+        }
+        Command::Demo(args) => {
+            common::sweep_orphans();
+            demo::demo(cli.catalog, args).await
+        }
+        Command::Sandbox => {
+            let sandbox = common::sandbox().await;
+            let containment = sandbox.containment();
+            println!("{}", serde_json::to_string_pretty(containment)?);
+            Ok(if containment.is_full() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::TargetService(_) | Command::SandboxExec { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 
 fn render_scenario_list(catalog: &scenario::Catalog, output: ListFormat) -> anyhow::Result<String> {
     Ok(match output {
         ListFormat::Json => serde_json::to_string_pretty(&catalog.scenarios)? + "\n",
+        ListFormat::Yaml => serde_yaml::to_string(&catalog.scenarios)?,
         ListFormat::Table => {
             let width = catalog
                 .ids()
@@ -162,15 +224,10 @@ async fn start_scenario(
     port: Option<u16>,
 ) -> anyhow::Result<ExitCode> {
     let catalog = scenario::load_catalog(catalog_path.as_deref())?;
-    let mut launch = Launch::from_current_exe().context("locating the remediator binary")?;
+    let mut launch = Launch::from_current_exe();
     launch.port = port;
-    launch.catalog_path = catalog_path;
-    let id = id.to_string();
-    let service = tokio::task::spawn_blocking(move || {
-        let service = launch.start(&catalog, &id)?;
-        anyhow::Ok((service, catalog))
-    });
-    let (service, catalog) = service.await??;
+    launch.catalog_text = common::catalog_text(catalog_path.as_deref())?;
+    let service = launch.start(&catalog, id).await?;
     let scenario = catalog.get(&service.scenario_id)?;
     let state = &service.first_state;
     let status = if state.running {
@@ -192,7 +249,10 @@ async fn start_scenario(
     println!("  url:      {}", service.url());
     println!("  root:     {}", service.root.display());
     println!("  service:  {status}");
-    println!("  symptom:  {}", scenario.symptom_for(service.port).trim());
+    println!(
+        "  symptom:  {}",
+        scenario.symptom_for(service.address.port()).trim()
+    );
     println!(
         "  log:      {}",
         service.root.join(target_service::log::LOG_FILE).display()
@@ -205,6 +265,6 @@ async fn start_scenario(
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
-    drop(service);
+    service.stop().await;
     Ok(ExitCode::SUCCESS)
 }

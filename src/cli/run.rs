@@ -1,37 +1,37 @@
-//! `remediator run`: one incident locally, printed as the Incident the
-//! operator would write.
+//! `remediator run`: one incident (or every Incident in a manifest)
+//! locally, printed as the Incident the operator would write.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use anyhow::bail;
+use clap::{ArgGroup, Args, ValueEnum};
 use kube::api::ObjectMeta;
 
+use super::common::{self, Recording};
 use crate::agent::confirm;
-use crate::agent::hint::{self, ResolvedHint};
-use crate::crd::{
-    BrainKind, Incident, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef, PolicySpec,
-};
-use crate::local::{self, LocalIncident, Recorder};
+use crate::crd::{BrainKind, Incident, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef};
+use crate::incident::{self, LocalIncident};
 use crate::manifest;
+use crate::policy::{self, Overrides, Paths, ResolvedPolicy};
 use crate::risk::RiskLevel;
-use crate::scenario::{self, Launch};
 use crate::trajectory;
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["file", "scenario"])))]
 pub struct RunArgs {
-    /// An Incident manifest (optionally with its Policy), as `kubectl apply` takes.
-    #[arg(short = 'f', long = "filename", conflicts_with = "scenario")]
+    /// An Incident manifest (optionally with its Policy), as `kubectl apply -f` takes.
+    #[arg(short = 'f', long = "filename")]
     pub file: Option<PathBuf>,
     /// Scenario id (see `remediator scenario list`).
-    #[arg(long, required_unless_present = "file")]
+    #[arg(long)]
     pub scenario: Option<String>,
     /// baseline, optimized, or a Policy manifest file.
     #[arg(long, default_value = "optimized")]
     pub policy: String,
     #[command(flatten)]
-    pub overrides: PolicyOverrides,
+    pub overrides: OverrideArgs,
+    /// Output format of the printed Incident.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -39,7 +39,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args, Default, Clone)]
-pub struct PolicyOverrides {
+pub struct OverrideArgs {
     /// Brain to use instead of the policy's.
     #[arg(long, value_enum)]
     pub brain: Option<BrainArg>,
@@ -49,36 +49,42 @@ pub struct PolicyOverrides {
     /// A SKILL.md runbook to follow (wins over any hint).
     #[arg(long)]
     pub skill_file: Option<PathBuf>,
+    /// Highest risk an action may have; above it actions are denied.
     #[arg(long, value_enum)]
-    pub max_security_risk: Option<RiskLevel>,
+    pub max_security_risk: Option<RiskArg>,
+    /// Actions at or above this risk need a person's confirmation (a prompt
+    /// on a terminal; refused without one unless --auto-confirm).
     #[arg(long, value_enum)]
-    pub require_confirmation_for_risk: Option<RiskLevel>,
+    pub require_confirmation_for_risk: Option<RiskArg>,
     /// Confirm actions that need confirmation without asking.
     #[arg(long)]
     pub auto_confirm: bool,
     /// If the LLM brain fails, let the runbook brain finish (recorded).
     #[arg(long)]
     pub allow_fallback: bool,
+    /// Run actions above LOW even where the kernel sandbox lacks a layer.
+    #[arg(long)]
+    pub accept_weak_containment: bool,
     /// LLM model (for --brain llm).
     #[arg(long)]
     pub model: Option<String>,
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct Recording {
-    /// Where runs/, gepa/ and other artifacts live.
-    #[arg(long, default_value = "artifacts", env = "REMEDIATOR_ARTIFACTS")]
-    pub artifacts_dir: PathBuf,
-    /// Run id for artifacts/runs/<run_id>.jsonl (default: time-based).
-    #[arg(long)]
-    pub run_id: Option<String>,
-}
-
-impl Recording {
-    pub fn recorder(&self) -> Recorder {
-        Recorder {
-            artifacts_dir: self.artifacts_dir.clone(),
-            run_id: self.run_id.clone().unwrap_or_else(trajectory::new_run_id),
+impl OverrideArgs {
+    pub fn to_overrides(&self) -> Overrides {
+        Overrides {
+            brain: self.brain.map(|b| match b {
+                BrainArg::Runbook => BrainKind::Runbook,
+                BrainArg::Llm => BrainKind::Llm,
+            }),
+            hint: self.hint.clone(),
+            skill_file: self.skill_file.clone(),
+            max_risk: self.max_security_risk.map(RiskArg::level),
+            require_confirmation_for: self.require_confirmation_for_risk.map(RiskArg::level),
+            auto_confirm: self.auto_confirm,
+            allow_fallback: self.allow_fallback,
+            accept_weak_containment: self.accept_weak_containment,
+            model: self.model.clone(),
         }
     }
 }
@@ -90,6 +96,24 @@ pub enum BrainArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "UPPERCASE")]
+pub enum RiskArg {
+    Low,
+    Medium,
+    High,
+}
+
+impl RiskArg {
+    fn level(self) -> RiskLevel {
+        match self {
+            RiskArg::Low => RiskLevel::Low,
+            RiskArg::Medium => RiskLevel::Medium,
+            RiskArg::High => RiskLevel::High,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OutputFormat {
     Table,
     Json,
@@ -97,48 +121,46 @@ pub enum OutputFormat {
 }
 
 pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let catalog = scenario::load_catalog(catalog_path.as_deref())?;
-    let mut launch = Launch::from_current_exe().context("locating the remediator binary")?;
-    launch.catalog_path = catalog_path;
+    let paths = args.recording.paths()?;
+    let overrides = args.overrides.to_overrides();
     let incidents = match &args.file {
-        Some(file) => from_manifest(file, &args)?,
+        Some(file) => from_manifest(file, &overrides, &paths)?,
         None => {
             let scenario = args.scenario.clone().unwrap_or_default();
-            let (name, spec, hint) =
-                resolve_policy(&args.policy, &args.overrides, &args.recording.artifacts_dir)?;
-            vec![(name_for(&scenario), scenario, name, spec, hint)]
+            let policy = policy::resolve(&args.policy, &overrides, &paths)?;
+            vec![LocalIncident {
+                name: name_for(&scenario),
+                scenario,
+                policy,
+            }]
         }
     };
-    let recorder = args.recording.recorder();
+    let recorder = args.recording.recorder(&paths);
+    let env = common::environment(catalog_path.as_deref(), Some(recorder.clone())).await?;
     let confirmer = confirm::for_this_process();
     let mut all_resolved = true;
-    for (name, scenario, policy_name, policy, hint) in incidents {
-        let incident = LocalIncident {
-            name: name.clone(),
-            scenario: scenario.clone(),
-            policy_name: policy_name.clone(),
-            policy: policy.clone(),
-            hint,
-        };
-        let outcome = local::run(
-            &incident,
-            &catalog,
-            &launch,
-            confirmer.as_ref(),
-            Some(&recorder),
-        )
-        .await;
+    let mut recorded = false;
+    for incident in incidents {
+        let outcome = incident::run(&incident, &env, confirmer.as_ref()).await;
         if let Some(error) = &outcome.record_error {
             eprintln!("warning: {error}");
         }
+        recorded |= outcome.trajectory.is_some() && outcome.record_error.is_none();
         all_resolved &= outcome.status.phase == IncidentPhase::Resolved;
-        let object = incident_object(&name, &scenario, &policy_name, outcome.status);
+        let object = incident_object(
+            &incident.name,
+            &incident.scenario,
+            &incident.policy.name,
+            outcome.status,
+        );
         print!("{}", render(&object, args.output)?);
     }
-    eprintln!(
-        "trajectory: {}",
-        trajectory::run_file(&recorder.artifacts_dir, &recorder.run_id).display()
-    );
+    if recorded {
+        eprintln!(
+            "trajectory: {}",
+            trajectory::run_file(&recorder.artifacts_dir, &recorder.run_id).display()
+        );
+    }
     Ok(if all_resolved {
         ExitCode::SUCCESS
     } else {
@@ -146,9 +168,11 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
     })
 }
 
-type Planned = (String, String, String, PolicySpec, ResolvedHint);
-
-fn from_manifest(file: &Path, args: &RunArgs) -> anyhow::Result<Vec<Planned>> {
+fn from_manifest(
+    file: &Path,
+    overrides: &Overrides,
+    paths: &Paths,
+) -> anyhow::Result<Vec<LocalIncident>> {
     let manifests = manifest::load(file)?;
     if manifests.incidents.is_empty() {
         bail!("{} has no Incident to run", file.display());
@@ -161,122 +185,27 @@ fn from_manifest(file: &Path, args: &RunArgs) -> anyhow::Result<Vec<Planned>> {
             .clone()
             .unwrap_or_else(|| name_for(&incident.spec.scenario));
         let wanted = &incident.spec.policy_ref.name;
-        let (policy_name, spec, hint) = match manifests
+        let policy: ResolvedPolicy = match manifests
             .policies
             .iter()
             .find(|p| p.metadata.name.as_deref() == Some(wanted))
         {
-            Some(policy) => policy_from_spec(
-                wanted,
-                &policy.spec,
-                &args.overrides,
-                &args.recording.artifacts_dir,
-            )?,
+            Some(found) => policy::from_spec(wanted, &found.spec, overrides, paths)?,
             None if wanted == "baseline" || wanted == "optimized" => {
-                resolve_policy(wanted, &args.overrides, &args.recording.artifacts_dir)?
+                policy::resolve(wanted, overrides, paths)?
             }
             None => bail!(
                 "Incident {name} refers to Policy `{wanted}`, which is not in {}; add it to the file or name baseline/optimized",
                 file.display()
             ),
         };
-        planned.push((name, incident.spec.scenario, policy_name, spec, hint));
+        planned.push(LocalIncident {
+            name,
+            scenario: incident.spec.scenario,
+            policy,
+        });
     }
     Ok(planned)
-}
-
-/// `baseline`, `optimized` or a Policy file, with command-line overrides.
-pub fn resolve_policy(
-    policy: &str,
-    overrides: &PolicyOverrides,
-    artifacts_dir: &Path,
-) -> anyhow::Result<(String, PolicySpec, ResolvedHint)> {
-    match policy {
-        "baseline" => finish(
-            "baseline",
-            PolicySpec::default(),
-            ResolvedHint::baseline(),
-            overrides,
-        ),
-        "optimized" => {
-            let hint = hint::resolve(
-                Path::new(hint::DEFAULT_SKILL_FILE),
-                artifacts_dir,
-                ResolvedHint::manual(),
-            )?;
-            finish("optimized", PolicySpec::default(), hint, overrides)
-        }
-        path => {
-            let manifests = manifest::load(Path::new(path)).with_context(|| {
-                "--policy is neither baseline, optimized nor a readable Policy file".to_string()
-            })?;
-            let Some(policy) = manifests.policies.into_iter().next() else {
-                bail!("{path} has no Policy in it");
-            };
-            let name = policy
-                .metadata
-                .name
-                .clone()
-                .unwrap_or_else(|| "policy".into());
-            policy_from_spec(&name, &policy.spec, overrides, artifacts_dir)
-        }
-    }
-}
-
-fn policy_from_spec(
-    name: &str,
-    spec: &PolicySpec,
-    overrides: &PolicyOverrides,
-    artifacts_dir: &Path,
-) -> anyhow::Result<(String, PolicySpec, ResolvedHint)> {
-    let hint = match (&spec.skill, &spec.hint) {
-        (Some(skill), _) => ResolvedHint {
-            text: skill.trim().to_string(),
-            source: hint::HintSource::Skill,
-            version: Some(format!("policy {name}")),
-        },
-        (None, Some(text)) => ResolvedHint::inline(text),
-        (None, None) => hint::resolve(
-            Path::new(hint::DEFAULT_SKILL_FILE),
-            artifacts_dir,
-            ResolvedHint::baseline(),
-        )?,
-    };
-    finish(name, spec.clone(), hint, overrides)
-}
-
-fn finish(
-    name: &str,
-    mut spec: PolicySpec,
-    mut hint: ResolvedHint,
-    o: &PolicyOverrides,
-) -> anyhow::Result<(String, PolicySpec, ResolvedHint)> {
-    if let Some(brain) = o.brain {
-        spec.brain = match brain {
-            BrainArg::Runbook => BrainKind::Runbook,
-            BrainArg::Llm => BrainKind::Llm,
-        };
-    }
-    if let Some(model) = &o.model {
-        let mut llm = spec.llm.clone().unwrap_or_default();
-        llm.model = model.clone();
-        spec.llm = Some(llm);
-    }
-    if let Some(risk) = o.max_security_risk {
-        spec.max_risk = risk;
-    }
-    if let Some(risk) = o.require_confirmation_for_risk {
-        spec.require_confirmation_for = Some(risk);
-    }
-    spec.auto_confirm |= o.auto_confirm;
-    spec.allow_fallback |= o.allow_fallback;
-    if let Some(text) = &o.hint {
-        hint = ResolvedHint::inline(text);
-    }
-    if let Some(path) = &o.skill_file {
-        hint = hint::read_skill(path)?;
-    }
-    Ok((name.to_string(), spec, hint))
 }
 
 fn name_for(scenario: &str) -> String {
@@ -320,21 +249,20 @@ fn table(incident: &Incident) -> String {
         incident.spec.scenario,
         incident.spec.policy_ref.name
     );
+    let reason = match (&status.reason, status.phase) {
+        (Some(reason), IncidentPhase::Failed) => format!(" ({reason})"),
+        _ => String::new(),
+    };
     out.push_str(&format!(
-        "  phase:    {:?}{}\n",
-        status.phase,
-        status
-            .reason
-            .as_ref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default()
+        "  phase:    {}{reason}\n",
+        incident::phase_name(status.phase)
     ));
     if let Some(message) = &status.message {
         out.push_str(&format!("  message:  {message}\n"));
     }
     let risk = status
         .max_risk_seen
-        .map(|r| format!("{r:?}").to_uppercase())
+        .map(|r| r.to_string())
         .unwrap_or_else(|| "-".into());
     out.push_str(&format!(
         "  steps:    {}   max risk seen: {risk}",
@@ -352,6 +280,9 @@ fn table(incident: &Incident) -> String {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "no answer".into())
         ));
+    }
+    if let Some(sandbox) = &status.sandbox {
+        out.push_str(&format!("  sandbox:  {sandbox}\n"));
     }
     if let Some(agent) = &status.agent {
         out.push_str(&format!(
@@ -377,18 +308,25 @@ fn table(incident: &Incident) -> String {
             }
         ));
     }
+    if let Some(omitted) = &status.actions_omitted {
+        out.push_str(&format!(
+            "  ({} earlier actions, steps {}-{}, not shown: {} denied, {} rejected)\n",
+            omitted.count, omitted.first_step, omitted.last_step, omitted.denied, omitted.rejected
+        ));
+    }
     if !status.actions.is_empty() {
         out.push_str(&format!(
-            "  {:>4}  {:<15} {:<7} {:<9} {:>4} {:>6}  {}\n",
-            "STEP", "KIND", "RISK", "DECISION", "EXIT", "MS", "COMMAND"
+            "  {:>4}  {:<15} {:<7} {:<9} {:<11} {:>4} {:>6}  {}\n",
+            "STEP", "KIND", "RISK", "DECISION", "DECIDED BY", "EXIT", "MS", "COMMAND"
         ));
         for a in &status.actions {
             out.push_str(&format!(
-                "  {:>4}  {:<15} {:<7} {:<9} {:>4} {:>6}  {}\n",
+                "  {:>4}  {:<15} {:<7} {:<9} {:<11} {:>4} {:>6}  {}\n",
                 a.step,
                 a.kind,
                 a.risk.to_string(),
                 format!("{:?}", a.decision),
+                a.decided_by,
                 a.exit_code
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".into()),
@@ -398,12 +336,4 @@ fn table(incident: &Incident) -> String {
         }
     }
     out
-}
-
-/// Policies by name, for callers that build their own (demo, benchmarks).
-pub fn builtin_policy(
-    name: &str,
-    artifacts_dir: &Path,
-) -> anyhow::Result<(String, PolicySpec, ResolvedHint)> {
-    resolve_policy(name, &PolicyOverrides::default(), artifacts_dir)
 }

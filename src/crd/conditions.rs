@@ -7,13 +7,24 @@ pub const FAULT_PRESENT: &str = "FaultPresent";
 pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
 /// The controller's own probe found the service healthy.
 pub const VERIFIED_HEALTHY: &str = "VerifiedHealthy";
+/// Commands run with full kernel containment.
+pub const CONTAINED: &str = "Contained";
 
+pub const REASON_FAULT_OBSERVED: &str = "FaultObserved";
+pub const REASON_HEALTHY_BEFORE_AGENT: &str = "ServiceHealthyBeforeAgent";
 pub const REASON_RESOLVED: &str = "Resolved";
 pub const REASON_RISK_LIMIT_EXCEEDED: &str = "RiskLimitExceeded";
 pub const REASON_CONFIRMATION_REFUSED: &str = "ConfirmationRefused";
+pub const REASON_APPROVAL_TIMEOUT: &str = "ApprovalTimeout";
+pub const REASON_APPROVAL_REQUESTED: &str = "ApprovalRequested";
 pub const REASON_BUDGET_EXHAUSTED: &str = "BudgetExhausted";
-pub const REASON_VERIFICATION_FAILED: &str = "VerificationFailed";
+/// The agent claimed success; the probe disagrees.
+pub const REASON_CLAIM_NOT_VERIFIED: &str = "ClaimNotVerified";
 pub const REASON_LLM_UNAVAILABLE: &str = "LlmUnavailable";
+pub const REASON_SANDBOX_UNAVAILABLE: &str = "SandboxUnavailable";
 pub const REASON_UNKNOWN_SCENARIO: &str = "UnknownScenario";
 pub const REASON_INVALID_POLICY: &str = "InvalidPolicy";
 pub const REASON_PROVISIONING_FAILED: &str = "ProvisioningFailed";
+pub const REASON_FULL_CONTAINMENT: &str = "FullContainment";
+pub const REASON_WEAK_CONTAINMENT: &str = "WeakContainment";
+pub const REASON_INTERRUPTED: &str = "Interrupted";

@@ -3,6 +3,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::action::truncate_chars;
 use crate::risk::SecurityRisk;
 
 /// Most actions kept in status; older ones are counted in `actionsOmitted`.
@@ -91,9 +92,9 @@ pub struct IncidentStatus {
     pub steps: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionRecord>,
-    /// Actions dropped from `actions` to keep status small.
+    /// What was dropped from the front of `actions` to keep status small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actions_omitted: Option<u32>,
+    pub actions_omitted: Option<OmittedActions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_risk_seen: Option<SecurityRisk>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +103,10 @@ pub struct IncidentStatus {
     pub verified: Option<Verification>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentInfo>,
+    /// The kernel containment commands ran under, e.g.
+    /// `landlock-fs, landlock-net, ..., no-netns (why)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,12 +129,38 @@ pub struct ActionRecord {
     /// max(declared, classified); what the gate decided on.
     pub risk: SecurityRisk,
     pub decision: Decision,
-    /// gate, policy, terminal or annotation.
+    /// gate, policy, terminal, no-terminal, annotation or timeout.
     pub decided_by: String,
+    /// Why it was denied, refused or could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub duration_ms: u64,
+}
+
+/// Longest reason kept on one action.
+const MAX_REASON: usize = 300;
+
+impl ActionRecord {
+    pub fn with_reason(mut self, reason: &str) -> Self {
+        self.reason = Some(truncate_chars(reason, MAX_REASON));
+        self
+    }
+}
+
+/// A summary of the actions dropped from status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OmittedActions {
+    pub count: u32,
+    pub first_step: u32,
+    pub last_step: u32,
+    pub denied: u32,
+    pub rejected: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_risk: Option<SecurityRisk>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -144,8 +175,12 @@ pub enum Decision {
 #[serde(rename_all = "camelCase")]
 pub struct PendingApproval {
     pub step: u32,
+    /// The action's kind and text, as in `actions`.
+    pub kind: String,
     pub command: String,
     pub risk: SecurityRisk,
+    /// Why the gate wants a person.
+    pub reason: String,
     pub requested_at: Time,
 }
 
@@ -165,6 +200,10 @@ pub struct AgentInfo {
     pub brain: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The Policy generation the incident runs under (edits to the Policy
+    /// do not change a running incident).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_generation: Option<i64>,
     /// skill, learned, manual, inline or baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint_source: Option<String>,

@@ -2,7 +2,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::risk::RiskLevel;
+use crate::risk::{GatePolicy, OnRiskExceeded, RiskLevel};
 
 /// How the agent works on an incident: its brain, the strategy it follows,
 /// what it may do and how long it may take.
@@ -64,6 +64,17 @@ pub struct PolicySpec {
     /// What an action above `maxRisk` does to the incident.
     #[serde(default)]
     pub on_risk_exceeded: OnRiskExceeded,
+    /// How long an action may wait for an approve/reject annotation
+    /// (never past `timeoutSeconds`); then the incident fails with
+    /// ApprovalTimeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub approval_timeout_seconds: Option<u32>,
+    /// Run actions above LOW even when the kernel sandbox lacks some
+    /// layer (reported in status). Off by default: without full
+    /// containment only read-only actions run.
+    #[serde(default)]
+    pub accept_weak_containment: bool,
     /// When the LLM brain fails, let the runbook brain finish (recorded in
     /// status); otherwise the incident fails.
     #[serde(default)]
@@ -87,6 +98,17 @@ impl Default for LlmSpec {
     }
 }
 
+impl From<&PolicySpec> for GatePolicy {
+    fn from(spec: &PolicySpec) -> Self {
+        Self {
+            max_risk: spec.max_risk,
+            require_confirmation_for: spec.require_confirmation_for,
+            auto_confirm: spec.auto_confirm,
+            on_risk_exceeded: spec.on_risk_exceeded,
+        }
+    }
+}
+
 fn default_max_steps() -> u32 {
     20
 }
@@ -105,15 +127,6 @@ pub enum BrainKind {
     Runbook,
     /// An OpenAI-compatible chat model with tool calling.
     Llm,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum OnRiskExceeded {
-    /// Refuse the action and tell the agent; the episode goes on.
-    #[default]
-    Deny,
-    /// Fail the incident with reason RiskLimitExceeded.
-    Fail,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::SecurityRisk::{self, High, Low, Medium, Unknown};
 use super::shell::{self, SimpleCommand, Word};
-use crate::workspace::Action;
+use crate::action::Action;
 
 /// Classifies actions for one service root.
 #[derive(Debug, Clone)]
@@ -304,7 +304,7 @@ impl Classifier {
         let mut worst = assess(Low, "read-only inspection");
         for command in &parsed.commands {
             let this = self.simple(command, depth);
-            if rank(this.risk) > rank(worst.risk) {
+            if this.risk > worst.risk {
                 worst = this;
             }
         }
@@ -315,13 +315,13 @@ impl Classifier {
         let mut risk = assess(Low, "read-only inspection");
         for redirect in &command.redirects {
             let this = self.redirect(&redirect.op, &redirect.target);
-            if rank(this.risk) > rank(risk.risk) {
+            if this.risk > risk.risk {
                 risk = this;
             }
         }
         let words = strip_prefixes(&command.words);
         let this = self.words(words, depth);
-        if rank(this.risk) > rank(risk.risk) {
+        if this.risk > risk.risk {
             risk = this;
         }
         risk
@@ -654,16 +654,6 @@ enum Scope {
     Broad,
     /// Depends on a variable or `~`.
     Unseen,
-}
-
-/// Unknown ranks with High: it is treated as High everywhere.
-pub fn rank(risk: SecurityRisk) -> u8 {
-    match risk {
-        Low => 0,
-        Medium => 1,
-        High => 2,
-        Unknown => 3,
-    }
 }
 
 /// Drops leading `NAME=value` assignments and shell keywords.

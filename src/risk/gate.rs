@@ -1,13 +1,16 @@
 //! The gate every action passes at the point of execution. Pure: the same
-//! action, declared risk and policy always give the same decision.
+//! step, action, declared risk and policy always give the same decision.
+//! A [`Permit`] is the only thing a workspace executes, and only the gate
+//! issues one.
+
+use serde::{Deserialize, Serialize};
 
 use super::classify::{Assessment, Classifier};
-use super::{RiskLevel, SecurityRisk};
-use crate::crd::{OnRiskExceeded, PolicySpec};
-use crate::workspace::Action;
+use super::{OnRiskExceeded, RiskLevel, SecurityRisk};
+use crate::action::Action;
 
-/// The limits a gate enforces (a Policy's risk settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The limits a gate enforces (a policy's risk settings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GatePolicy {
     pub max_risk: RiskLevel,
     pub require_confirmation_for: Option<RiskLevel>,
@@ -15,30 +18,51 @@ pub struct GatePolicy {
     pub on_risk_exceeded: OnRiskExceeded,
 }
 
-impl From<&PolicySpec> for GatePolicy {
-    fn from(spec: &PolicySpec) -> Self {
-        Self {
-            max_risk: spec.max_risk,
-            require_confirmation_for: spec.require_confirmation_for,
-            auto_confirm: spec.auto_confirm,
-            on_risk_exceeded: spec.on_risk_exceeded,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Allow,
     /// Allowed because the policy confirms such actions itself.
     AutoConfirmed,
-    /// Needs a human (terminal or annotation) before it runs.
+    /// Needs a person (terminal or annotation) before it runs.
     Confirm,
     /// Above the policy's maximum; never runs.
     Deny(String),
 }
 
+/// Who let an action run, or refused it: the audit trail's "decided by".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecidedBy {
+    /// The gate alone (allowed or denied by the policy's limits).
+    Gate,
+    /// The policy's `autoConfirm`.
+    Policy,
+    /// A person at the terminal.
+    Terminal,
+    /// Confirmation was needed and no one could be asked.
+    NoTerminal,
+    /// A person, through an approve/reject annotation.
+    Annotation,
+    /// Nobody answered in time.
+    Timeout,
+}
+
+impl std::fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Gate => "gate",
+            Self::Policy => "policy",
+            Self::Terminal => "terminal",
+            Self::NoTerminal => "no-terminal",
+            Self::Annotation => "annotation",
+            Self::Timeout => "timeout",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateDecision {
+    pub step: u32,
     /// max(declared, classified): what the verdict is based on.
     pub risk: SecurityRisk,
     pub classified: Assessment,
@@ -46,15 +70,73 @@ pub struct GateDecision {
     pub verdict: Verdict,
 }
 
+/// Leave to execute one action at one step. Its fields are private and it
+/// has no public constructor, so nothing but [`Gate::permit`] makes one:
+///
+/// ```compile_fail
+/// use remediator::action::Action;
+/// use remediator::risk::{DecidedBy, Permit, SecurityRisk};
+/// let forged = Permit {
+///     step: 1,
+///     action: Action::Exec("rm -rf /".into()),
+///     risk: SecurityRisk::Low,
+///     decided_by: DecidedBy::Gate,
+/// };
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+pub struct Permit {
+    step: u32,
+    action: Action,
+    risk: SecurityRisk,
+    decided_by: DecidedBy,
+}
+
+impl Permit {
+    pub fn step(&self) -> u32 {
+        self.step
+    }
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+    pub fn risk(&self) -> SecurityRisk {
+        self.risk
+    }
+    pub fn decided_by(&self) -> DecidedBy {
+        self.decided_by
+    }
+}
+
+/// What [`Gate::permit`] gives back when it issues no permit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ruling {
+    /// Confirmation is needed and none was given.
+    NeedsApproval(GateDecision),
+    Denied(GateDecision),
+}
+
 #[derive(Debug, Clone)]
 pub struct Gate {
     classifier: Classifier,
     policy: GatePolicy,
+    /// Set when the kernel sandbox is weaker than full containment and the
+    /// policy did not accept that: nothing above LOW may run.
+    weak_containment: Option<String>,
 }
 
 impl Gate {
     pub fn new(classifier: Classifier, policy: GatePolicy) -> Self {
-        Self { classifier, policy }
+        Self {
+            classifier,
+            policy,
+            weak_containment: None,
+        }
+    }
+
+    /// Caps every action at LOW because containment is incomplete
+    /// (`missing` says what the kernel could not give).
+    pub fn with_weak_containment(mut self, missing: impl Into<String>) -> Self {
+        self.weak_containment = Some(missing.into());
+        self
     }
 
     pub fn policy(&self) -> &GatePolicy {
@@ -62,26 +144,59 @@ impl Gate {
     }
 
     /// The agent may raise an action's risk, never lower it.
-    pub fn decide(&self, action: &Action, declared: Option<SecurityRisk>) -> GateDecision {
+    pub fn decide(
+        &self,
+        step: u32,
+        action: &Action,
+        declared: Option<SecurityRisk>,
+    ) -> GateDecision {
         let classified = self.classifier.classify(action);
-        let risk = declared.map_or(classified.risk, |d| classified.risk.max_effective(d));
-        let verdict = decide_risk(risk, &self.policy);
+        let risk = declared.map_or(classified.risk, |d| classified.risk.max(d));
+        let verdict = match &self.weak_containment {
+            Some(missing) if risk > SecurityRisk::Low => Verdict::Deny(format!(
+                "risk {risk} needs full containment and the sandbox lacks {missing} (the policy does not accept weaker containment)"
+            )),
+            _ => decide_risk(risk, &self.policy),
+        };
         GateDecision {
+            step,
             risk,
             classified,
             declared,
             verdict,
         }
     }
+
+    /// A permit for `action` at `step`, decided afresh. `approved_by` is who
+    /// confirmed it, when the caller asked someone; it turns a Confirm
+    /// verdict into a permit and never overrides a Deny.
+    pub fn permit(
+        &self,
+        step: u32,
+        action: &Action,
+        declared: Option<SecurityRisk>,
+        approved_by: Option<DecidedBy>,
+    ) -> Result<Permit, Ruling> {
+        let decision = self.decide(step, action, declared);
+        let decided_by = match (&decision.verdict, approved_by) {
+            (Verdict::Allow, _) => DecidedBy::Gate,
+            (Verdict::AutoConfirmed, _) => DecidedBy::Policy,
+            (Verdict::Confirm, Some(who)) => who,
+            (Verdict::Confirm, None) => return Err(Ruling::NeedsApproval(decision)),
+            (Verdict::Deny(_), _) => return Err(Ruling::Denied(decision)),
+        };
+        Ok(Permit {
+            step,
+            action: action.clone(),
+            risk: decision.risk,
+            decided_by,
+        })
+    }
 }
 
 /// The verdict for an effective risk; Unknown counts as High.
 pub fn decide_risk(risk: SecurityRisk, policy: &GatePolicy) -> Verdict {
-    let level = match risk {
-        SecurityRisk::Low => RiskLevel::Low,
-        SecurityRisk::Medium => RiskLevel::Medium,
-        SecurityRisk::High | SecurityRisk::Unknown => RiskLevel::High,
-    };
+    let level = risk.level();
     if level > policy.max_risk {
         return Verdict::Deny(format!(
             "risk {risk} exceeds the policy's maxRisk {}",

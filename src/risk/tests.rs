@@ -2,8 +2,8 @@ use proptest::prelude::*;
 
 use super::SecurityRisk::{High, Low, Medium, Unknown};
 use super::*;
-use crate::crd::OnRiskExceeded;
-use crate::workspace::Action;
+use crate::action::Action;
+use crate::risk::{DecidedBy, Ruling};
 
 const ROOT: &str = "/srv/incident/root";
 
@@ -180,13 +180,13 @@ fn declared_risk_can_raise_but_never_lower() {
         policy(RiskLevel::High, Some(RiskLevel::High), false),
     );
     let rm_root = Action::Exec("rm -rf /".into());
-    let decision = gate.decide(&rm_root, Some(Low));
+    let decision = gate.decide(1, &rm_root, Some(Low));
     assert_eq!(decision.risk, High);
     assert_eq!(decision.verdict, Verdict::Confirm);
     let ls = Action::Exec("ls".into());
-    let raised = gate.decide(&ls, Some(High));
+    let raised = gate.decide(2, &ls, Some(High));
     assert_eq!(raised.risk, High);
-    assert_eq!(gate.decide(&ls, Some(Unknown)).risk, Unknown);
+    assert_eq!(gate.decide(3, &ls, Some(Unknown)).risk, Unknown);
 }
 
 /// Destructive cores; each must stay High however it is dressed up.
@@ -282,4 +282,64 @@ proptest! {
         let risk = risk_of(&line);
         prop_assert!(at_least_high(risk), "{line:?} classified {risk:?}");
     }
+}
+
+#[test]
+fn the_gate_issues_permits_only_for_what_it_allows() {
+    let gate = Gate::new(
+        Classifier::new(ROOT),
+        policy(RiskLevel::Medium, Some(RiskLevel::Medium), false),
+    );
+    let ls = Action::Exec("ls".into());
+    let rm = Action::Exec("rm -f service.lock".into());
+    let wipe = Action::Exec("rm -rf /".into());
+    let permit = gate.permit(1, &ls, None, None).unwrap();
+    assert_eq!(
+        (permit.step(), permit.action(), permit.decided_by()),
+        (1, &ls, DecidedBy::Gate)
+    );
+    assert!(matches!(
+        gate.permit(2, &rm, None, None),
+        Err(Ruling::NeedsApproval(_))
+    ));
+    let approved = gate
+        .permit(2, &rm, None, Some(DecidedBy::Annotation))
+        .unwrap();
+    assert_eq!(approved.decided_by(), DecidedBy::Annotation);
+    // An approval never overrides a denial.
+    assert!(matches!(
+        gate.permit(3, &wipe, None, Some(DecidedBy::Terminal)),
+        Err(Ruling::Denied(_))
+    ));
+    // Declaring a lower risk changes nothing.
+    assert!(
+        gate.permit(3, &wipe, Some(Low), Some(DecidedBy::Terminal))
+            .is_err()
+    );
+}
+
+#[test]
+fn weak_containment_caps_every_action_at_low() {
+    let gate = Gate::new(Classifier::new(ROOT), policy(RiskLevel::High, None, false))
+        .with_weak_containment("netns");
+    assert!(
+        gate.permit(1, &Action::Exec("ls".into()), None, None)
+            .is_ok()
+    );
+    let Err(Ruling::Denied(decision)) =
+        gate.permit(2, &Action::Exec("rm -f service.lock".into()), None, None)
+    else {
+        panic!("a change ran under weak containment")
+    };
+    let Verdict::Deny(reason) = decision.verdict else {
+        unreachable!()
+    };
+    assert!(reason.contains("lacks netns"), "{reason}");
+}
+
+#[test]
+fn unknown_ranks_above_high_by_construction() {
+    assert!(Unknown > High && High > Medium && Medium > Low);
+    assert_eq!([Low, Unknown, High].into_iter().max(), Some(Unknown));
+    assert_eq!(Unknown.level(), RiskLevel::High);
 }

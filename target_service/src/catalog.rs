@@ -16,11 +16,8 @@ pub const BUILTIN_CATALOG: &str = include_str!("../../training_data/scenarios.ya
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot read scenario catalog {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read scenario catalog {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("scenario catalog {origin} is malformed: {message}")]
     Malformed { origin: String, message: String },
     #[error("scenario catalog {origin}: {message}")]
@@ -51,8 +48,10 @@ pub struct Scenario {
     /// fails decides the answer.
     #[serde(default)]
     pub checks: Vec<HealthCheck>,
-    /// The minimal known remediation, as workspace actions.
-    pub fix: Vec<Action>,
+    /// The minimal known remediation (the oracle), written in the agent's
+    /// action vocabulary. The service never runs it, so it stays opaque
+    /// here; remediator parses and validates it.
+    pub fix: Vec<serde_yaml::Value>,
     #[serde(default)]
     pub verify: Verify,
 }
@@ -149,24 +148,6 @@ pub enum Visibility {
     Log,
 }
 
-/// One thing an agent (or an oracle fix) does to a service's workspace.
-/// Paths are relative to the service root unless absolute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Action {
-    /// A shell command run with the service root as working directory.
-    Exec(String),
-    ReadFile(String),
-    WriteFile {
-        path: String,
-        content: String,
-    },
-    /// GET a path on the service's expected port.
-    HttpGet(String),
-    /// Ask the supervisor to restart the service (rereads env and config).
-    RestartService,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verify {
@@ -194,10 +175,13 @@ impl Catalog {
     }
 
     pub fn load(path: &Path) -> Result<Self, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text =
+            crate::input::read_bounded(path, crate::input::MAX_INPUT_BYTES).map_err(|error| {
+                CatalogError::Read {
+                    path: path.display().to_string(),
+                    error,
+                }
+            })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -289,12 +273,8 @@ impl Scenario {
                 _ => {}
             }
         }
-        for action in &self.fix {
-            match action {
-                Action::Exec(cmd) => out.push(cmd),
-                Action::WriteFile { content, .. } => out.push(content),
-                _ => {}
-            }
+        for step in &self.fix {
+            collect_strings(step, &mut out);
         }
         out
     }
@@ -303,26 +283,16 @@ impl Scenario {
     pub fn symptom_for(&self, port: u16) -> String {
         render(&self.symptom, port).unwrap_or_else(|_| self.symptom.clone())
     }
-
-    /// The oracle fix with the expected port filled in.
-    pub fn fix_for(&self, port: u16) -> Vec<Action> {
-        self.fix
-            .iter()
-            .map(|action| match action {
-                Action::Exec(cmd) => Action::Exec(render_valid(cmd, port)),
-                Action::WriteFile { path, content } => Action::WriteFile {
-                    path: path.clone(),
-                    content: render_valid(content, port),
-                },
-                other => other.clone(),
-            })
-            .collect()
-    }
 }
 
-/// Strings in a validated catalog always render.
-fn render_valid(template: &str, port: u16) -> String {
-    render(template, port).unwrap_or_else(|_| template.to_string())
+fn collect_strings<'a>(value: &'a serde_yaml::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_yaml::Value::String(text) => out.push(text),
+        serde_yaml::Value::Sequence(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        serde_yaml::Value::Mapping(map) => map.values().for_each(|v| collect_strings(v, out)),
+        serde_yaml::Value::Tagged(tagged) => collect_strings(&tagged.value, out),
+        _ => {}
+    }
 }
 
 /// Replaces `{port}` and `{port+N}` with the expected port (plus N).

@@ -61,10 +61,10 @@ impl ServiceState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("no supervisor answers at {path}: {source}")]
+    #[error("no supervisor answers at {path}: {error}")]
     Connect {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("supervisor at {path} did not answer: {message}")]
     Protocol { path: PathBuf, message: String },
@@ -87,9 +87,9 @@ fn request(root: &Path, command: &str) -> Result<ServiceState, ControlError> {
         path: path.clone(),
         message,
     };
-    let mut stream = UnixStream::connect(&path).map_err(|source| ControlError::Connect {
+    let mut stream = UnixStream::connect(&path).map_err(|error| ControlError::Connect {
         path: path.clone(),
-        source,
+        error,
     })?;
     stream
         .set_read_timeout(Some(REQUEST_TIMEOUT))

@@ -9,8 +9,9 @@ pub mod cli;
 pub mod config;
 pub mod control;
 mod health;
+pub mod input;
 pub mod log;
 pub mod root;
 pub mod supervisor;
 
-pub use catalog::{Action, Catalog, CatalogError, Scenario, Split};
+pub use catalog::{Catalog, CatalogError, Scenario, Split};

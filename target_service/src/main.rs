@@ -13,15 +13,10 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
-    let program = match std::env::current_exe() {
-        Ok(program) => program,
-        Err(e) => {
-            eprintln!("error: cannot find this executable to start the service: {e}");
-            std::process::exit(1);
-        }
-    };
+    // The magic link, not the resolved path: a supervisor running as an
+    // unprivileged user may not reach the binary's directory.
     let child = ChildProgram {
-        program,
+        program: "/proc/self/exe".into(),
         prefix_args: Vec::new(),
     };
     std::process::exit(run(cli.args, child));

@@ -9,15 +9,15 @@ use crate::config::{CONFIG_FILE, ENV_FILE, set_config_line, set_env_line};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("service root {root} is not writable: {source}")]
+    #[error("service root {root} is not writable: {error}")]
     RootNotWritable {
         root: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("setting up {path}: {source}")]
+    #[error("setting up {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("scenario `{scenario}`: {message}")]
     Invalid { scenario: String, message: String },
@@ -31,9 +31,9 @@ pub fn prepare(
     scenario: &Scenario,
     port: u16,
 ) -> Result<(), SetupError> {
-    let not_writable = |source| SetupError::RootNotWritable {
+    let not_writable = |error| SetupError::RootNotWritable {
         root: root.to_path_buf(),
-        source,
+        error,
     };
     fs::create_dir_all(root).map_err(not_writable)?;
     let probe = root.join(".write-probe");
@@ -42,7 +42,7 @@ pub fn prepare(
 
     for step in catalog.base.iter().chain(&scenario.setup) {
         apply(root, step, port).map_err(|e| match e {
-            StepError::Io(path, source) => SetupError::Io { path, source },
+            StepError::Io(path, error) => SetupError::Io { path, error },
             StepError::Invalid(message) => SetupError::Invalid {
                 scenario: scenario.id.clone(),
                 message,

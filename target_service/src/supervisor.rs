@@ -29,10 +29,10 @@ pub enum SupervisorError {
     Setup(#[from] SetupError),
     #[error("{0}")]
     PortInUse(String),
-    #[error("cannot open control socket {path}: {source}")]
+    #[error("cannot open control socket {path}: {error}")]
     ControlSocket {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -99,11 +99,10 @@ pub fn run(options: Options) -> Result<(), SupervisorError> {
 
     let socket = options.root.join(CONTROL_SOCKET);
     let _ = std::fs::remove_file(&socket);
-    let listener =
-        UnixListener::bind(&socket).map_err(|source| SupervisorError::ControlSocket {
-            path: socket.clone(),
-            source,
-        })?;
+    let listener = UnixListener::bind(&socket).map_err(|error| SupervisorError::ControlSocket {
+        path: socket.clone(),
+        error,
+    })?;
     println!(
         "{}",
         serde_json::json!({"event": "started", "state": first})

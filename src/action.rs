@@ -1,0 +1,103 @@
+//! The agent's action vocabulary: what a brain may propose, what the gate
+//! judges, what a workspace executes, and the wire format of the Action API.
+//! The catalog's oracle fixes are written in it too.
+
+use serde::{Deserialize, Serialize};
+
+/// One thing an agent does to a service's workspace. Paths are relative to
+/// the service root unless absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// A shell command run with the service root as working directory.
+    Exec(String),
+    ReadFile(String),
+    WriteFile {
+        path: String,
+        content: String,
+    },
+    /// GET a path on the service's expected address.
+    HttpGet(String),
+    /// Ask the supervisor to restart the service (rereads env and config).
+    RestartService,
+}
+
+/// Longest action text kept in status and logs.
+const MAX_TEXT: usize = 500;
+
+impl Action {
+    /// The kind as status and trajectories name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Exec(_) => "exec",
+            Action::ReadFile(_) => "read_file",
+            Action::WriteFile { .. } => "write_file",
+            Action::HttpGet(_) => "http_get",
+            Action::RestartService => "restart_service",
+        }
+    }
+
+    /// The action as one bounded line for status and logs (file contents
+    /// elided).
+    pub fn summary(&self) -> String {
+        let text = match self {
+            Action::Exec(command) => command.clone(),
+            Action::ReadFile(path) => path.clone(),
+            Action::WriteFile { path, content } => format!("{path} ({} bytes)", content.len()),
+            Action::HttpGet(path) => format!("GET {path}"),
+            Action::RestartService => "restart".to_string(),
+        };
+        truncate_chars(&text, MAX_TEXT)
+    }
+
+    /// Whether it may change the workspace (a snapshot and a regression
+    /// check follow such actions).
+    pub fn may_mutate(&self) -> bool {
+        !matches!(self, Action::ReadFile(_) | Action::HttpGet(_))
+    }
+}
+
+/// `text` cut to at most `max` characters, with an ellipsis when cut.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_format_is_one_key_per_action() {
+        let actions = vec![
+            Action::Exec("ls".into()),
+            Action::WriteFile {
+                path: "a".into(),
+                content: "b".into(),
+            },
+            Action::RestartService,
+        ];
+        let json = serde_json::to_string(&actions).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"exec":"ls"},{"write_file":{"path":"a","content":"b"}},"restart_service"]"#
+        );
+        let back: Vec<Action> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, actions);
+        assert!(serde_json::from_str::<Action>(r#"{"exec":"ls","extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn summaries_are_bounded_and_elide_contents() {
+        let long = Action::Exec("x".repeat(2000));
+        assert_eq!(long.summary().chars().count(), MAX_TEXT + 1);
+        let write = Action::WriteFile {
+            path: "service.env".into(),
+            content: "SECRET=1".into(),
+        };
+        assert_eq!(write.summary(), "service.env (8 bytes)");
+        assert_eq!(truncate_chars("héllo", 2), "hé…");
+    }
+}

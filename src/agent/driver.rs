@@ -1,0 +1,148 @@
+//! Drives an episode in one process: the brain proposes, the confirmer
+//! answers, the workspace executes, each under the episode's deadlines.
+//! `remediator run` uses it; the operator drives the same step machine
+//! across processes.
+
+use std::time::Duration;
+
+use super::confirm::{Answer, Confirmer};
+use super::episode::{BrainRole, Episode, Event, Request};
+use super::{Brain, Task, Turn};
+use crate::crd::{ActionRecord, TokenUsage};
+use crate::risk::Gate;
+use crate::workspace::Workspace;
+
+/// The brains of an episode: the policy's, and the one that takes over
+/// when it fails (if the policy allows). Either may be absent (an LLM brain
+/// without a key never existed).
+pub struct Brains {
+    pub primary: Option<Box<dyn Brain>>,
+    pub fallback: Option<Box<dyn Brain>>,
+}
+
+impl Brains {
+    pub fn only(brain: Box<dyn Brain>) -> Self {
+        Self {
+            primary: Some(brain),
+            fallback: None,
+        }
+    }
+
+    fn for_role(&mut self, role: BrainRole) -> Option<&mut Box<dyn Brain>> {
+        match role {
+            BrainRole::Primary => self.primary.as_mut(),
+            BrainRole::Fallback => self.fallback.as_mut(),
+        }
+    }
+
+    /// `llm`, `runbook`, or `llm+runbook` when the fallback took over.
+    pub fn label(&self, episode: &Episode) -> String {
+        let name = |b: &Option<Box<dyn Brain>>| b.as_ref().map(|b| b.name());
+        match (
+            episode.fallback_reason.is_some(),
+            name(&self.primary),
+            name(&self.fallback),
+        ) {
+            (true, primary, Some(fallback)) => {
+                format!("{}+{fallback}", primary.unwrap_or("llm"))
+            }
+            (_, Some(primary), _) => primary.to_string(),
+            (_, None, Some(fallback)) => fallback.to_string(),
+            (_, None, None) => "none".to_string(),
+        }
+    }
+
+    pub fn model(&self) -> Option<String> {
+        self.primary.as_ref().and_then(|b| b.model())
+    }
+}
+
+/// Everything an episode produced.
+pub struct Driven {
+    pub episode: Episode,
+    pub records: Vec<ActionRecord>,
+    pub history: Vec<Turn>,
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+fn until(deadline_ms: u64) -> Duration {
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms()))
+}
+
+/// Runs `episode` to its end (or resumes it, given the history so far).
+pub async fn drive(
+    task: &Task,
+    brains: &mut Brains,
+    gate: &Gate,
+    workspace: &dyn Workspace,
+    confirmer: &dyn Confirmer,
+    mut episode: Episode,
+    mut history: Vec<Turn>,
+) -> Driven {
+    let mut records = Vec::new();
+    let mut request = episode.current(gate, now_ms());
+    loop {
+        let event = match &request {
+            Request::Done(_) => break,
+            Request::NeedProposal { role, deadline_ms } => {
+                let Some(brain) = brains.for_role(*role) else {
+                    let error = format!("no {role:?} brain is configured").to_lowercase();
+                    request = episode
+                        .next(
+                            gate,
+                            Event::BrainFailed {
+                                error,
+                                usage: Default::default(),
+                            },
+                            now_ms(),
+                        )
+                        .request;
+                    continue;
+                };
+                let before = brain.usage();
+                let proposed =
+                    tokio::time::timeout(until(*deadline_ms), brain.propose(task, &history)).await;
+                let after = brain.usage();
+                let usage = TokenUsage {
+                    prompt: after.prompt.saturating_sub(before.prompt),
+                    completion: after.completion.saturating_sub(before.completion),
+                };
+                match proposed {
+                    Err(_) => Event::Tick,
+                    Ok(Ok(proposal)) => Event::Proposed { proposal, usage },
+                    Ok(Err(error)) => Event::BrainFailed {
+                        error: error.to_string(),
+                        usage,
+                    },
+                }
+            }
+            Request::NeedApproval(approval) => {
+                let asked = confirmer.confirm(approval.step, &approval.action, approval.risk);
+                match tokio::time::timeout(until(approval.deadline_ms), asked).await {
+                    Err(_) => Event::Tick,
+                    Ok(Answer::Approved(by)) => Event::Answered { approved: true, by },
+                    Ok(Answer::Refused(by)) => Event::Answered {
+                        approved: false,
+                        by,
+                    },
+                }
+            }
+            Request::Execute(permit) => Event::Executed(workspace.run(permit).await),
+        };
+        let advance = episode.next(gate, event, now_ms());
+        records.extend(advance.record);
+        history.extend(advance.turn);
+        request = advance.request;
+    }
+    Driven {
+        episode,
+        records,
+        history,
+    }
+}

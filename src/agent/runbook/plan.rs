@@ -1,0 +1,171 @@
+//! How a hint shapes the runbook: which checks, in which order, and
+//! whether to skip those the evidence does not point at.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::action::Action;
+
+/// One kind of thing an SRE checks, with its probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    Health,
+    Log,
+    /// Stale lock, pid or other files the service says must not be there.
+    Locks,
+    Env,
+    Config,
+    /// Marker files the service says are missing.
+    Ready,
+    Permissions,
+}
+
+impl Check {
+    pub const ALL: [Check; 7] = [
+        Check::Health,
+        Check::Log,
+        Check::Locks,
+        Check::Env,
+        Check::Config,
+        Check::Ready,
+        Check::Permissions,
+    ];
+
+    /// Words in a hint that name this check.
+    fn keywords(self) -> &'static str {
+        match self {
+            Check::Health => r"/health|health ?check|\bhttp\b|\bprobe\b|endpoint|\bcurl\b",
+            Check::Log => r"\blogs?\b|journal",
+            Check::Locks => r"\block|lock ?files?|\bpid\b|pid ?files?|stale files?",
+            Check::Env => r"\benv\b|environment|variable",
+            Check::Config => r"\bconfig|\bport\b|setting",
+            Check::Ready => r"\bready|readiness|marker",
+            Check::Permissions => r"writable|permission|chmod|director(y|ies)",
+        }
+    }
+
+    /// Evidence that points at this check (for hints that ask to skip
+    /// checks the evidence rules out).
+    fn implicated_by(self) -> &'static str {
+        match self {
+            Check::Health | Check::Log => r".",
+            Check::Locks => r"\block|\bpid\b|\bstale\b|\bpresent\b|\bexists\b|left behind",
+            Check::Env => r"environment|variable|not set",
+            Check::Config => r"config|\.conf|maintenance|\bport\b|line \d+|setting",
+            Check::Ready => r"\bready|flag|marker|missing|not found",
+            Check::Permissions => r"permission|writable|cannot write|read-only|denied|eacces",
+        }
+    }
+
+    fn keyword_regex(self) -> &'static Regex {
+        static COMPILED: LazyLock<Vec<Regex>> = LazyLock::new(|| compile_all(Check::keywords));
+        &COMPILED[self as usize]
+    }
+
+    pub fn implicated_regex(self) -> &'static Regex {
+        static COMPILED: LazyLock<Vec<Regex>> = LazyLock::new(|| compile_all(Check::implicated_by));
+        &COMPILED[self as usize]
+    }
+
+    /// The read-only probe that looks at what this check is about.
+    pub fn probe(self) -> Action {
+        let exec = |c: &str| Action::Exec(c.to_string());
+        match self {
+            Check::Health => Action::HttpGet("/health".into()),
+            Check::Log => exec("tail -n 30 service.log"),
+            Check::Locks | Check::Ready => exec("find . -maxdepth 3 -type f"),
+            Check::Env => exec("grep -H '' service.env service.env.example"),
+            Check::Config => exec("grep -Hn '' service.conf service.conf.example"),
+            Check::Permissions => exec("ls -ld -- */ */*/"),
+        }
+    }
+}
+
+/// One compiled pattern per check, indexed by the check's discriminant.
+fn compile_all(pattern: fn(Check) -> &'static str) -> Vec<Regex> {
+    Check::ALL
+        .iter()
+        .map(|c| Regex::new(pattern(*c)).expect("static pattern"))
+        .collect()
+}
+
+/// The broad look around a vague hint gets before any check.
+pub fn exploration() -> Vec<Action> {
+    [
+        "ls -la",
+        "cat service.conf",
+        "cat service.env",
+        "tail -n 30 service.log",
+        "ps aux",
+        "ss -ltnp",
+    ]
+    .into_iter()
+    .map(|c| Action::Exec(c.into()))
+    .chain([Action::HttpGet("/health".into())])
+    .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub checks: Vec<Check>,
+    /// The hint named no check: explore first, then try all of them.
+    pub explore: bool,
+    /// Skip checks the evidence does not point at.
+    pub targeted: bool,
+}
+
+pub const DEFAULT_ORDER: [Check; 5] = [
+    Check::Config,
+    Check::Env,
+    Check::Locks,
+    Check::Ready,
+    Check::Permissions,
+];
+
+impl Plan {
+    /// Reads the checks a hint names, in the order it names them: each
+    /// clause of the hint counts for the first check it mentions.
+    pub fn from_hint(hint: &str) -> Self {
+        let lower = hint.to_lowercase();
+        static CLAUSE: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\d+[).]\s|[.;\n]\s|\n").expect("static pattern"));
+        static TARGETED: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"skip (the )?checks|only the checks?|straight to|jump to")
+                .expect("static pattern")
+        });
+        let mut checks = Vec::new();
+        for clause in CLAUSE.split(&lower) {
+            let first = Check::ALL
+                .iter()
+                .filter_map(|check| {
+                    check
+                        .keyword_regex()
+                        .find(clause)
+                        .map(|m| (m.start(), *check))
+                })
+                .min_by_key(|(at, _)| *at);
+            if let Some((_, check)) = first
+                && !checks.contains(&check)
+            {
+                checks.push(check);
+            }
+        }
+        let targeted = TARGETED.is_match(&lower);
+        let acting = checks
+            .iter()
+            .any(|c| !matches!(c, Check::Health | Check::Log));
+        if !acting {
+            return Self {
+                checks: DEFAULT_ORDER.to_vec(),
+                explore: true,
+                targeted,
+            };
+        }
+        Self {
+            checks,
+            explore: false,
+            targeted,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+use super::plan::DEFAULT_ORDER;
+use super::*;
+use crate::workspace::Observation;
+
+fn task(hint: &str) -> Task {
+    Task {
+        symptom: "GET / returns 500".into(),
+        expected_port: 8080,
+        hint: hint.into(),
+    }
+}
+
+#[test]
+fn the_seed_baseline_hint_is_vague_and_explores() {
+    let plan = Plan::from_hint("Fix the bug.");
+    assert!(plan.explore);
+    assert_eq!(plan.checks, DEFAULT_ORDER.to_vec());
+}
+
+#[test]
+fn the_manual_hint_names_kinds_of_checks_in_order() {
+    let plan = Plan::from_hint(crate::agent::hint::MANUAL_HINT);
+    assert!(!plan.explore);
+    assert_eq!(plan.checks, Check::ALL.to_vec());
+    for file in [
+        "service.lock",
+        "ready.flag",
+        "run/",
+        "service.env",
+        "service.conf",
+    ] {
+        assert!(
+            !crate::agent::hint::MANUAL_HINT.contains(file),
+            "the manual hint names the catalog's file {file}"
+        );
+    }
+}
+
+#[test]
+fn a_reordered_hint_reorders_checks_and_can_target() {
+    let plan = Plan::from_hint(
+        "1) read the log. 2) check permissions of data dirs. 3) look for lock files. Skip checks the evidence rules out.",
+    );
+    assert_eq!(
+        plan.checks,
+        vec![Check::Log, Check::Permissions, Check::Locks]
+    );
+    assert!(plan.targeted);
+}
+
+fn observed(stdout: &str, http_status: Option<u16>) -> Feedback {
+    Feedback::Observed(Observation {
+        http_status,
+        ..Observation::succeeded(stdout, 1)
+    })
+}
+
+/// Plays the runbook against scripted answers; returns its proposals.
+fn play(hint: &str, answers: &[(Action, Feedback)]) -> Vec<Proposal> {
+    let task = task(hint);
+    let mut history = Vec::new();
+    let mut proposals = Vec::new();
+    for (step, (expected, feedback)) in answers.iter().enumerate() {
+        let proposal = Runbook::replay(&task, &history).propose();
+        proposals.push(proposal.clone());
+        let Proposal::Act { action, .. } = proposal else {
+            return proposals;
+        };
+        assert_eq!(&action, expected, "step {}", step + 1);
+        history.push(Turn {
+            step: step as u32 + 1,
+            action,
+            declared_risk: None,
+            feedback: feedback.clone(),
+        });
+    }
+    proposals.push(Runbook::replay(&task, &history).propose());
+    proposals
+}
+
+#[test]
+fn replay_reaches_the_same_decisions_and_a_refused_fix_is_reported() {
+    let lock = r#"{"status":"error","reason":"stale lock file app.lck is present"}"#;
+    let proposals = play(
+        "1) GET /health. 2) look for lock files.",
+        &[
+            (Action::HttpGet("/health".into()), observed(lock, Some(500))),
+            (
+                Check::Locks.probe(),
+                observed("./app.lck\n./service.conf\n", None),
+            ),
+            (
+                Action::Exec("rm -f app.lck".into()),
+                Feedback::Denied {
+                    reason: "risk MEDIUM exceeds LOW".into(),
+                },
+            ),
+        ],
+    );
+    let Some(Proposal::Done { summary }) = proposals.last() else {
+        panic!("{proposals:?}")
+    };
+    assert!(summary.contains("rm -f app.lck"), "{summary}");
+}
+
+#[test]
+fn a_second_fault_after_a_fix_gets_the_checks_again() {
+    let lock = r#"{"status":"error","reason":"stale lock file a.lock is present"}"#;
+    let marker = r#"{"status":"error","reason":"marker state/ok is missing"}"#;
+    let proposals = play(
+        "1) GET /health. 2) look for lock files. 3) check that marker files exist.",
+        &[
+            (Action::HttpGet("/health".into()), observed(lock, Some(500))),
+            (Check::Locks.probe(), observed("./a.lock\n", None)),
+            (Action::Exec("rm -f a.lock".into()), observed("", None)),
+            (
+                Action::HttpGet("/health".into()),
+                observed(marker, Some(500)),
+            ),
+            (Check::Locks.probe(), observed("./service.conf\n", None)),
+            (Check::Ready.probe(), observed("./service.conf\n", None)),
+            (
+                Action::WriteFile {
+                    path: "state/ok".into(),
+                    content: String::new(),
+                },
+                observed("", None),
+            ),
+            (
+                Action::HttpGet("/health".into()),
+                observed(r#"{"status":"ok"}"#, Some(200)),
+            ),
+        ],
+    );
+    assert_eq!(
+        proposals.last(),
+        Some(&Proposal::Done {
+            summary: "the service answers 200 status ok".into()
+        })
+    );
+}

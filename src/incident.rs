@@ -1,0 +1,296 @@
+//! One incident on this machine, start to end: start the scenario's broken
+//! service, check the fault is there, drive the agent through the gate in
+//! the sandbox, verify health with the controller's own probe, and build
+//! the status the operator would write (and the trajectory line).
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::agent::Task;
+use crate::agent::confirm::Confirmer;
+use crate::agent::driver::{self, Brains};
+use crate::agent::episode::Episode;
+use crate::agent::llm::{LlmBrain, LlmConfig, LlmEnvironment};
+use crate::agent::runbook::RunbookBrain;
+use crate::crd::conditions::*;
+use crate::crd::{AgentInfo, BrainKind, IncidentPhase, IncidentStatus, PolicySpec};
+use crate::policy::{self, ResolvedPolicy};
+use crate::risk::{Classifier, Gate, GatePolicy};
+use crate::sandbox::Sandbox;
+use crate::scenario::{Catalog, Launch};
+use crate::status::{self, Facts, Failure, FaultObservation};
+use crate::trajectory::{self, TrajectoryLine};
+use crate::verify;
+use crate::workspace::{Local, LocalService};
+
+/// An incident to run locally, with its policy resolved.
+#[derive(Debug, Clone)]
+pub struct LocalIncident {
+    pub name: String,
+    pub scenario: String,
+    pub policy: ResolvedPolicy,
+}
+
+/// Where runs are recorded.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub artifacts_dir: std::path::PathBuf,
+    pub run_id: String,
+}
+
+/// What every local incident shares.
+#[derive(Clone)]
+pub struct Environment {
+    pub catalog: Catalog,
+    pub launch: Launch,
+    pub sandbox: Arc<Sandbox>,
+    pub llm: LlmEnvironment,
+    pub recorder: Option<Recorder>,
+}
+
+pub struct Outcome {
+    pub status: IncidentStatus,
+    /// None when nothing ran (an unknown scenario).
+    pub trajectory: Option<TrajectoryLine>,
+    /// Why recording the trajectory failed, if it did.
+    pub record_error: Option<String>,
+}
+
+pub async fn run(
+    incident: &LocalIncident,
+    env: &Environment,
+    confirmer: &dyn Confirmer,
+) -> Outcome {
+    let started_ms = driver::now_ms();
+    let started_at = status::time_from_ms(started_ms);
+    let spec = &incident.policy.spec;
+    let mut agent = AgentInfo {
+        brain: brain_label(spec.brain).into(),
+        policy: Some(incident.policy.name.clone()),
+        policy_generation: incident.policy.generation,
+        hint_source: Some(incident.policy.hint.source.as_str().into()),
+        hint_version: incident.policy.hint.version.clone(),
+        model: (spec.brain == BrainKind::Llm).then(|| spec.llm.clone().unwrap_or_default().model),
+        ..AgentInfo::default()
+    };
+    let failed = |reason, message: String, agent: AgentInfo| {
+        let failure = Failure { reason, message };
+        let facts = Facts {
+            generation: None,
+            now: now(),
+            started_at: started_at.clone(),
+            fault: None,
+            episode: None,
+            records: &[],
+            verification: None,
+            failure: Some(&failure),
+            agent,
+            containment: None,
+        };
+        status::build(&IncidentStatus::default(), &facts)
+    };
+    let scenario = match env.catalog.get(&incident.scenario) {
+        Ok(scenario) => scenario.clone(),
+        Err(e) => {
+            return Outcome {
+                status: failed(REASON_UNKNOWN_SCENARIO, e.to_string(), agent),
+                trajectory: None,
+                record_error: None,
+            };
+        }
+    };
+    let service = match env.launch.start(&env.catalog, &scenario.id).await {
+        Ok(service) => service,
+        Err(e) => {
+            let status = failed(REASON_PROVISIONING_FAILED, e.to_string(), agent);
+            return finish(
+                incident,
+                env,
+                status,
+                &scenario.symptom,
+                Vec::new(),
+                started_ms,
+            )
+            .await;
+        }
+    };
+    let address = service.address;
+    let (before, detail) = verify::probe(address, &scenario.verify.path, 1).await;
+    let fault = FaultObservation {
+        present: !before.healthy,
+        detail,
+    };
+    let task = Task {
+        symptom: scenario.symptom_for(address.port()),
+        expected_port: address.port(),
+        hint: incident.policy.hint.text.clone(),
+    };
+    let containment = env.sandbox.containment().clone();
+    let mut gate = Gate::new(Classifier::new(&service.root), GatePolicy::from(spec));
+    if !containment.is_full() && !spec.accept_weak_containment {
+        gate = gate.with_weak_containment(containment.missing_names());
+    }
+    let workspace = Local::new(
+        LocalService {
+            root: service.root.clone(),
+            address,
+        },
+        env.sandbox.clone(),
+    );
+    let (mut brains, setup_fallback) = match brains(spec, &env.llm) {
+        Ok(brains) => brains,
+        Err(reason) => {
+            service.stop().await;
+            let status = failed(REASON_LLM_UNAVAILABLE, reason, agent);
+            return finish(incident, env, status, &task.symptom, Vec::new(), started_ms).await;
+        }
+    };
+    let mut episode = Episode::new(policy::episode_config(spec), started_ms);
+    if let Some(reason) = setup_fallback {
+        episode = episode.on_fallback_from_start(reason);
+    }
+    let driven = driver::drive(
+        &task,
+        &mut brains,
+        &gate,
+        &workspace,
+        confirmer,
+        episode,
+        Vec::new(),
+    )
+    .await;
+    let verification =
+        verify::probe(address, &scenario.verify.path, spec.verify_consecutive_ok).await;
+    service.stop().await;
+    agent.brain = brains.label(&driven.episode);
+    if let Some(model) = brains.model() {
+        agent.model = Some(model);
+    }
+    let facts = Facts {
+        generation: None,
+        now: now(),
+        started_at: started_at.clone(),
+        fault: Some(&fault),
+        episode: Some(&driven.episode),
+        records: &driven.records,
+        verification: Some(&verification),
+        failure: None,
+        agent,
+        containment: Some(&containment),
+    };
+    let status = status::build(&IncidentStatus::default(), &facts);
+    let steps = trajectory::step_traces(&driven.records, &driven.history);
+    finish(incident, env, status, &task.symptom, steps, started_ms).await
+}
+
+/// Records the trajectory line of a finished incident.
+async fn finish(
+    incident: &LocalIncident,
+    env: &Environment,
+    status: IncidentStatus,
+    symptom: &str,
+    steps: Vec<trajectory::StepTrace>,
+    started_ms: u64,
+) -> Outcome {
+    let latency_s = (driver::now_ms().saturating_sub(started_ms)) as f64 / 1000.0;
+    let line = TrajectoryLine {
+        scenario_id: incident.scenario.clone(),
+        tool_actions: status.actions.iter().map(|a| a.command.clone()).collect(),
+        step_count: status.steps,
+        latency_s,
+        service_up: status.verified.as_ref().is_some_and(|v| v.healthy),
+        trace_key: format!(
+            "{}:{}",
+            env.recorder.as_ref().map_or("local", |r| r.run_id.as_str()),
+            incident.name
+        ),
+        strategy_hint: incident.policy.hint.text.clone(),
+        policy: incident.policy.name.clone(),
+        brain: status
+            .agent
+            .as_ref()
+            .map(|a| a.brain.clone())
+            .unwrap_or_default(),
+        phase: phase_name(status.phase).to_string(),
+        reason: status.reason.clone(),
+        message: status.message.clone(),
+        incident: incident.name.clone(),
+        symptom: symptom.to_string(),
+        hint_source: Some(incident.policy.hint.source.as_str().to_string()),
+        steps,
+    };
+    let record_error = match &env.recorder {
+        Some(r) => trajectory::append(&r.artifacts_dir, &r.run_id, &line)
+            .await
+            .err()
+            .map(|e| {
+                format!(
+                    "cannot record the trajectory in {}: {e}",
+                    r.artifacts_dir.display()
+                )
+            }),
+        None => None,
+    };
+    Outcome {
+        status,
+        trajectory: Some(line),
+        record_error,
+    }
+}
+
+pub fn phase_name(phase: IncidentPhase) -> &'static str {
+    match phase {
+        IncidentPhase::Pending => "Pending",
+        IncidentPhase::Provisioning => "Provisioning",
+        IncidentPhase::Remediating => "Remediating",
+        IncidentPhase::AwaitingApproval => "AwaitingApproval",
+        IncidentPhase::Verifying => "Verifying",
+        IncidentPhase::Resolved => "Resolved",
+        IncidentPhase::Failed => "Failed",
+    }
+}
+
+/// The policy's brain and its fallback. An LLM brain that cannot even be
+/// built (no key) is an error in strict mode; with fallback allowed the
+/// runbook starts at once and the reason comes back with it.
+fn brains(spec: &PolicySpec, llm: &LlmEnvironment) -> Result<(Brains, Option<String>), String> {
+    match spec.brain {
+        BrainKind::Runbook => Ok((Brains::only(Box::new(RunbookBrain)), None)),
+        BrainKind::Llm => {
+            let built = LlmConfig::resolve(&spec.llm.clone().unwrap_or_default(), llm)
+                .and_then(LlmBrain::new);
+            let runbook = || Some(Box::new(RunbookBrain) as Box<dyn crate::agent::Brain>);
+            match (built, spec.allow_fallback) {
+                (Ok(brain), true) => Ok((
+                    Brains {
+                        primary: Some(Box::new(brain)),
+                        fallback: runbook(),
+                    },
+                    None,
+                )),
+                (Ok(brain), false) => Ok((Brains::only(Box::new(brain)), None)),
+                (Err(e), true) => Ok((
+                    Brains {
+                        primary: None,
+                        fallback: runbook(),
+                    },
+                    Some(e.to_string()),
+                )),
+                (Err(e), false) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+pub fn brain_label(kind: BrainKind) -> &'static str {
+    match kind {
+        BrainKind::Runbook => "runbook",
+        BrainKind::Llm => "llm",
+    }
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}

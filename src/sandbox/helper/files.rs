@@ -1,0 +1,128 @@
+//! `read_file` and `write_file`, run inside the sandbox: regular files
+//! only (a device, FIFO or socket is refused at once, never waited on), a
+//! size cap both ways. Paths outside the root fail in the kernel, symlinks
+//! included.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+
+use crate::sandbox::Outcome;
+
+/// Largest content `write_file` accepts.
+pub const MAX_WRITE_BYTES: usize = 1 << 20;
+
+fn resolve(root: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        root.join(path)
+    }
+}
+
+fn failed(message: String) -> Outcome {
+    Outcome::Finished {
+        exit_code: Some(1),
+        stdout: String::new(),
+        stderr: message,
+        timed_out: false,
+    }
+}
+
+fn not_regular(path: &str, file: &File) -> Option<Outcome> {
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => None,
+        Ok(meta) => Some(Outcome::Refused {
+            message: format!(
+                "{path} is not a regular file ({}); only regular files can be read or written",
+                describe(&meta.file_type())
+            ),
+        }),
+        Err(e) => Some(failed(format!("cannot inspect {path}: {e}"))),
+    }
+}
+
+fn describe(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
+}
+
+pub fn read(root: &Path, path: &str, cap: usize) -> Outcome {
+    // Non-blocking so opening a FIFO without a writer returns at once.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(resolve(root, path));
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) => return failed(format!("cannot read {path}: {e}")),
+    };
+    if let Some(refused) = not_regular(path, &file) {
+        return refused;
+    }
+    let mut kept = Vec::new();
+    if let Err(e) = file.take(cap as u64 + 1).read_to_end(&mut kept) {
+        return failed(format!("cannot read {path}: {e}"));
+    }
+    let mut text = String::from_utf8_lossy(&kept[..kept.len().min(cap)]).into_owned();
+    if kept.len() > cap {
+        text.push_str(&format!("\n[... truncated after {cap} bytes]"));
+    }
+    Outcome::Finished {
+        exit_code: Some(0),
+        stdout: text,
+        stderr: String::new(),
+        timed_out: false,
+    }
+}
+
+pub fn write(root: &Path, path: &str, content: &str) -> Outcome {
+    if content.len() > MAX_WRITE_BYTES {
+        return Outcome::Refused {
+            message: format!(
+                "write_file content is {} bytes; the limit is {MAX_WRITE_BYTES}",
+                content.len()
+            ),
+        };
+    }
+    let opened = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(resolve(root, path));
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(e) => return failed(format!("cannot write {path}: {e}")),
+    };
+    if let Some(refused) = not_regular(path, &file) {
+        return refused;
+    }
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.write_all(content.as_bytes()));
+    match written {
+        Ok(()) => Outcome::Finished {
+            exit_code: Some(0),
+            stdout: format!("wrote {} bytes to {path}", content.len()),
+            stderr: String::new(),
+            timed_out: false,
+        },
+        Err(e) => failed(format!("cannot write {path}: {e}")),
+    }
+}

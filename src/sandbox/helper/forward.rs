@@ -1,0 +1,159 @@
+//! Carries TCP connections made inside the sandbox's network namespace to
+//! the real service outside it. The two stages share one Unix socket pair
+//! created before the split (the inner stage's stdin); connections are
+//! multiplexed over it as frames (`open`, `data`, `close` by connection
+//! id), so no file descriptor ever crosses the boundary and the outside end
+//! only ever dials the service. The link closing means the other stage is
+//! gone.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const OPEN: u8 = 1;
+const DATA: u8 = 2;
+const CLOSE: u8 = 3;
+const MAX_PAYLOAD: usize = 16 * 1024;
+
+type Link = Arc<Mutex<Box<dyn Write + Send>>>;
+type Streams = Arc<Mutex<HashMap<u32, TcpStream>>>;
+
+fn send(link: &Link, kind: u8, id: u32, payload: &[u8]) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(9 + payload.len());
+    frame.push(kind);
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    link.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .write_all(&frame)
+}
+
+/// The next frame, or None when the link is closed or garbled.
+fn receive(link: &mut impl Read) -> Option<(u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    link.read_exact(&mut head).ok()?;
+    let id = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+    let len = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) as usize;
+    if len > MAX_PAYLOAD {
+        return None;
+    }
+    let mut payload = vec![0u8; len];
+    link.read_exact(&mut payload).ok()?;
+    Some((head[0], id, payload))
+}
+
+/// Copies one TCP stream into frames until it ends, then says so.
+fn pump(mut stream: TcpStream, id: u32, link: Link) {
+    let mut buf = [0u8; MAX_PAYLOAD];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if send(&link, DATA, id, &buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = send(&link, CLOSE, id, &[]);
+}
+
+/// Delivers frames to the streams they belong to; `on_open` answers an
+/// `open` frame (only the outside end gets them).
+fn demultiplex(
+    mut reader: impl Read,
+    streams: Streams,
+    mut on_open: impl FnMut(u32) -> Option<TcpStream>,
+) {
+    while let Some((kind, id, payload)) = receive(&mut reader) {
+        match kind {
+            OPEN => {
+                if let Some(stream) = on_open(id) {
+                    streams
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, stream);
+                }
+            }
+            DATA => {
+                let target = streams
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    .and_then(|s| s.try_clone().ok());
+                if let Some(mut stream) = target {
+                    let _ = stream.write_all(&payload);
+                }
+            }
+            CLOSE => {
+                let removed = streams
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                if let Some(stream) = removed {
+                    let _ = stream.shutdown(Shutdown::Write);
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Inside: accepts connections on `listeners` and forwards each over the
+/// link (`reader`, `writer`); returns when the link closes.
+pub fn serve_inner(
+    reader: impl Read,
+    writer: impl Write + Send + 'static,
+    listeners: Vec<TcpListener>,
+) {
+    let writer: Link = Arc::new(Mutex::new(Box::new(writer)));
+    let streams: Streams = Arc::default();
+    let next = Arc::new(AtomicU32::new(1));
+    for listener in listeners {
+        let (writer, streams, next) = (writer.clone(), streams.clone(), next.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let id = next.fetch_add(1, Ordering::Relaxed);
+                let Ok(copy) = conn.try_clone() else { continue };
+                streams
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, copy);
+                if send(&writer, OPEN, id, &[]).is_err() {
+                    return;
+                }
+                let writer = writer.clone();
+                std::thread::spawn(move || pump(conn, id, writer));
+            }
+        });
+    }
+    demultiplex(reader, streams, |_| None);
+}
+
+/// Outside: dials the service for every connection opened inside.
+pub fn serve_outer(link: UnixStream, service: SocketAddr) -> std::io::Result<()> {
+    let writer: Link = Arc::new(Mutex::new(Box::new(link.try_clone()?)));
+    let streams: Streams = Arc::default();
+    std::thread::spawn(move || {
+        demultiplex(link, streams, |id| {
+            match TcpStream::connect_timeout(&service, Duration::from_secs(5)) {
+                Ok(upstream) => {
+                    let copy = upstream.try_clone().ok()?;
+                    let writer = writer.clone();
+                    std::thread::spawn(move || pump(copy, id, writer));
+                    Some(upstream)
+                }
+                Err(_) => {
+                    let _ = send(&writer, CLOSE, id, &[]);
+                    None
+                }
+            }
+        })
+    });
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The inner stage: PID 1 of the sandbox's namespaces. It finishes the
+//! containment (mounts, network, Landlock, limits, capabilities), runs the
+//! op, and kills whatever the op left behind.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+use super::capture::read_capped;
+use super::{files, forward, layers, netlink, setup_failed};
+use crate::sandbox::{Containment, Layer, MissingLayer, Op, Outcome, Spec};
+
+/// Layers held and missing so far; a required one missing ends the setup.
+struct Setup<'a> {
+    spec: &'a Spec,
+    held: Vec<Layer>,
+    missing: Vec<MissingLayer>,
+}
+
+impl Setup<'_> {
+    fn wants(&self, layer: Layer) -> bool {
+        self.spec.op == Op::Probe || self.spec.required.contains(&layer)
+    }
+
+    fn note(&mut self, layer: Layer, result: Result<(), String>) -> Result<(), Outcome> {
+        match result {
+            Ok(()) => self.held.push(layer),
+            Err(reason) if self.spec.required.contains(&layer) => {
+                return Err(setup_failed(Some(layer), reason));
+            }
+            Err(reason) => self.missing.push(MissingLayer { layer, reason }),
+        }
+        Ok(())
+    }
+}
+
+pub fn run(spec: &Spec) -> Outcome {
+    match contain(spec) {
+        Ok(setup) => run_op(spec, setup),
+        Err(outcome) => outcome,
+    }
+}
+
+fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut setup = Setup {
+        spec,
+        held: Vec::new(),
+        missing: Vec::new(),
+    };
+    let pid1 = std::process::id() == 1;
+    let namespaced = |result: Result<(), String>| {
+        if pid1 {
+            result
+        } else {
+            Err("no user and PID namespace".to_string())
+        }
+    };
+    for layer in [Layer::Userns, Layer::Pidns] {
+        if setup.wants(layer) {
+            setup.note(layer, namespaced(Ok(())))?;
+        }
+    }
+    if setup.wants(Layer::Mntns) {
+        let mounted = namespaced(Ok(())).and_then(|()| layers::private_mounts(&spec.root, true));
+        setup.note(Layer::Mntns, mounted)?;
+    }
+    let mut listeners = Vec::new();
+    if setup.wants(Layer::Netns) {
+        let network = namespaced(Ok(())).and_then(|()| private_network(spec, &mut listeners));
+        setup.note(Layer::Netns, network)?;
+    }
+    layers::resource_limits().map_err(|e| setup_failed(None, e))?;
+    if [Layer::LandlockFs, Layer::LandlockNet, Layer::LandlockScope]
+        .iter()
+        .any(|l| setup.wants(*l))
+    {
+        let mut writable = vec![spec.root.clone()];
+        if setup.held.contains(&Layer::Mntns) {
+            writable.push(PathBuf::from("/tmp"));
+        }
+        match layers::landlock(&writable, spec.service) {
+            Ok(result) => {
+                setup.held.extend(result.held);
+                for (layer, reason) in result.failed {
+                    setup.note(layer, Err(reason))?;
+                }
+            }
+            Err(reason) => {
+                for layer in [Layer::LandlockFs, Layer::LandlockNet, Layer::LandlockScope] {
+                    setup.note(layer, Err(reason.clone()))?;
+                }
+            }
+        }
+    }
+    if pid1 {
+        layers::drop_capabilities().map_err(|e| setup_failed(Some(Layer::Userns), e))?;
+    }
+    watch_link(listeners);
+    Ok(setup)
+}
+
+/// The fresh network namespace (made by the middle stage) with loopback
+/// up and the service port listened on, to be forwarded outside.
+fn private_network(spec: &Spec, listeners: &mut Vec<TcpListener>) -> Result<(), String> {
+    netlink::loopback_up()?;
+    let port = spec.service.port();
+    listeners.push(
+        TcpListener::bind(("127.0.0.1", port))
+            .map_err(|e| format!("listening on 127.0.0.1:{port}: {e}"))?,
+    );
+    // localhost may resolve to ::1 first; where IPv6 exists, answer there too.
+    if let Ok(v6) = TcpListener::bind(("::1", port)) {
+        listeners.push(v6);
+    }
+    Ok(())
+}
+
+/// Writes to the link (this stage's stdin, a socket).
+struct LinkWriter;
+
+impl Write for LinkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        nix::unistd::write(std::io::stdin().as_fd(), buf).map_err(std::io::Error::from)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serves forwarded connections over the link; when the link closes the
+/// outer stage is gone, and so is this sandbox.
+fn watch_link(listeners: Vec<TcpListener>) {
+    std::thread::spawn(move || {
+        forward::serve_inner(std::io::stdin(), LinkWriter, listeners);
+        std::process::exit(137);
+    });
+}
+
+fn run_op(spec: &Spec, mut setup: Setup<'_>) -> Outcome {
+    match &spec.op {
+        Op::Probe => {
+            setup.held.sort();
+            setup.missing.sort_by_key(|m| m.layer);
+            Outcome::Probed {
+                containment: Containment {
+                    layers: setup.held,
+                    missing: setup.missing,
+                },
+            }
+        }
+        Op::Read { path } => files::read(&spec.root, path, spec.max_output_bytes),
+        Op::Write { path, content } => files::write(&spec.root, path, content),
+        Op::Exec { command } => run_command(spec, command),
+    }
+}
+
+fn run_command(spec: &Spec, command: &str) -> Outcome {
+    let pid1 = std::process::id() == 1;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(&spec.root)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !pid1 {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return Outcome::Finished {
+                exit_code: Some(127),
+                stdout: String::new(),
+                stderr: format!("cannot start /bin/sh: {e}"),
+                timed_out: false,
+            };
+        }
+    };
+    let cap = spec.max_output_bytes;
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| std::thread::spawn(move || read_capped(s, cap)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| std::thread::spawn(move || read_capped(s, cap)));
+    let pid = Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let waited = rx.recv_timeout(Duration::from_millis(spec.timeout_ms));
+    // The command is over: nothing it started may outlive it.
+    kill_everything(pid1, pid);
+    let (exit_code, timed_out) = match waited {
+        Ok(Ok(status)) => (status.code(), false),
+        Ok(Err(_)) => (None, false),
+        Err(_) => {
+            let _ = rx.recv();
+            (None, true)
+        }
+    };
+    let join = |reader: Option<std::thread::JoinHandle<String>>| {
+        reader.and_then(|r| r.join().ok()).unwrap_or_default()
+    };
+    let stdout = join(stdout);
+    let mut stderr = join(stderr);
+    if timed_out {
+        let seconds = spec.timeout_ms as f64 / 1000.0;
+        stderr.push_str(&format!("\n[killed: command ran longer than {seconds}s]"));
+    }
+    Outcome::Finished {
+        exit_code,
+        stdout,
+        stderr,
+        timed_out,
+    }
+}
+
+/// Kills every process the command left. As PID 1 of the namespace that
+/// is one signal to all; otherwise the process group, then whatever was
+/// reparented to this stage (a subreaper), until none is left.
+fn kill_everything(pid1: bool, child: Pid) {
+    if pid1 {
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        return;
+    }
+    let _ = killpg(child, Signal::SIGKILL);
+    let me = std::process::id();
+    for _ in 0..100 {
+        let left = children_of(me);
+        if left.is_empty() {
+            return;
+        }
+        for pid in left {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+    }
+}
+
+/// Live (non-zombie) children of `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // Fields after the command name, which may contain spaces.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent && state != "Z").then_some(pid)
+        })
+        .collect()
+}

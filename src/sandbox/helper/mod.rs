@@ -1,0 +1,102 @@
+//! The helper process that contains one op, in three stages, because a
+//! PID namespace only applies to the children of the process that creates
+//! it, and that process can no longer start threads:
+//!
+//! 1. the **outer** stage reads the [`Spec`] on stdin, drops to the
+//!    unprivileged identity, creates the user and mount namespaces and
+//!    starts the middle stage; it stays in the host network namespace to
+//!    carry connections to the service, and kills everything when its own
+//!    stdin closes (the caller is gone);
+//! 2. the **middle** stage creates the PID, network, UTS and IPC namespaces
+//!    and starts the inner stage, then only waits for it;
+//! 3. the **inner** stage is PID 1 of the new namespaces: it mounts a
+//!    private /proc and /tmp, brings loopback up with the service port
+//!    forwarded, applies Landlock and resource limits, drops every
+//!    capability and runs the op. When it exits the kernel kills every
+//!    process left in the namespace.
+//!
+//! The outer stage prints nothing but the final [`Outcome`] line on stdout.
+
+mod capture;
+mod files;
+mod forward;
+mod inner;
+mod layers;
+mod middle;
+mod netlink;
+mod outer;
+
+use std::io::{BufRead, Write};
+
+use super::{Layer, Outcome, Spec};
+
+/// Exit code of a helper that could not set up its sandbox.
+pub const EXIT_SETUP_FAILED: i32 = 125;
+
+/// Which stage a helper process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    Outer,
+    /// The middle stage, creating the process namespaces.
+    Middle,
+    /// The middle stage where the kernel gave no user namespace.
+    MiddlePlain,
+    Inner,
+}
+
+impl Stage {
+    fn arg(self) -> &'static str {
+        match self {
+            Stage::Outer => "outer",
+            Stage::Middle => "middle",
+            Stage::MiddlePlain => "middle-plain",
+            Stage::Inner => "inner",
+        }
+    }
+}
+
+/// Entry of `remediator sandbox-exec [--stage STAGE]`.
+pub fn main(stage: Stage) -> i32 {
+    if matches!(stage, Stage::Middle | Stage::MiddlePlain) {
+        return middle::run(stage == Stage::Middle);
+    }
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    let spec: Spec = match stdin
+        .read_line(&mut line)
+        .map(|_| serde_json::from_str(&line))
+    {
+        Ok(Ok(spec)) => spec,
+        Ok(Err(e)) => return report(&setup_failed(None, format!("bad sandbox spec: {e}"))),
+        Err(e) => {
+            return report(&setup_failed(
+                None,
+                format!("cannot read the sandbox spec: {e}"),
+            ));
+        }
+    };
+    drop(stdin);
+    let outcome = if stage == Stage::Inner {
+        inner::run(&spec)
+    } else {
+        outer::run(&spec, &line)
+    };
+    report(&outcome)
+}
+
+fn setup_failed(layer: Option<Layer>, message: String) -> Outcome {
+    Outcome::SetupFailed { layer, message }
+}
+
+fn report(outcome: &Outcome) -> i32 {
+    let mut out = std::io::stdout().lock();
+    let line = serde_json::to_string(outcome).unwrap_or_else(|e| {
+        format!(r#"{{"setup_failed":{{"layer":null,"message":"cannot encode the outcome: {e}"}}}}"#)
+    });
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    match outcome {
+        Outcome::SetupFailed { .. } => EXIT_SETUP_FAILED,
+        _ => 0,
+    }
+}

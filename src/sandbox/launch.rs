@@ -1,0 +1,226 @@
+//! The caller's side of the sandbox: starts the helper with a [`Spec`],
+//! bounds it in time and output, and reads back its [`Outcome`].
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::{Containment, HELPER_SUBCOMMAND, Identity, Layer, Op, Outcome, Spec};
+
+/// How to start the helper: a program and the arguments before
+/// `sandbox-exec` (the `remediator` binary itself, normally).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperProgram {
+    pub program: PathBuf,
+    pub prefix_args: Vec<OsString>,
+}
+
+impl HelperProgram {
+    pub fn current_exe() -> std::io::Result<Self> {
+        Ok(Self {
+            program: std::env::current_exe()?,
+            prefix_args: Vec::new(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start the sandbox helper {program}: {error}")]
+    Spawn {
+        program: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("the sandbox could not set up {}: {message}", layer.map_or("itself", Layer::name))]
+    Setup {
+        layer: Option<Layer>,
+        message: String,
+    },
+    #[error("the sandbox helper broke its protocol: {0}")]
+    Protocol(String),
+    #[error("the sandbox helper did not finish within {0:?}")]
+    Hung(Duration),
+}
+
+/// Runs ops contained, with every layer the probe found on this machine
+/// required: a layer that held once and fails later stops the op.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    helper: HelperProgram,
+    containment: Containment,
+    identity: Option<Identity>,
+}
+
+/// What one contained op needs beyond the op itself.
+#[derive(Debug, Clone)]
+pub struct Job<'a> {
+    pub root: &'a Path,
+    pub service: SocketAddr,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub max_output_bytes: usize,
+}
+
+/// Time the helper gets beyond the op's own timeout to set up and report.
+const GRACE: Duration = Duration::from_secs(10);
+
+impl Sandbox {
+    /// A sandbox with the layers this machine gives (probed once).
+    pub async fn new(helper: HelperProgram) -> Self {
+        let containment = super::probe(&helper).await;
+        Self {
+            helper,
+            containment,
+            identity: Identity::for_this_process(),
+        }
+    }
+
+    pub fn containment(&self) -> &Containment {
+        &self.containment
+    }
+
+    /// The identity sandboxed processes run as, when the caller is root;
+    /// files they must change have to belong to it.
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+    }
+
+    pub async fn run(&self, job: Job<'_>, op: Op) -> Result<Outcome, SandboxError> {
+        let spec = Spec {
+            root: job.root.to_path_buf(),
+            service: job.service,
+            op,
+            env: job.env,
+            timeout_ms: u64::try_from(job.timeout.as_millis()).unwrap_or(u64::MAX),
+            max_output_bytes: job.max_output_bytes,
+            required: self.containment.layers.clone(),
+            identity: self.identity,
+        };
+        let limit = 4 * job.max_output_bytes + (1 << 20);
+        match execute(&self.helper, &spec, job.timeout + GRACE, limit).await? {
+            Outcome::SetupFailed { layer, message } => Err(SandboxError::Setup { layer, message }),
+            Outcome::Probed { .. } => Err(SandboxError::Protocol("a probe answer to an op".into())),
+            outcome => Ok(outcome),
+        }
+    }
+
+    /// Runs the helper's probe in a scratch root and reports what held.
+    pub(super) async fn probe_now(helper: &HelperProgram) -> Containment {
+        let identity = Identity::for_this_process();
+        let failed = |reason: String| Containment {
+            layers: Vec::new(),
+            missing: Layer::ALL
+                .iter()
+                .map(|layer| super::MissingLayer {
+                    layer: *layer,
+                    reason: reason.clone(),
+                })
+                .collect(),
+        };
+        let scratch = match tempfile::Builder::new()
+            .prefix("remediator-probe-")
+            .tempdir()
+        {
+            Ok(dir) => dir,
+            Err(e) => return failed(format!("no scratch directory for the probe: {e}")),
+        };
+        if let Some(identity) = identity {
+            let owner = (
+                Some(nix::unistd::Uid::from_raw(identity.uid)),
+                Some(nix::unistd::Gid::from_raw(identity.gid)),
+            );
+            if let Err(e) = nix::unistd::chown(scratch.path(), owner.0, owner.1) {
+                return failed(format!("cannot hand the probe's root to {identity:?}: {e}"));
+            }
+        }
+        let spec = Spec {
+            root: scratch.path().to_path_buf(),
+            service: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            op: Op::Probe,
+            env: Vec::new(),
+            timeout_ms: 10_000,
+            max_output_bytes: 4096,
+            required: Vec::new(),
+            identity,
+        };
+        match execute(helper, &spec, Duration::from_secs(30), 1 << 20).await {
+            Ok(Outcome::Probed { containment }) => containment,
+            Ok(Outcome::SetupFailed { message, .. }) => failed(message),
+            Ok(other) => failed(format!("unexpected probe answer {other:?}")),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+}
+
+async fn execute(
+    helper: &HelperProgram,
+    spec: &Spec,
+    deadline: Duration,
+    limit: usize,
+) -> Result<Outcome, SandboxError> {
+    let mut child = tokio::process::Command::new(&helper.program)
+        .args(&helper.prefix_args)
+        .arg(HELPER_SUBCOMMAND)
+        .env_clear()
+        .env("PATH", crate::workspace::SAFE_PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| SandboxError::Spawn {
+            program: helper.program.clone(),
+            error,
+        })?;
+    let mut line =
+        serde_json::to_string(spec).map_err(|e| SandboxError::Protocol(e.to_string()))?;
+    line.push('\n');
+    // Held open until the helper is done: closing it kills the sandbox.
+    let mut stdin = child.stdin.take();
+    if let Some(pipe) = stdin.as_mut() {
+        pipe.write_all(line.as_bytes())
+            .await
+            .map_err(|e| SandboxError::Protocol(format!("sending the spec: {e}")))?;
+    }
+    let stdout = read_limited(child.stdout.take(), limit);
+    let stderr = read_limited(child.stderr.take(), 16 * 1024);
+    let finished = tokio::time::timeout(deadline, async {
+        let (out, err) = tokio::join!(stdout, stderr);
+        let status = child.wait().await;
+        (out, err, status)
+    })
+    .await;
+    drop(stdin);
+    let (out, err, status) = match finished {
+        Ok(done) => done,
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(SandboxError::Hung(deadline));
+        }
+    };
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last).map_err(|e| {
+        SandboxError::Protocol(format!(
+            "{e}; exit {}; stderr: {}",
+            status.map_or_else(|e| e.to_string(), |s| s.to_string()),
+            err.trim()
+        ))
+    })
+}
+
+async fn read_limited<R: AsyncRead + Unpin>(reader: Option<R>, limit: usize) -> String {
+    let Some(reader) = reader else {
+        return String::new();
+    };
+    let mut kept = Vec::new();
+    let _ = reader.take(limit as u64).read_to_end(&mut kept).await;
+    String::from_utf8_lossy(&kept).into_owned()
+}

@@ -1,0 +1,186 @@
+//! The workspace of a service on this machine: commands and file
+//! operations run in the kernel sandbox, `http_get` goes to the service's
+//! address, restarts go to its supervisor.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+
+use super::{Limits, Observation, Workspace, WorkspaceError, http_get};
+use crate::action::Action;
+use crate::risk::Permit;
+use crate::sandbox::{Job, Op, Outcome, Sandbox, SandboxError};
+
+/// Where a local service lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalService {
+    pub root: PathBuf,
+    /// Where health probes (and the agent's `http_get`) reach it.
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Local {
+    service: LocalService,
+    sandbox: Arc<Sandbox>,
+    limits: Limits,
+}
+
+impl Local {
+    pub fn new(service: LocalService, sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            service,
+            sandbox,
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn service(&self) -> &LocalService {
+        &self.service
+    }
+
+    /// The whole environment a command sees: an allowlist, nothing of the
+    /// caller's (API keys, tokens).
+    fn env(&self) -> Vec<(String, String)> {
+        let root = self.service.root.display().to_string();
+        vec![
+            ("PATH".into(), super::SAFE_PATH.into()),
+            ("HOME".into(), root.clone()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("TERM".into(), "dumb".into()),
+            ("TMPDIR".into(), "/tmp".into()),
+            ("SERVICE_ROOT".into(), root),
+            (
+                "SERVICE_PORT".into(),
+                self.service.address.port().to_string(),
+            ),
+        ]
+    }
+
+    async fn contained(&self, op: Op) -> Result<Observation, WorkspaceError> {
+        let started = Instant::now();
+        let job = Job {
+            root: &self.service.root,
+            service: self.service.address,
+            env: self.env(),
+            timeout: self.limits.exec_timeout,
+            max_output_bytes: self.limits.max_output_bytes,
+        };
+        let outcome = self.sandbox.run(job, op).await.map_err(|e| match e {
+            SandboxError::Spawn { .. } | SandboxError::Setup { .. } => {
+                WorkspaceError::Sandbox(e.to_string())
+            }
+            SandboxError::Protocol(_) | SandboxError::Hung(_) => {
+                WorkspaceError::Unreachable(e.to_string())
+            }
+        })?;
+        let duration_ms = elapsed_ms(started);
+        Ok(match outcome {
+            Outcome::Finished {
+                exit_code,
+                stdout,
+                stderr,
+                timed_out,
+            } => Observation {
+                exit_code,
+                http_status: None,
+                stdout,
+                stderr,
+                timed_out,
+                duration_ms,
+            },
+            Outcome::Refused { message } => Observation::failed(message, duration_ms),
+            Outcome::SetupFailed { message, .. } => return Err(WorkspaceError::Sandbox(message)),
+            Outcome::Probed { .. } => {
+                return Err(WorkspaceError::Unreachable(
+                    "the sandbox answered a probe".into(),
+                ));
+            }
+        })
+    }
+
+    async fn http_get(&self, path: &str) -> Observation {
+        let started = Instant::now();
+        let address = self.service.address;
+        let fetched = tokio::time::timeout(
+            self.limits.http_timeout,
+            http_get(address, path, self.limits.max_output_bytes),
+        )
+        .await;
+        let duration_ms = elapsed_ms(started);
+        match fetched {
+            Ok(Ok(answer)) => Observation {
+                exit_code: Some(if answer.status < 400 { 0 } else { 1 }),
+                http_status: Some(answer.status),
+                stdout: answer.body,
+                duration_ms,
+                ..Observation::default()
+            },
+            Ok(Err(e)) => Observation::failed(
+                format!("GET http://{address}{path} failed: {e}"),
+                duration_ms,
+            ),
+            Err(_) => Observation {
+                timed_out: true,
+                ..Observation::failed(format!("GET http://{address}{path} timed out"), duration_ms)
+            },
+        }
+    }
+
+    async fn restart(&self) -> Observation {
+        let started = Instant::now();
+        let root = self.service.root.clone();
+        let result =
+            tokio::task::spawn_blocking(move || target_service::control::restart(&root)).await;
+        let duration_ms = elapsed_ms(started);
+        match result {
+            Ok(Ok(state)) => {
+                let text = serde_json::to_string(&state).unwrap_or_default();
+                if state.running {
+                    Observation::succeeded(format!("service restarted: {text}"), duration_ms)
+                } else {
+                    Observation::failed(format!("service did not come up: {text}"), duration_ms)
+                }
+            }
+            Ok(Err(e)) => Observation::failed(format!("restart failed: {e}"), duration_ms),
+            Err(e) => Observation::failed(format!("restart failed: {e}"), duration_ms),
+        }
+    }
+}
+
+impl Workspace for Local {
+    fn run<'a>(&'a self, permit: &'a Permit) -> BoxFuture<'a, Result<Observation, WorkspaceError>> {
+        Box::pin(async move {
+            match permit.action() {
+                Action::Exec(command) => {
+                    self.contained(Op::Exec {
+                        command: command.clone(),
+                    })
+                    .await
+                }
+                Action::ReadFile(path) => self.contained(Op::Read { path: path.clone() }).await,
+                Action::WriteFile { path, content } => {
+                    self.contained(Op::Write {
+                        path: path.clone(),
+                        content: content.clone(),
+                    })
+                    .await
+                }
+                Action::HttpGet(path) => Ok(self.http_get(path).await),
+                Action::RestartService => Ok(self.restart().await),
+            }
+        })
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
