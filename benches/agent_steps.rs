@@ -43,6 +43,7 @@ async fn measure(
                 hint: hint.clone(),
                 generation: None,
             },
+            classifier_off: false,
         };
         let outcome = incident::run(&incident, env, &Refuse).await;
         steps = outcome.status.steps;

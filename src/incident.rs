@@ -31,6 +31,8 @@ pub struct LocalIncident {
     pub name: String,
     pub scenario: String,
     pub policy: ResolvedPolicy,
+    /// Rate every action LOW (a containment test: the kernel alone holds).
+    pub classifier_off: bool,
 }
 
 /// Where runs are recorded.
@@ -128,7 +130,11 @@ pub async fn run(
         hint: incident.policy.hint.text.clone(),
     };
     let containment = env.sandbox.containment().clone();
-    let mut gate = Gate::new(Classifier::new(&service.root), GatePolicy::from(spec));
+    let mut gate = if incident.classifier_off {
+        Gate::without_classifier(GatePolicy::from(spec))
+    } else {
+        Gate::new(Classifier::new(&service.root), GatePolicy::from(spec))
+    };
     if !containment.is_full() && !spec.accept_weak_containment {
         gate = gate.with_weak_containment(containment.missing_names());
     }
@@ -278,7 +284,9 @@ fn brains(spec: &PolicySpec, llm: &LlmEnvironment) -> Result<(Brains, Option<Str
                     },
                     Some(e.to_string()),
                 )),
-                (Err(e), false) => Err(e.to_string()),
+                (Err(e), false) => Err(format!(
+                    "{e} (or allow the runbook brain to take over: allowFallback in the Policy, --allow-fallback)"
+                )),
             }
         }
     }

@@ -25,6 +25,7 @@ async fn steps_with(
             hint,
             generation: None,
         },
+        classifier_off: false,
     };
     let env = environment(catalog.clone()).await;
     let outcome = incident::run(&incident, &env, &Refuse).await;

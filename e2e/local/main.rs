@@ -4,7 +4,9 @@
 
 mod agent;
 mod bad_input;
+mod cleanup;
 mod cli;
+mod containment;
 mod llama;
 mod llm;
 mod scenarios;

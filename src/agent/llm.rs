@@ -74,7 +74,7 @@ impl LlmConfig {
             Some(reference) => read_secret_key(env, &reference.name, &reference.key)?,
             None => env.api_key.clone().ok_or_else(|| {
                 BrainError::Unavailable(
-                    "missing API key: set OPENAI_API_KEY for the llm brain, or name a Secret in the Policy's llm.apiKeySecretRef (or use --allow-fallback)".into(),
+                    "missing API key: set OPENAI_API_KEY for the llm brain, or name a Secret in the Policy's llm.apiKeySecretRef".into(),
                 )
             })?,
         };

@@ -84,6 +84,7 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
                 name: format!("{}-{}", scenario.id.replace('_', "-"), policy.name),
                 scenario: scenario.id.clone(),
                 policy: policy.clone(),
+                classifier_off: false,
             };
             let policy_name = &policy.name;
             let outcome = incident::run(&incident, &env, &Refuse).await;

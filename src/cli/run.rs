@@ -31,6 +31,10 @@ pub struct RunArgs {
     pub policy: String,
     #[command(flatten)]
     pub overrides: OverrideArgs,
+    /// Containment tests only: switch the risk classifier off (every action
+    /// counts as LOW), so only the kernel sandbox stands in the way.
+    #[arg(long, hide = true)]
+    pub classifier_off: bool,
     /// Output format of the printed Incident.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -132,9 +136,17 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
                 name: name_for(&scenario),
                 scenario,
                 policy,
+                classifier_off: false,
             }]
         }
     };
+    let incidents = incidents
+        .into_iter()
+        .map(|incident| LocalIncident {
+            classifier_off: args.classifier_off,
+            ..incident
+        })
+        .collect::<Vec<_>>();
     let recorder = args.recording.recorder(&paths);
     let env = common::environment(catalog_path.as_deref(), Some(recorder.clone())).await?;
     let confirmer = confirm::for_this_process();
@@ -203,6 +215,7 @@ fn from_manifest(
             name,
             scenario: incident.spec.scenario,
             policy,
+            classifier_off: false,
         });
     }
     Ok(planned)

@@ -116,7 +116,9 @@ pub enum Ruling {
 
 #[derive(Debug, Clone)]
 pub struct Gate {
-    classifier: Classifier,
+    /// None: the classifier is switched off and every action counts as
+    /// LOW (a containment test: the kernel sandbox alone must hold).
+    classifier: Option<Classifier>,
     policy: GatePolicy,
     /// Set when the kernel sandbox is weaker than full containment and the
     /// policy did not accept that: nothing above LOW may run.
@@ -126,7 +128,18 @@ pub struct Gate {
 impl Gate {
     pub fn new(classifier: Classifier, policy: GatePolicy) -> Self {
         Self {
-            classifier,
+            classifier: Some(classifier),
+            policy,
+            weak_containment: None,
+        }
+    }
+
+    /// A gate whose classifier is switched off: every action counts as
+    /// LOW unless the agent declares more. Only for proving that the
+    /// kernel sandbox holds on its own.
+    pub fn without_classifier(policy: GatePolicy) -> Self {
+        Self {
+            classifier: None,
             policy,
             weak_containment: None,
         }
@@ -150,7 +163,13 @@ impl Gate {
         action: &Action,
         declared: Option<SecurityRisk>,
     ) -> GateDecision {
-        let classified = self.classifier.classify(action);
+        let classified = match &self.classifier {
+            Some(classifier) => classifier.classify(action),
+            None => Assessment {
+                risk: SecurityRisk::Low,
+                why: "classifier switched off".into(),
+            },
+        };
         let risk = declared.map_or(classified.risk, |d| classified.risk.max(d));
         let verdict = match &self.weak_containment {
             Some(missing) if risk > SecurityRisk::Low => Verdict::Deny(format!(
