@@ -79,6 +79,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Manifests, ManifestError> {
                 "apiVersion must be remediator.dev/v1alpha1, not `{api_version}`"
             )));
         }
+        let json = serde_json::to_value(&value).map_err(|e| invalid(e.to_string()))?;
+        let problems = crate::crd::schema::violations(&kind, &json);
+        if !problems.is_empty() {
+            return Err(invalid(problems.join("; ")));
+        }
         match kind.as_str() {
             "Incident" => out
                 .incidents
@@ -117,6 +122,32 @@ mod tests {
         assert_eq!(m.incidents[0].spec.scenario, "stale_lockfile");
         assert_eq!(m.policies[0].spec.max_steps, 5);
         assert_eq!(m.policies[0].spec.timeout_seconds, 300, "defaults apply");
+    }
+
+    #[test]
+    fn the_crd_bounds_hold_locally_too() {
+        for (spec, field) in [
+            ("{verifyConsecutiveOk: 4294967295}", "verifyConsecutiveOk"),
+            ("{maxSteps: 0}", "maxSteps"),
+            ("{timeoutSeconds: -1}", "timeoutSeconds"),
+            ("{maxRisk: EXTREME}", "maxRisk"),
+            ("{typo: 1}", "typo"),
+        ] {
+            let policy = format!(
+                "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec: {spec}\n"
+            );
+            let err = parse(&policy, "f.yaml").unwrap_err().to_string();
+            assert!(err.contains(field), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        let text = format!(
+            "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec: {{hint: {deep}}}\n"
+        );
+        assert!(parse(&text, "f.yaml").is_err());
     }
 
     #[test]

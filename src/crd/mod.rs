@@ -4,6 +4,7 @@
 pub mod conditions;
 mod incident;
 mod policy;
+pub mod schema;
 
 pub use incident::*;
 pub use policy::*;

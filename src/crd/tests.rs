@@ -32,44 +32,10 @@ fn crd_document_is_incident_then_policy() {
     assert!(parts[1].contains("name: policies.remediator.dev"));
 }
 
-/// The CRD's openAPIV3Schema made strict the way `kubectl --validate=strict`
-/// is: unknown fields are errors, not silently pruned.
 fn strict_schema(
     crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 ) -> Value {
-    let version = &crd.spec.versions[0];
-    let schema = version
-        .schema
-        .as_ref()
-        .unwrap()
-        .open_api_v3_schema
-        .as_ref()
-        .unwrap();
-    let mut schema = serde_json::to_value(schema).unwrap();
-    fn tighten(node: &mut Value) {
-        match node {
-            Value::Object(map) => {
-                if map.contains_key("properties") && !map.contains_key("additionalProperties") {
-                    map.insert("additionalProperties".into(), Value::Bool(false));
-                }
-                // k8s `nullable` means null is allowed: say so in JSON Schema.
-                if map.remove("nullable") == Some(Value::Bool(true))
-                    && let Some(Value::String(t)) = map.get("type").cloned()
-                {
-                    map.insert("type".into(), serde_json::json!([t, "null"]));
-                }
-                map.values_mut().for_each(tighten);
-            }
-            Value::Array(items) => items.iter_mut().for_each(tighten),
-            _ => {}
-        }
-    }
-    tighten(&mut schema);
-    // The API server itself handles apiVersion, kind and metadata.
-    schema["properties"]["metadata"] = serde_json::json!({"type": "object"});
-    schema["properties"]["apiVersion"] = serde_json::json!({"type": "string"});
-    schema["properties"]["kind"] = serde_json::json!({"type": "string"});
-    schema
+    schema::strict(crd)
 }
 
 /// Validates every document of a manifest file; returns the kinds seen.
@@ -131,4 +97,13 @@ fn the_strict_schema_rejects_unknown_fields_and_bad_enums() {
         std::fs::write(&path, text).unwrap();
         assert!(validate_manifest(&path).is_err(), "accepted: {text}");
     }
+}
+
+#[test]
+fn the_optimized_example_follows_the_manual_hint() {
+    let manifests = crate::manifest::load(&repo().join("examples/policy-optimized.yaml")).unwrap();
+    assert_eq!(
+        manifests.policies[0].spec.hint.as_deref(),
+        Some(crate::agent::hint::MANUAL_HINT.trim())
+    );
 }

@@ -79,6 +79,24 @@ impl Sandbox {
         }
     }
 
+    /// A sandbox requiring only `layers` (benchmarks and tests compare
+    /// layer sets; real runs use [`Sandbox::new`]).
+    pub fn with_layers(helper: HelperProgram, layers: Vec<Layer>) -> Self {
+        let missing = Layer::ALL
+            .iter()
+            .filter(|l| !layers.contains(l))
+            .map(|layer| super::MissingLayer {
+                layer: *layer,
+                reason: "not requested".into(),
+            })
+            .collect();
+        Self {
+            helper,
+            containment: Containment { layers, missing },
+            identity: Identity::for_this_process(),
+        }
+    }
+
     pub fn containment(&self) -> &Containment {
         &self.containment
     }
