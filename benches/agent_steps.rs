@@ -78,6 +78,7 @@ async fn main() {
         sandbox: Arc::new(sandbox),
         llm: LlmEnvironment::default(),
         recorder: None,
+        operator_secrets: Vec::new(),
     };
     println!("sandbox: {}", env.sandbox.containment().summary());
     let catalog = env.catalog.clone();

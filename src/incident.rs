@@ -15,14 +15,19 @@ use crate::agent::episode::Episode;
 use crate::agent::llm::{LlmBrain, LlmConfig, LlmEnvironment};
 use crate::agent::runbook::RunbookBrain;
 use crate::crd::conditions::*;
-use crate::crd::{AgentInfo, BrainKind, IncidentPhase, IncidentStatus, PolicySpec};
+use crate::crd::{
+    AgentInfo, BrainKind, IncidentPhase, IncidentStatus, OnFailure, PolicySpec, UndoReport,
+};
 use crate::policy::{self, ResolvedPolicy};
+use crate::redact::Redactor;
 use crate::risk::{Classifier, Gate, GatePolicy};
 use crate::sandbox::Sandbox;
 use crate::scenario::{Catalog, Launch};
 use crate::status::{self, Facts, Failure, FaultObservation};
 use crate::trajectory::{self, TrajectoryLine};
 use crate::verify;
+use crate::workspace::Guard;
+use crate::workspace::journal::{DEFAULT_MAX_SNAPSHOT_BYTES, Journal, JournalError, Restored};
 use crate::workspace::{Local, LocalService};
 
 /// An incident to run locally, with its policy resolved.
@@ -50,6 +55,9 @@ pub struct Environment {
     pub sandbox: Arc<Sandbox>,
     pub llm: LlmEnvironment,
     pub recorder: Option<Recorder>,
+    /// Values the operator holds (its LLM key and the like), redacted from
+    /// every observation even if an agent found a way to print one.
+    pub operator_secrets: Vec<String>,
 }
 
 pub struct Outcome {
@@ -90,6 +98,7 @@ pub async fn run(
             failure: Some(&failure),
             agent,
             containment: None,
+            undone: None,
         };
         status::build(&IncidentStatus::default(), &facts)
     };
@@ -138,13 +147,49 @@ pub async fn run(
     if !containment.is_full() && !spec.accept_weak_containment {
         gate = gate.with_weak_containment(containment.missing_names());
     }
-    let workspace = Local::new(
+    let mut secrets = env.operator_secrets.clone();
+    secrets.extend(env.llm.api_key.clone());
+    let redactor = Arc::new(Redactor::new(&secrets, &spec.secret_names));
+    let mut workspace = Local::new(
         LocalService {
             root: service.root.clone(),
             address,
         },
         env.sandbox.clone(),
-    );
+    )
+    .with_redactor(redactor);
+    let journal = service.scratch().map(|dir| {
+        Journal::open(
+            &dir.join("journal"),
+            &service.root,
+            DEFAULT_MAX_SNAPSHOT_BYTES,
+        )
+    });
+    match journal {
+        Some(Ok(journal)) => {
+            let guard = Guard::new(journal, scenario.verify.path.clone());
+            if let Err(e) = guard.baseline().await {
+                service.stop().await;
+                let status = failed(
+                    REASON_PROVISIONING_FAILED,
+                    format!("cannot snapshot the root: {e}"),
+                    agent,
+                );
+                return finish(incident, env, status, &task.symptom, Vec::new(), started_ms).await;
+            }
+            workspace = workspace.with_guard(guard);
+        }
+        Some(Err(e)) => {
+            service.stop().await;
+            let status = failed(
+                REASON_PROVISIONING_FAILED,
+                format!("cannot open the journal: {e}"),
+                agent,
+            );
+            return finish(incident, env, status, &task.symptom, Vec::new(), started_ms).await;
+        }
+        None => {}
+    }
     let (mut brains, setup_fallback) = match brains(spec, &env.llm) {
         Ok(brains) => brains,
         Err(reason) => {
@@ -169,12 +214,11 @@ pub async fn run(
     .await;
     let verification =
         verify::probe(address, &scenario.verify.path, spec.verify_consecutive_ok).await;
-    service.stop().await;
     agent.brain = brains.label(&driven.episode);
     if let Some(model) = brains.model() {
         agent.model = Some(model);
     }
-    let facts = Facts {
+    let mut facts = Facts {
         generation: None,
         now: now(),
         started_at: started_at.clone(),
@@ -185,10 +229,36 @@ pub async fn run(
         failure: None,
         agent,
         containment: Some(&containment),
+        undone: None,
     };
-    let status = status::build(&IncidentStatus::default(), &facts);
+    let mut status = status::build(&IncidentStatus::default(), &facts);
+    let undone;
+    if status.phase == IncidentPhase::Failed && spec.on_failure == OnFailure::Undo {
+        undone = undo_report(workspace.undo(0).await);
+        facts.undone = Some(&undone);
+        status = status::build(&IncidentStatus::default(), &facts);
+    }
+    service.stop().await;
     let steps = trajectory::step_traces(&driven.records, &driven.history);
     finish(incident, env, status, &task.symptom, steps, started_ms).await
+}
+
+/// What an undo to the state before any step came to, for status.
+fn undo_report(result: Result<Restored, JournalError>) -> UndoReport {
+    match result {
+        Ok(restored) => UndoReport {
+            before_step: 0,
+            written: restored.written.len() as u32,
+            removed: restored.removed.len() as u32,
+            message: "onFailure: Undo put the root back as the incident found it and restarted the service".into(),
+        },
+        Err(e) => UndoReport {
+            before_step: 0,
+            written: 0,
+            removed: 0,
+            message: format!("onFailure: Undo could not restore the root: {e}"),
+        },
+    }
 }
 
 /// Records the trajectory line of a finished incident.

@@ -10,6 +10,7 @@ pub mod crd;
 pub mod incident;
 pub mod manifest;
 pub mod policy;
+pub mod redact;
 pub mod risk;
 pub mod sandbox;
 pub mod scenario;

@@ -10,7 +10,7 @@ use crate::agent::episode::{Episode, EpisodeEnd, Waiting};
 use crate::crd::conditions::*;
 use crate::crd::{
     ActionRecord, AgentInfo, Decision, IncidentPhase, IncidentStatus, MAX_STATUS_ACTIONS,
-    OmittedActions, PendingApproval, Verification,
+    OmittedActions, PendingApproval, UndoReport, Verification,
 };
 use crate::sandbox::Containment;
 
@@ -43,6 +43,8 @@ pub struct Facts<'a> {
     pub failure: Option<&'a Failure>,
     pub agent: AgentInfo,
     pub containment: Option<&'a Containment>,
+    /// What was restored after the episode, if anything.
+    pub undone: Option<&'a UndoReport>,
 }
 
 pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
@@ -158,6 +160,7 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
         }),
         verified: facts.verification.map(|(v, _)| v.clone()),
         agent: Some(agent),
+        undone: facts.undone.cloned(),
         sandbox: facts.containment.map(Containment::summary),
         started_at: Some(facts.started_at.clone()),
         resolved_at: resolved.then(|| facts.now.clone()),

@@ -20,6 +20,36 @@ pub fn is_healthy_answer(status: u16, body: &str) -> bool {
         && serde_json::from_str::<serde_json::Value>(body).is_ok_and(|b| b["status"] == "ok")
 }
 
+/// How well the service answers, worst first: a step that lowers it made
+/// things worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    /// Nothing answers (the failure is at startup).
+    Down,
+    /// It answers, but not 200 status ok (the failure is on the request path).
+    Failing,
+    Healthy,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Down => "no answer",
+            Health::Failing => "answering with an error",
+            Health::Healthy => "healthy",
+        })
+    }
+}
+
+/// One look at the service.
+pub async fn look(address: SocketAddr, path: &str) -> Health {
+    match tokio::time::timeout(PROBE_TIMEOUT, http_get(address, path, 4096)).await {
+        Ok(Ok(answer)) if is_healthy_answer(answer.status, &answer.body) => Health::Healthy,
+        Ok(Ok(_)) => Health::Failing,
+        _ => Health::Down,
+    }
+}
+
 /// Probes `GET path` at `address` `consecutive` times in a row; healthy
 /// only if every answer is 200 with `"status": "ok"`.
 pub async fn probe(address: SocketAddr, path: &str, consecutive: u32) -> (Verification, String) {

@@ -58,6 +58,7 @@ pub async fn environment(catalog: Catalog) -> Environment {
         sandbox: sandbox().await,
         llm: LlmEnvironment::default(),
         recorder: None,
+        operator_secrets: Vec::new(),
     }
 }
 

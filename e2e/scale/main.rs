@@ -94,6 +94,7 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
         ),
         llm: LlmEnvironment::default(),
         recorder: None,
+        operator_secrets: Vec::new(),
     };
     let run = |i: usize| {
         let scenario = scenarios[i % scenarios.len()].clone();

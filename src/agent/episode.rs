@@ -513,6 +513,7 @@ impl Episode {
                 let record = ActionRecord {
                     exit_code: observation.exit_code,
                     duration_ms: observation.duration_ms,
+                    rolled_back: observation.rolled_back.clone(),
                     ..base
                 };
                 let turn = Turn {
@@ -584,6 +585,7 @@ fn record(
         decision,
         decided_by: by.to_string(),
         reason: None,
+        rolled_back: None,
         exit_code: None,
         duration_ms: 0,
     }

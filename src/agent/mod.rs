@@ -128,6 +128,9 @@ pub fn feedback_text(feedback: &Feedback) -> String {
             if !o.stderr.is_empty() {
                 text.push_str(&format!("stderr:\n{}\n", o.stderr));
             }
+            if let Some(evidence) = &o.rolled_back {
+                text.push_str(&format!("ROLLED BACK: {evidence}\n"));
+            }
             text
         }
     }

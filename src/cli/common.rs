@@ -112,5 +112,19 @@ pub async fn environment(
         sandbox: Arc::new(sandbox().await),
         llm: LlmEnvironment::from_process(),
         recorder,
+        operator_secrets: operator_secrets(),
     })
+}
+
+/// Values in this process's environment whose names mark them secret:
+/// never shown to a brain, even if an agent found a way to print one.
+fn operator_secrets() -> Vec<String> {
+    const PARTS: [&str; 5] = ["KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"];
+    std::env::vars()
+        .filter(|(name, value)| {
+            let name = name.to_ascii_uppercase();
+            PARTS.iter().any(|p| name.contains(p)) && value.len() >= 8
+        })
+        .map(|(_, value)| value)
+        .collect()
 }

@@ -103,6 +103,10 @@ pub struct IncidentStatus {
     pub verified: Option<Verification>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentInfo>,
+    /// What was restored after the incident (`onFailure: Undo`, or an
+    /// undo request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone: Option<UndoReport>,
     /// The kernel containment commands ran under, e.g.
     /// `landlock-fs, landlock-net, ..., no-netns (why)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +138,9 @@ pub struct ActionRecord {
     /// Why it was denied, refused or could not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// It made the service worse and was undone at once: the evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default)]
@@ -148,6 +155,19 @@ impl ActionRecord {
         self.reason = Some(truncate_chars(reason, MAX_REASON));
         self
     }
+}
+
+/// The root put back as it was before a step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UndoReport {
+    /// Restored to the state before this step (0: before any step).
+    pub before_step: u32,
+    /// Files written back and removed.
+    pub written: u32,
+    pub removed: u32,
+    /// Why, or what went wrong.
+    pub message: String,
 }
 
 /// A summary of the actions dropped from status.

@@ -79,6 +79,16 @@ pub struct PolicySpec {
     /// status); otherwise the incident fails.
     #[serde(default)]
     pub allow_fallback: bool,
+    /// What a Failed incident leaves behind: `Undo` (the default) puts the
+    /// root back as the incident found it; `Keep` leaves the agent's
+    /// changes for a person to inspect.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Extra names (globs such as `*_DSN`) whose values are secret and
+    /// never shown to the brain, besides `*KEY*`, `*TOKEN*`, `*SECRET*`,
+    /// `*PASSWORD*` and known token shapes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_names: Vec<String>,
     /// Consecutive healthy answers the controller's probe needs.
     #[serde(default = "default_verify_consecutive")]
     #[schemars(range(min = 1, max = 100))]
@@ -127,6 +137,15 @@ pub enum BrainKind {
     Runbook,
     /// An OpenAI-compatible chat model with tool calling.
     Llm,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OnFailure {
+    /// Restore the root to its state before the first step.
+    #[default]
+    Undo,
+    /// Leave the agent's changes in place.
+    Keep,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

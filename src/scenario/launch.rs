@@ -212,6 +212,11 @@ impl RunningService {
         format!("http://{}/", self.address)
     }
 
+    /// The scratch directory around the root (journal, supervisor output).
+    pub fn scratch(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(ScratchDir::path)
+    }
+
     pub fn supervisor_pid(&self) -> Option<u32> {
         self.supervisor.id()
     }

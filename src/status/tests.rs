@@ -19,6 +19,7 @@ fn record(step: u32, decision: Decision) -> ActionRecord {
         decision,
         decided_by: "gate".into(),
         reason: None,
+        rolled_back: None,
         exit_code: Some(0),
         duration_ms: 1,
     }
@@ -72,6 +73,7 @@ fn facts<'a>(
         failure: None,
         agent: AgentInfo::default(),
         containment: None,
+        undone: None,
     }
 }
 

@@ -9,9 +9,12 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
+use super::guard::{Checked, Guard};
+use super::journal::{JournalError, Restored};
 use super::{Limits, Observation, Workspace, WorkspaceError, http_get};
 use crate::action::Action;
-use crate::risk::Permit;
+use crate::redact::Redactor;
+use crate::risk::{Permit, SecurityRisk};
 use crate::sandbox::{Job, Op, Outcome, Sandbox, SandboxError};
 
 /// Where a local service lives.
@@ -27,6 +30,8 @@ pub struct Local {
     service: LocalService,
     sandbox: Arc<Sandbox>,
     limits: Limits,
+    guard: Option<Guard>,
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl Local {
@@ -35,7 +40,32 @@ impl Local {
             service,
             sandbox,
             limits: Limits::default(),
+            guard: None,
+            redactor: None,
         }
+    }
+
+    /// Snapshots before every mutating step and rolls back a step that
+    /// makes the service worse.
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Secrets in observations become handles; handles in actions become
+    /// values only here, at execution.
+    pub fn with_redactor(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
+    /// Puts the root back as it was before `step` (0: as the incident found
+    /// it) and restarts the service.
+    pub async fn undo(&self, step: u32) -> Result<Restored, JournalError> {
+        let guard = self.guard.as_ref().ok_or(JournalError::NoSnapshot(step))?;
+        guard
+            .undo(step, || async { self.restart().await.is_success() })
+            .await
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -96,6 +126,7 @@ impl Local {
                 stderr,
                 timed_out,
                 duration_ms,
+                rolled_back: None,
             },
             Outcome::Refused { message } => Observation::failed(message, duration_ms),
             Outcome::SetupFailed { message, .. } => return Err(WorkspaceError::Sandbox(message)),
@@ -117,13 +148,13 @@ impl Local {
         .await;
         let duration_ms = elapsed_ms(started);
         match fetched {
-            Ok(Ok(answer)) => Observation {
+            Ok(Ok(answer)) => self.redacted(Observation {
                 exit_code: Some(if answer.status < 400 { 0 } else { 1 }),
                 http_status: Some(answer.status),
                 stdout: answer.body,
                 duration_ms,
                 ..Observation::default()
-            },
+            }),
             Ok(Err(e)) => Observation::failed(
                 format!("GET http://{address}{path} failed: {e}"),
                 duration_ms,
@@ -156,27 +187,78 @@ impl Local {
     }
 }
 
+impl Local {
+    /// The action with handles turned back into secret values; an error
+    /// (a foreign handle, a value unsafe in a shell) means it must not run.
+    fn reveal(&self, action: &Action) -> Result<Action, String> {
+        let Some(redactor) = &self.redactor else {
+            return Ok(action.clone());
+        };
+        Ok(match action {
+            Action::Exec(command) => Action::Exec(redactor.reveal_in_command(command)?),
+            Action::ReadFile(path) => Action::ReadFile(redactor.reveal(path)?),
+            Action::WriteFile { path, content } => Action::WriteFile {
+                path: redactor.reveal(path)?,
+                content: redactor.reveal(content)?,
+            },
+            other => other.clone(),
+        })
+    }
+
+    async fn execute(&self, action: Action) -> Result<Observation, WorkspaceError> {
+        match action {
+            Action::Exec(command) => self.contained(Op::Exec { command }).await,
+            Action::ReadFile(path) => self.contained(Op::Read { path }).await,
+            Action::WriteFile { path, content } => {
+                self.contained(Op::Write { path, content }).await
+            }
+            Action::HttpGet(path) => Ok(self.http_get(&path).await),
+            Action::RestartService => Ok(self.restart().await),
+        }
+    }
+
+    fn redacted(&self, mut observation: Observation) -> Observation {
+        if let Some(redactor) = &self.redactor {
+            observation.stdout = redactor.redact(&observation.stdout);
+            observation.stderr = redactor.redact(&observation.stderr);
+        }
+        observation
+    }
+}
+
+/// Steps the guard snapshots and checks: anything the gate rates above
+/// LOW, and every restart.
+fn mutates(permit: &Permit) -> bool {
+    permit.risk() > SecurityRisk::Low || matches!(permit.action(), Action::RestartService)
+}
+
 impl Workspace for Local {
     fn run<'a>(&'a self, permit: &'a Permit) -> BoxFuture<'a, Result<Observation, WorkspaceError>> {
         Box::pin(async move {
-            match permit.action() {
-                Action::Exec(command) => {
-                    self.contained(Op::Exec {
-                        command: command.clone(),
-                    })
-                    .await
-                }
-                Action::ReadFile(path) => self.contained(Op::Read { path: path.clone() }).await,
-                Action::WriteFile { path, content } => {
-                    self.contained(Op::Write {
-                        path: path.clone(),
-                        content: content.clone(),
-                    })
-                    .await
-                }
-                Action::HttpGet(path) => Ok(self.http_get(path).await),
-                Action::RestartService => Ok(self.restart().await),
+            let action = match self.reveal(permit.action()) {
+                Ok(action) => action,
+                Err(problem) => return Ok(Observation::failed(format!("not run: {problem}"), 0)),
+            };
+            let guard = self.guard.as_ref().filter(|_| mutates(permit));
+            let Some(guard) = guard else {
+                return self.execute(action).await.map(|o| self.redacted(o));
+            };
+            let address = self.service.address;
+            let before = match guard.before(permit.step(), address).await {
+                Ok(health) => health,
+                Err(e) => return Ok(Observation::failed(format!("not run: {e}"), 0)),
+            };
+            let was_restart = matches!(action, Action::RestartService);
+            let mut observation = self.execute(action).await?;
+            let checked = guard
+                .after(permit.step(), was_restart, before, address, || async {
+                    self.restart().await.is_success()
+                })
+                .await;
+            if let Checked::RolledBack(evidence) = checked {
+                observation.rolled_back = Some(evidence);
             }
+            Ok(self.redacted(observation))
         })
     }
 }

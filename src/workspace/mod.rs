@@ -4,9 +4,12 @@
 //! non-zero exit code). [`Local`] runs actions contained by the kernel
 //! sandbox on this machine.
 
+mod guard;
 mod http;
+pub mod journal;
 mod local;
 
+pub use guard::Guard;
 pub use http::{HttpAnswer, http_get};
 pub use local::{Local, LocalService};
 
@@ -30,6 +33,10 @@ pub struct Observation {
     pub stderr: String,
     pub timed_out: bool,
     pub duration_ms: u64,
+    /// Set when the step made the service worse and was undone at once,
+    /// with the evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 impl Observation {
