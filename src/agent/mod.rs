@@ -184,7 +184,7 @@ pub async fn run_episode<W: Workspace>(
         episode.max_risk_seen = Some(
             episode
                 .max_risk_seen
-                .map_or(decision.risk, |seen| seen.max_effective(decision.risk)),
+                .map_or(decision.risk, |seen| seen.max(decision.risk)),
         );
         let (record_decision, decided_by, run) = match &decision.verdict {
             Verdict::Allow => (Decision::Allowed, "gate", true),

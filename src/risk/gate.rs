@@ -64,7 +64,7 @@ impl Gate {
     /// The agent may raise an action's risk, never lower it.
     pub fn decide(&self, action: &Action, declared: Option<SecurityRisk>) -> GateDecision {
         let classified = self.classifier.classify(action);
-        let risk = declared.map_or(classified.risk, |d| classified.risk.max_effective(d));
+        let risk = declared.map_or(classified.risk, |d| classified.risk.max(d));
         let verdict = decide_risk(risk, &self.policy);
         GateDecision {
             risk,

@@ -13,17 +13,19 @@ pub use gate::{Gate, GateDecision, GatePolicy, Verdict, decide_risk};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The risk of one action. `Unknown` is what cannot be classified; the gate
-/// treats it as `High`.
+/// The risk of one action, lowest first. `Unknown` is what cannot be
+/// classified; it ranks above `High` and the gate treats it as `High`.
+// Declared in rising order: the derived `Ord` is the ranking, so the
+// effective risk of two is `.max()`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "UPPERCASE")]
 pub enum SecurityRisk {
-    Unknown,
     Low,
     Medium,
     High,
+    Unknown,
 }
 
 /// A risk limit in a Policy: there is no `Unknown` limit.
@@ -69,16 +71,5 @@ impl std::fmt::Display for RiskLevel {
             Self::Medium => "MEDIUM",
             Self::High => "HIGH",
         })
-    }
-}
-
-impl SecurityRisk {
-    /// The higher of two risks, Unknown counting as above High.
-    pub fn max_effective(self, other: Self) -> Self {
-        if classify::rank(other) > classify::rank(self) {
-            other
-        } else {
-            self
-        }
     }
 }
