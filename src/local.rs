@@ -162,7 +162,7 @@ async fn remediate(
         hint: incident.hint.text.clone(),
     };
     let gate = Gate::new(
-        Classifier::new(&service.root),
+        Classifier::new(&service.root, service.port),
         GatePolicy::from(&incident.policy),
     );
     let workspace = Local::new(&service.root, service.port);

@@ -2,8 +2,18 @@
 //! decides whether an action may run under a Policy.
 
 mod classify;
+mod commands;
+mod expand;
+mod flags;
 mod gate;
+mod paths;
 mod shell;
+mod walk;
+
+#[cfg(test)]
+mod honest;
+#[cfg(test)]
+mod redteam;
 #[cfg(test)]
 mod tests;
 
