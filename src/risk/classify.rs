@@ -110,7 +110,9 @@ impl Ctx<'_> {
         let place = self.locate(field);
         let path = &place.shown;
         match place.device {
-            Device::Null | Device::Stdio => return Assessment::new(Low, "reads a descriptor"),
+            Device::Null | Device::Stdio | Device::Source => {
+                return Assessment::new(Low, "reads a descriptor or /dev/zero");
+            }
             Device::Network => return Assessment::new(High, format!("opens {path} (network)")),
             Device::Other => return Assessment::new(High, format!("reads the device {path}")),
             Device::No => {}
@@ -140,7 +142,9 @@ impl Ctx<'_> {
         match place.device {
             Device::Null | Device::Stdio => return Assessment::new(Low, "writes a descriptor"),
             Device::Network => return Assessment::new(High, format!("opens {path} (network)")),
-            Device::Other => return Assessment::new(High, format!("writes the device {path}")),
+            Device::Source | Device::Other => {
+                return Assessment::new(High, format!("writes the device {path}"));
+            }
             Device::No => {}
         }
         match place.scope {

@@ -73,6 +73,7 @@ const INSPECTION: &[&str] = &[
     "command -v curl",
     "echo \"checking\"; cat service.conf",
     "sh -c 'ls -la'",
+    "head -c 5000000 /dev/zero | tr '\\0' x",
 ];
 
 /// Targeted changes inside the root, and reads just outside it.
@@ -83,6 +84,10 @@ const MEDIUM: &[&str] = &[
     "chmod u+w data",
     "sed -i 's/^port = .*/port = 8080/' service.conf",
     "echo 'REQUIRED_API_KEY=x' >> service.env",
+    "echo REQUIRED_API_KEY=abc >> service.env",
+    "rm -f run/service.pid",
+    "sed -i 's/^max_connections 256$/max_connections = 256/; s/^port = .*/port = 9000/; \
+     s/^maintenance_mode = .*/maintenance_mode = false/' service.conf",
     // Other fixes an agent would make.
     "cp service.conf service.conf.bak",
     "cat service.env.example > service.env",

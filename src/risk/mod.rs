@@ -16,6 +16,8 @@ mod honest;
 mod redteam;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tracking;
 
 pub use classify::{Assessment, Classifier};
 pub use gate::{Gate, GateDecision, GatePolicy, Verdict, decide_risk};

@@ -30,6 +30,8 @@ pub(super) enum Device {
     /// Not under /dev.
     No,
     Null,
+    /// `/dev/zero`, `/dev/urandom`, `/dev/random`: endless harmless bytes.
+    Source,
     /// `/dev/stdout`, `/dev/stderr`, `/dev/stdin`, `/dev/fd/0..2`: the
     /// command's own descriptors, like `>&2`.
     Stdio,
@@ -314,6 +316,7 @@ fn device(names: &[Name]) -> Device {
         .collect();
     match rest.as_slice() {
         [Some("null")] => Device::Null,
+        [Some("zero" | "urandom" | "random")] => Device::Source,
         [Some("stdin" | "stdout" | "stderr")] | [Some("fd"), Some("0" | "1" | "2")] => {
             Device::Stdio
         }
@@ -577,6 +580,7 @@ mod tests {
         assert_eq!(place("/dev/stderr").device, Device::Stdio);
         assert_eq!(place("/dev/tcp/1.2.3.4/80").device, Device::Network);
         assert_eq!(place("/dev/sda").device, Device::Other);
+        assert_eq!(place("/dev/zero").device, Device::Source);
         assert!(place(".curlrc").startup);
         assert!(place(".ssh/authorized_keys").startup);
         assert!(!place("service.env").startup);

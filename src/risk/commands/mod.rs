@@ -473,6 +473,10 @@ impl Reader {
         for operand in parsed.operands.iter().filter(|o| o.text != "-") {
             worst = worst.max(ctx.read(operand, access));
         }
+        // ls, du, tree with no operand show the working directory.
+        if parsed.operands.is_empty() && access == Access::Meta {
+            worst = worst.max(ctx.read(&Field::plain("."), access));
+        }
         worst
     }
 }
