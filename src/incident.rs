@@ -142,7 +142,10 @@ pub async fn run(
     let mut gate = if incident.classifier_off {
         Gate::without_classifier(GatePolicy::from(spec))
     } else {
-        Gate::new(Classifier::new(&service.root), GatePolicy::from(spec))
+        Gate::new(
+            Classifier::new(&service.root, address.port()),
+            GatePolicy::from(spec),
+        )
     };
     if !containment.is_full() && !spec.accept_weak_containment {
         gate = gate.with_weak_containment(containment.missing_names());

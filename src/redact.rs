@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn shapes_json_environ_and_operator_secrets_are_caught() {
         let operator = "sk-live-0123456789abcdefghij".to_string();
-        let r = Redactor::new(&[operator.clone()], &["*_DSN".into()]);
+        let r = Redactor::new(std::slice::from_ref(&operator), &["*_DSN".into()]);
         for text in [
             format!("key in use: {operator}"),
             "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE".into(),

@@ -81,7 +81,10 @@ pub async fn run_allowed(
     action: Action,
 ) -> Result<Observation, WorkspaceError> {
     let gate = Gate::new(
-        Classifier::new(&workspace.service().root),
+        Classifier::new(
+            &workspace.service().root,
+            workspace.service().address.port(),
+        ),
         GatePolicy {
             max_risk: RiskLevel::High,
             ..GatePolicy::default()

@@ -4,10 +4,22 @@
 //! action vocabulary.
 
 mod classify;
+mod commands;
+mod expand;
+mod flags;
 mod gate;
+mod paths;
 mod shell;
+mod walk;
+
+#[cfg(test)]
+mod honest;
+#[cfg(test)]
+mod redteam;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tracking;
 
 pub use classify::{Assessment, Classifier};
 pub use gate::{DecidedBy, Gate, GateDecision, GatePolicy, Permit, Ruling, Verdict, decide_risk};

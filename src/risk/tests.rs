@@ -5,16 +5,20 @@ use super::*;
 use crate::action::Action;
 use crate::risk::{DecidedBy, Ruling};
 
-const ROOT: &str = "/srv/incident/root";
+pub(super) const ROOT: &str = "/srv/incident/root";
+pub(super) const PORT: u16 = 8080;
 
-fn risk_of(command: &str) -> SecurityRisk {
-    Classifier::new(ROOT)
-        .classify(&Action::Exec(command.into()))
-        .risk
+pub(super) fn classifier() -> Classifier {
+    Classifier::new(ROOT, PORT)
 }
 
+pub(super) fn risk_of(command: &str) -> SecurityRisk {
+    classifier().classify(&Action::Exec(command.into())).risk
+}
+
+/// Unknown is above High.
 fn at_least_high(risk: SecurityRisk) -> bool {
-    matches!(risk, High | Unknown)
+    risk >= High
 }
 
 #[test]
@@ -55,7 +59,7 @@ fn targeted_changes_in_the_root_are_medium() {
     ] {
         assert_eq!(risk_of(cmd), Medium, "{cmd}");
     }
-    let c = Classifier::new(ROOT);
+    let c = classifier();
     assert_eq!(c.classify(&Action::RestartService).risk, Medium);
     let write = Action::WriteFile {
         path: "service.conf".into(),
@@ -67,9 +71,8 @@ fn targeted_changes_in_the_root_are_medium() {
 #[test]
 fn reading_outside_the_root_is_medium_like_read_file() {
     for cmd in [
-        "cat /etc/shadow",
+        "cat /etc/passwd",
         "tail -n 5 ../other-service/service.log",
-        "grep -r key ~/.config",
         "ls /root",
         "find / -name '*.key'",
     ] {
@@ -83,8 +86,22 @@ fn reading_outside_the_root_is_medium_like_read_file() {
     ] {
         assert_eq!(risk_of(cmd), Low, "{cmd}");
     }
-    let outside = Action::ReadFile("/etc/shadow".into());
-    assert_eq!(Classifier::new(ROOT).classify(&outside).risk, Medium);
+    let outside = Action::ReadFile("/etc/passwd".into());
+    assert_eq!(classifier().classify(&outside).risk, Medium);
+}
+
+#[test]
+fn reading_secrets_is_high_by_command_as_by_read_file() {
+    for cmd in [
+        "cat /etc/shadow",
+        "grep -r key ~/.config",
+        "cat < /etc/shadow",
+        "tail /proc/1/environ",
+    ] {
+        assert_eq!(risk_of(cmd), High, "{cmd}");
+    }
+    let secret = Action::ReadFile("/etc/shadow".into());
+    assert_eq!(classifier().classify(&secret).risk, High);
 }
 
 #[test]
@@ -176,7 +193,7 @@ fn gate_denies_above_max_and_asks_at_the_threshold() {
 #[test]
 fn declared_risk_can_raise_but_never_lower() {
     let gate = Gate::new(
-        Classifier::new(ROOT),
+        classifier(),
         policy(RiskLevel::High, Some(RiskLevel::High), false),
     );
     let rm_root = Action::Exec("rm -rf /".into());
@@ -287,7 +304,7 @@ proptest! {
 #[test]
 fn the_gate_issues_permits_only_for_what_it_allows() {
     let gate = Gate::new(
-        Classifier::new(ROOT),
+        Classifier::new(ROOT, PORT),
         policy(RiskLevel::Medium, Some(RiskLevel::Medium), false),
     );
     let ls = Action::Exec("ls".into());
@@ -320,8 +337,11 @@ fn the_gate_issues_permits_only_for_what_it_allows() {
 
 #[test]
 fn weak_containment_caps_every_action_at_low() {
-    let gate = Gate::new(Classifier::new(ROOT), policy(RiskLevel::High, None, false))
-        .with_weak_containment("netns");
+    let gate = Gate::new(
+        Classifier::new(ROOT, PORT),
+        policy(RiskLevel::High, None, false),
+    )
+    .with_weak_containment("netns");
     assert!(
         gate.permit(1, &Action::Exec("ls".into()), None, None)
             .is_ok()

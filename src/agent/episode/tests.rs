@@ -10,7 +10,7 @@ use crate::risk::{Classifier, GatePolicy, RiskLevel};
 const ROOT: &str = "/srv/incident/root";
 
 fn gate(policy: GatePolicy) -> Gate {
-    Gate::new(Classifier::new(ROOT), policy)
+    Gate::new(Classifier::new(ROOT, 8080), policy)
 }
 
 fn config() -> EpisodeConfig {
