@@ -44,6 +44,7 @@ async fn measure(
                 generation: None,
             },
             classifier_off: false,
+            keep: false,
         };
         let outcome = incident::run(&incident, env, &Refuse).await;
         steps = outcome.status.steps;

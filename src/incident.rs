@@ -27,7 +27,7 @@ use crate::status::{self, Facts, Failure, FaultObservation};
 use crate::trajectory::{self, TrajectoryLine};
 use crate::verify;
 use crate::workspace::Guard;
-use crate::workspace::journal::{DEFAULT_MAX_SNAPSHOT_BYTES, Journal, JournalError, Restored};
+use crate::workspace::journal::{Journal, JournalError, Restored};
 use crate::workspace::{Local, LocalService};
 
 /// An incident to run locally, with its policy resolved.
@@ -38,6 +38,8 @@ pub struct LocalIncident {
     pub policy: ResolvedPolicy,
     /// Rate every action LOW (a containment test: the kernel alone holds).
     pub classifier_off: bool,
+    /// Keep the scratch directory (root and journal) afterwards.
+    pub keep: bool,
 }
 
 /// Where runs are recorded.
@@ -62,6 +64,8 @@ pub struct Environment {
 
 pub struct Outcome {
     pub status: IncidentStatus,
+    /// Where the incident's root and journal were kept (`keep`).
+    pub kept: Option<std::path::PathBuf>,
     /// None when nothing ran (an unknown scenario).
     pub trajectory: Option<TrajectoryLine>,
     /// Why recording the trajectory failed, if it did.
@@ -107,6 +111,7 @@ pub async fn run(
         Err(e) => {
             return Outcome {
                 status: failed(REASON_UNKNOWN_SCENARIO, e.to_string(), agent),
+                kept: None,
                 trajectory: None,
                 record_error: None,
             };
@@ -161,13 +166,9 @@ pub async fn run(
         env.sandbox.clone(),
     )
     .with_redactor(redactor);
-    let journal = service.scratch().map(|dir| {
-        Journal::open(
-            &dir.join("journal"),
-            &service.root,
-            DEFAULT_MAX_SNAPSHOT_BYTES,
-        )
-    });
+    let journal = service
+        .scratch()
+        .map(|dir| Journal::open(&dir.join("journal"), &service.root, spec.max_snapshot_bytes));
     match journal {
         Some(Ok(journal)) => {
             let guard = Guard::new(journal, scenario.verify.path.clone());
@@ -241,9 +242,20 @@ pub async fn run(
         facts.undone = Some(&undone);
         status = status::build(&IncidentStatus::default(), &facts);
     }
-    service.stop().await;
+    let kept = if incident.keep {
+        let kept = service.stop_and_keep(&incident.name).await;
+        kept.ok().inspect(|dir| {
+            let object = serde_json::json!({"name": incident.name, "scenario": incident.scenario, "status": status});
+            let _ = std::fs::write(dir.join("incident.json"), object.to_string());
+        })
+    } else {
+        service.stop().await;
+        None
+    };
     let steps = trajectory::step_traces(&driven.records, &driven.history);
-    finish(incident, env, status, &task.symptom, steps, started_ms).await
+    let mut outcome = finish(incident, env, status, &task.symptom, steps, started_ms).await;
+    outcome.kept = kept;
+    outcome
 }
 
 /// What an undo to the state before any step came to, for status.
@@ -314,6 +326,7 @@ async fn finish(
     };
     Outcome {
         status,
+        kept: None,
         trajectory: Some(line),
         record_error,
     }

@@ -11,6 +11,8 @@ use crate::sandbox::Identity;
 const PREFIX: &str = "remediator-";
 const OWNER_FILE: &str = "owner";
 const ROOT: &str = "root";
+/// Marks a directory kept on purpose (`run --keep`): never swept.
+pub const KEPT_FILE: &str = "kept";
 
 /// A directory `remediator-XXXX/` holding an incident's `root/` (owned by
 /// the sandbox identity, when there is one) and files only remediator sees.
@@ -50,6 +52,14 @@ impl ScratchDir {
     /// Where the service lives and the agent works.
     pub fn root(&self) -> PathBuf {
         self.path.join(ROOT)
+    }
+
+    /// Keeps the directory for a person (and `remediator undo`): it is
+    /// never removed, by this process or by a later sweep.
+    pub fn keep(mut self, incident: &str) -> std::io::Result<PathBuf> {
+        std::fs::write(self.path.join(KEPT_FILE), incident)?;
+        self.removed = true;
+        Ok(self.path.clone())
     }
 
     /// Removes the directory off the async workers.
@@ -116,6 +126,29 @@ pub fn remove_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Kept incident directories (`run --keep`), newest first, with the
+/// incident name each holds.
+pub fn kept() -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf, String)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
+        .filter_map(|e| {
+            let marker = e.path().join(KEPT_FILE);
+            let name = std::fs::read_to_string(&marker).ok()?;
+            let when = std::fs::metadata(&marker).and_then(|m| m.modified()).ok()?;
+            Some((when, e.path(), name.trim().to_string()))
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found
+        .into_iter()
+        .map(|(_, path, name)| (path, name))
+        .collect()
+}
+
 /// Removes scratch directories whose owner process is gone; returns them.
 pub fn sweep_orphans() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
@@ -125,6 +158,7 @@ pub fn sweep_orphans() -> Vec<PathBuf> {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
         .map(|e| e.path())
+        .filter(|path| !path.join(KEPT_FILE).exists())
         .filter(|path| {
             // A directory without an owner mark is not one of ours, or is
             // being created right now: leave it.

@@ -26,6 +26,7 @@ async fn steps_with(
             generation: None,
         },
         classifier_off: false,
+        keep: false,
     };
     let env = environment(catalog.clone()).await;
     let outcome = incident::run(&incident, &env, &Refuse).await;

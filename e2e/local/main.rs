@@ -9,6 +9,7 @@ mod cli;
 mod containment;
 mod llama;
 mod llm;
+mod no_harm;
 mod scenarios;
 mod scripted_llm;
 

@@ -18,6 +18,8 @@ pub enum Reply {
     Status(u16, Value),
     /// Answers only after the delay (a slow model).
     Slow(Duration, Box<Reply>),
+    /// Decides from the request it answers (a model that uses what it saw).
+    Dynamic(Box<dyn Fn(&Value) -> Reply + Send>),
 }
 
 pub fn call(name: &'static str, arguments: Value) -> Reply {
@@ -45,9 +47,12 @@ impl ScriptedLlm {
                 let Some(body) = read_request(&mut stream).await else {
                     continue;
                 };
-                seen.lock().unwrap().push(body);
+                seen.lock().unwrap().push(body.clone());
                 served += 1;
-                let reply = script.lock().unwrap().pop_front();
+                let reply = match script.lock().unwrap().pop_front() {
+                    Some(Reply::Dynamic(decide)) => Some(decide(&body)),
+                    other => other,
+                };
                 let script_done =
                     json!({"error": {"message": "script exhausted", "type": "server_error"}});
                 let reply = reply.unwrap_or(Reply::Status(500, script_done));
@@ -85,7 +90,7 @@ async fn render(reply: Reply, id: u32) -> (u16, String) {
             "tool_calls": [{"id": format!("call_{id}"), "type": "function",
                             "function": {"name": name, "arguments": arguments}}]
         }),
-        Reply::Slow(..) => unreachable!("unwrapped above"),
+        Reply::Slow(..) | Reply::Dynamic(_) => unreachable!("resolved before rendering"),
     };
     let body = json!({
         "id": format!("chatcmpl-{id}"),

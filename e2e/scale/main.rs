@@ -108,6 +108,7 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
                 generation: None,
             },
             classifier_off: false,
+            keep: false,
         }
     };
     const WARM_UP: usize = 50;

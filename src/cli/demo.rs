@@ -85,6 +85,7 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
                 scenario: scenario.id.clone(),
                 policy: policy.clone(),
                 classifier_off: false,
+                keep: false,
             };
             let policy_name = &policy.name;
             let outcome = incident::run(&incident, &env, &Refuse).await;

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod common;
 mod demo;
 mod run;
+mod undo;
 
 use crate::scenario::{self, ChildProgram, Launch};
 
@@ -44,6 +45,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Every train scenario with the baseline and the optimized policy, side by side.
     Demo(demo::DemoArgs),
+    /// Put a kept incident's root back as it was before a step.
+    Undo(undo::UndoArgs),
     /// Report the kernel containment agent commands get on this machine.
     Sandbox,
     /// Run the target service (what `target-service` does), from this binary.
@@ -174,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common::sweep_orphans();
             demo::demo(cli.catalog, args).await
         }
+        Command::Undo(args) => undo::undo(args),
         Command::Sandbox => {
             let sandbox = common::sandbox().await;
             let containment = sandbox.containment();

@@ -31,6 +31,10 @@ pub struct RunArgs {
     pub policy: String,
     #[command(flatten)]
     pub overrides: OverrideArgs,
+    /// Keep the incident's root and journal afterwards (for a person, and
+    /// for `remediator undo --incident NAME`).
+    #[arg(long)]
+    pub keep: bool,
     /// Containment tests only: switch the risk classifier off (every action
     /// counts as LOW), so only the kernel sandbox stands in the way.
     #[arg(long, hide = true)]
@@ -137,6 +141,7 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
                 scenario,
                 policy,
                 classifier_off: false,
+                keep: false,
             }]
         }
     };
@@ -144,6 +149,7 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
         .into_iter()
         .map(|incident| LocalIncident {
             classifier_off: args.classifier_off,
+            keep: args.keep,
             ..incident
         })
         .collect::<Vec<_>>();
@@ -156,6 +162,14 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
         let outcome = incident::run(&incident, &env, confirmer.as_ref()).await;
         if let Some(error) = &outcome.record_error {
             eprintln!("warning: {error}");
+        }
+        if let Some(dir) = &outcome.kept {
+            eprintln!(
+                "kept {}: {} (undo with `remediator undo --incident {}`)",
+                incident.name,
+                dir.display(),
+                incident.name
+            );
         }
         recorded |= outcome.trajectory.is_some() && outcome.record_error.is_none();
         all_resolved &= outcome.status.phase == IncidentPhase::Resolved;
@@ -216,6 +230,7 @@ fn from_manifest(
             scenario: incident.spec.scenario,
             policy,
             classifier_off: false,
+            keep: false,
         });
     }
     Ok(planned)

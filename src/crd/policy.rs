@@ -84,6 +84,11 @@ pub struct PolicySpec {
     /// changes for a person to inspect.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Most bytes one snapshot may copy before a step; a step whose
+    /// snapshot would be larger is refused (it could not be undone).
+    #[serde(default = "default_max_snapshot_bytes")]
+    #[schemars(range(min = 1024, max = 1073741824))]
+    pub max_snapshot_bytes: u64,
     /// Extra names (globs such as `*_DSN`) whose values are secret and
     /// never shown to the brain, besides `*KEY*`, `*TOKEN*`, `*SECRET*`,
     /// `*PASSWORD*` and known token shapes.
@@ -117,6 +122,10 @@ impl From<&PolicySpec> for GatePolicy {
             on_risk_exceeded: spec.on_risk_exceeded,
         }
     }
+}
+
+fn default_max_snapshot_bytes() -> u64 {
+    64 << 20
 }
 
 fn default_max_steps() -> u32 {

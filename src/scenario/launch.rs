@@ -224,13 +224,29 @@ impl RunningService {
     /// Stops the service (closing the pipe makes the supervisor stop it and
     /// exit) and removes its scratch directory.
     pub async fn stop(mut self) {
+        self.stop_service().await;
+        if let Some(dir) = self.dir.take() {
+            dir.remove().await;
+        }
+    }
+
+    /// Stops the service and keeps its scratch directory (root, journal)
+    /// for a person and `remediator undo`; returns where it is.
+    pub async fn stop_and_keep(mut self, incident: &str) -> std::io::Result<PathBuf> {
+        self.stop_service().await;
+        match self.dir.take() {
+            Some(dir) => dir.keep(incident),
+            None => Err(std::io::Error::other(
+                "the scratch directory is already gone",
+            )),
+        }
+    }
+
+    async fn stop_service(&mut self) {
         drop(self.stdin.take());
         let waited = tokio::time::timeout(Duration::from_secs(10), self.supervisor.wait()).await;
         if waited.is_err() {
             let _ = self.supervisor.kill().await;
-        }
-        if let Some(dir) = self.dir.take() {
-            dir.remove().await;
         }
     }
 }

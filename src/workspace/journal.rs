@@ -257,11 +257,11 @@ impl Journal {
                     }
                 }
                 Kind::File { blob } => {
-                    let unchanged = now
-                        .get(&entry.path)
-                        .is_some_and(|m| stamp(m) == entry.stamp);
+                    let source = self.dir.join("blobs").join(blob);
+                    let unchanged = now.get(&entry.path).is_some_and(|m| {
+                        stamp(m) == entry.stamp || same_content(&path, &source, m.len())
+                    });
                     if !unchanged {
-                        let source = self.dir.join("blobs").join(blob);
                         std::fs::copy(&source, &path).map_err(io(&path))?;
                         restored.written.push(entry.path.display().to_string());
                     }
@@ -304,6 +304,12 @@ fn stamp(meta: &std::fs::Metadata) -> (u64, u64, i64, i64) {
         meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
         meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
     )
+}
+
+/// Whether `path` (of `len` bytes) holds exactly the bytes of `blob`.
+fn same_content(path: &Path, blob: &Path, len: u64) -> bool {
+    std::fs::metadata(blob).is_ok_and(|m| m.len() == len)
+        && matches!((std::fs::read(path), std::fs::read(blob)), (Ok(a), Ok(b)) if a == b)
 }
 
 fn reusable(previous: Option<&Entry>, meta: &std::fs::Metadata) -> bool {
