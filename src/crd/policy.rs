@@ -30,6 +30,22 @@ use crate::risk::RiskLevel;
     )
 )]
 #[serde(rename_all = "camelCase")]
+// Settings that contradict each other are refused by the API server itself.
+// Defaults apply before these rules run, so `maxRisk` and `autoConfirm` are set.
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.requireConfirmationFor) || {'LOW': 1, 'MEDIUM': 2, 'HIGH': 3}[self.requireConfirmationFor] <= {'LOW': 1, 'MEDIUM': 2, 'HIGH': 3}[self.maxRisk]",
+        "message": "requireConfirmationFor must not be above maxRisk: actions above maxRisk are denied, so they could never be confirmed",
+        "fieldPath": ".requireConfirmationFor",
+        "reason": "FieldValueInvalid"
+    },
+    {
+        "rule": "!self.autoConfirm || has(self.requireConfirmationFor)",
+        "message": "autoConfirm needs requireConfirmationFor: without it no action waits for confirmation, so autoConfirm would change nothing",
+        "fieldPath": ".autoConfirm",
+        "reason": "FieldValueInvalid"
+    }
+]))]
 pub struct PolicySpec {
     /// Which brain proposes actions.
     #[serde(default)]
