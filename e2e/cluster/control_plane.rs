@@ -23,7 +23,9 @@ pub struct ControlPlane {
     _keeps_it_running: PipeWriter,
 }
 
-static CONTROL_PLANE: OnceLock<Option<ControlPlane>> = OnceLock::new();
+/// A failed start is kept too, so the other tests fail at once with its
+/// message instead of starting again.
+static CONTROL_PLANE: OnceLock<Result<Option<ControlPlane>, String>> = OnceLock::new();
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,7 +34,19 @@ pub fn repo() -> PathBuf {
 /// The running control plane with the CRDs installed, or None (with a
 /// message) when it is not installed outside CI.
 pub fn control_plane() -> Option<&'static ControlPlane> {
-    CONTROL_PLANE.get_or_init(start).as_ref()
+    let started = CONTROL_PLANE.get_or_init(|| {
+        std::panic::catch_unwind(start).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        })
+    });
+    match started {
+        Ok(control_plane) => control_plane.as_ref(),
+        Err(message) => panic!("{message}"),
+    }
 }
 
 fn script() -> PathBuf {
