@@ -88,9 +88,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Manifests, ManifestError> {
             "Incident" => out
                 .incidents
                 .push(serde_yaml::from_value(value).map_err(|e| invalid(e.to_string()))?),
-            "Policy" => out
-                .policies
-                .push(serde_yaml::from_value(value).map_err(|e| invalid(e.to_string()))?),
+            "Policy" => {
+                let policy: Policy =
+                    serde_yaml::from_value(value).map_err(|e| invalid(e.to_string()))?;
+                let contradictions = policy.spec.contradictions();
+                if !contradictions.is_empty() {
+                    return Err(invalid(contradictions.join("; ")));
+                }
+                out.policies.push(policy);
+            }
             other => {
                 return Err(invalid(format!(
                     "kind must be Incident or Policy, not `{other}`"
@@ -132,6 +138,11 @@ mod tests {
             ("{timeoutSeconds: -1}", "timeoutSeconds"),
             ("{maxRisk: EXTREME}", "maxRisk"),
             ("{typo: 1}", "typo"),
+            (
+                "{maxRisk: LOW, requireConfirmationFor: MEDIUM}",
+                "requireConfirmationFor",
+            ),
+            ("{autoConfirm: true}", "autoConfirm"),
         ] {
             let policy = format!(
                 "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec: {spec}\n"

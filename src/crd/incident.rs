@@ -41,8 +41,9 @@ pub const MAX_STATUS_ACTIONS: usize = 50;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentSpec {
-    /// Scenario id from the catalog (`remediator scenario list`).
-    #[schemars(length(min = 1, max = 63))]
+    /// Scenario id from the catalog (`remediator scenario list`): lowercase
+    /// letters, digits and `_`.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9_]+$"))]
     pub scenario: String,
     /// The Policy (same namespace) the agent follows.
     pub policy_ref: PolicyRef,
@@ -91,6 +92,7 @@ pub struct IncidentStatus {
     #[serde(default)]
     pub steps: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_STATUS_ACTIONS))]
     pub actions: Vec<ActionRecord>,
     /// What was dropped from the front of `actions` to keep status small.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,17 +9,59 @@ pub mod schema;
 pub use incident::*;
 pub use policy::*;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+use serde_json::Value;
 
 pub const GROUP: &str = "remediator.dev";
 pub const VERSION: &str = "v1alpha1";
+
+/// The server-side apply field manager of everything the operator writes,
+/// status included: one name, so the API server can tell its fields apart.
+pub const FIELD_MANAGER: &str = "remediator-operator";
+
+/// The Incident CRD as `crds/` holds it. Use this rather than
+/// `Incident::crd()`, whose integer formats the API server does not know.
+pub fn incident_crd() -> CustomResourceDefinition {
+    with_kubernetes_formats(Incident::crd())
+}
+
+/// The Policy CRD as `crds/` holds it (see [`incident_crd`]).
+pub fn policy_crd() -> CustomResourceDefinition {
+    with_kubernetes_formats(Policy::crd())
+}
+
+/// schemars names Rust's integer types (`uint16`, `uint32`, `uint64`); the
+/// API server knows `int32` and `int64` only and warns about the rest. The
+/// `minimum: 0` schemars also emits keeps the unsigned meaning.
+fn with_kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn rewrite(node: &mut Value) {
+        match node {
+            Value::Object(map) => {
+                if let Some(Value::String(format)) = map.get_mut("format") {
+                    match format.as_str() {
+                        "int8" | "int16" | "uint8" | "uint16" => *format = "int32".into(),
+                        "uint32" | "uint64" | "int" | "uint" => *format = "int64".into(),
+                        _ => {}
+                    }
+                }
+                map.values_mut().for_each(rewrite);
+            }
+            Value::Array(items) => items.iter_mut().for_each(rewrite),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(crd).expect("a CRD serializes");
+    rewrite(&mut value);
+    serde_json::from_value(value).expect("renaming formats keeps a valid CRD")
+}
 
 /// Both CRDs as YAML, Incident first, separated by `---`: the output of
 /// `remediator crd` and the content of `crds/`.
 pub fn crds_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
     Ok(vec![
-        ("incident", serde_yaml::to_string(&Incident::crd())?),
-        ("policy", serde_yaml::to_string(&Policy::crd())?),
+        ("incident", serde_yaml::to_string(&incident_crd())?),
+        ("policy", serde_yaml::to_string(&policy_crd())?),
     ])
 }
 

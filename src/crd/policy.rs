@@ -30,6 +30,22 @@ use crate::risk::{GatePolicy, OnRiskExceeded, RiskLevel};
     )
 )]
 #[serde(rename_all = "camelCase")]
+// Settings that contradict each other are refused by the API server itself.
+// Defaults apply before these rules run, so `maxRisk` and `autoConfirm` are set.
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.requireConfirmationFor) || {'LOW': 1, 'MEDIUM': 2, 'HIGH': 3}[self.requireConfirmationFor] <= {'LOW': 1, 'MEDIUM': 2, 'HIGH': 3}[self.maxRisk]",
+        "message": "requireConfirmationFor must not be above maxRisk: actions above maxRisk are denied, so they could never be confirmed",
+        "fieldPath": ".requireConfirmationFor",
+        "reason": "FieldValueInvalid"
+    },
+    {
+        "rule": "!self.autoConfirm || has(self.requireConfirmationFor)",
+        "message": "autoConfirm needs requireConfirmationFor: without it no action waits for confirmation, so autoConfirm would change nothing",
+        "fieldPath": ".autoConfirm",
+        "reason": "FieldValueInvalid"
+    }
+]))]
 pub struct PolicySpec {
     /// Which brain proposes actions.
     #[serde(default)]
@@ -110,6 +126,24 @@ impl Default for PolicySpec {
 impl Default for LlmSpec {
     fn default() -> Self {
         serde_json::from_value(serde_json::json!({})).expect("every LlmSpec field has a default")
+    }
+}
+
+impl PolicySpec {
+    /// The same contradictions the CRD's CEL rules refuse on the API server,
+    /// checked locally (`remediator run -f` has no server).
+    pub fn contradictions(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if self
+            .require_confirmation_for
+            .is_some_and(|c| c > self.max_risk)
+        {
+            found.push("spec.requireConfirmationFor: must not be above maxRisk: actions above maxRisk are denied, so they could never be confirmed".to_string());
+        }
+        if self.auto_confirm && self.require_confirmation_for.is_none() {
+            found.push("spec.autoConfirm: needs requireConfirmationFor: without it no action waits for confirmation, so autoConfirm would change nothing".to_string());
+        }
+        found
     }
 }
 

@@ -6,10 +6,7 @@
 use std::sync::LazyLock;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use serde_json::Value;
-
-use super::{Incident, Policy};
 
 /// The CRD's openAPIV3Schema made strict: unknown fields are errors, not
 /// silently pruned; `nullable` becomes a JSON Schema null type.
@@ -48,8 +45,8 @@ pub fn strict(crd: &CustomResourceDefinition) -> Value {
 
 static VALIDATORS: LazyLock<Option<(jsonschema::Validator, jsonschema::Validator)>> =
     LazyLock::new(|| {
-        let incident = jsonschema::draft4::new(&strict(&Incident::crd())).ok()?;
-        let policy = jsonschema::draft4::new(&strict(&Policy::crd())).ok()?;
+        let incident = jsonschema::draft4::new(&strict(&super::incident_crd())).ok()?;
+        let policy = jsonschema::draft4::new(&strict(&super::policy_crd())).ok()?;
         Some((incident, policy))
     });
 

@@ -1,6 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use kube::CustomResourceExt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -40,8 +39,8 @@ fn strict_schema(
 
 /// Validates every document of a manifest file; returns the kinds seen.
 fn validate_manifest(path: &Path) -> Result<Vec<String>, String> {
-    let incident = strict_schema(&Incident::crd());
-    let policy = strict_schema(&Policy::crd());
+    let incident = strict_schema(&incident_crd());
+    let policy = strict_schema(&policy_crd());
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut kinds = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -91,6 +90,7 @@ fn the_strict_schema_rejects_unknown_fields_and_bad_enums() {
         "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec: {maxSteps: 0}\n",
         "apiVersion: remediator.dev/v1alpha1\nkind: Incident\nmetadata: {name: i}\nspec: {scenario: x, policyRef: {name: p}, typo: 1}\n",
         "apiVersion: remediator.dev/v1alpha1\nkind: Incident\nmetadata: {name: i}\nspec: {scenario: x}\n",
+        "apiVersion: remediator.dev/v1alpha1\nkind: Incident\nmetadata: {name: i}\nspec: {scenario: Stale-Lockfile, policyRef: {name: p}}\n",
     ];
     for text in bad {
         let path = dir.path().join("bad.yaml");
@@ -106,4 +106,42 @@ fn the_optimized_example_follows_the_manual_hint() {
         manifests.policies[0].spec.hint.as_deref(),
         Some(crate::agent::hint::MANUAL_HINT.trim())
     );
+}
+
+#[test]
+fn integer_formats_are_ones_the_api_server_knows() {
+    fn formats(node: &Value, out: &mut Vec<String>) {
+        match node {
+            Value::Object(map) => {
+                if let Some(Value::String(format)) = map.get("format") {
+                    out.push(format.clone());
+                }
+                map.values().for_each(|v| formats(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| formats(v, out)),
+            _ => {}
+        }
+    }
+    for crd in [incident_crd(), policy_crd()] {
+        let mut seen = Vec::new();
+        formats(&serde_json::to_value(&crd).unwrap(), &mut seen);
+        assert!(seen.iter().any(|f| f == "int64"), "{seen:?}");
+        let unknown: Vec<_> = seen
+            .iter()
+            .filter(|f| !["int32", "int64", "double", "date-time"].contains(&f.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{}: {unknown:?}",
+            crd.metadata.name.unwrap()
+        );
+    }
+}
+
+#[test]
+fn status_actions_are_bounded_by_the_constant_the_operator_uses() {
+    let crd = serde_json::to_value(incident_crd()).unwrap();
+    let actions = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        ["properties"]["actions"];
+    assert_eq!(actions["maxItems"], MAX_STATUS_ACTIONS);
 }

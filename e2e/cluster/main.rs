@@ -1,0 +1,15 @@
+//! The cluster tier: the CRDs, the examples and the API contracts the
+//! operator relies on, checked against a real kube-apiserver, etcd and
+//! kube-controller-manager (`scripts/control-plane`), one control plane per
+//! test binary and one namespace per test.
+//!
+//! `./scripts/test` installs the control plane (cached); without it a plain
+//! `cargo test` skips this tier, CI never does.
+
+mod control_plane;
+mod crds;
+mod garbage_collection;
+mod kubectl;
+mod printer_columns;
+mod status_subresource;
+mod validation;
