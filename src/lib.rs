@@ -16,6 +16,7 @@ pub mod sandbox;
 pub mod scenario;
 pub mod scratch;
 pub mod status;
+pub mod tokens;
 pub mod trajectory;
 pub mod verify;
 pub mod workspace;

@@ -68,6 +68,21 @@ impl Redactor {
         redactor
     }
 
+    /// The tag and the values behind its handles, to persist (the values
+    /// are secrets: keep them where only the executor reads).
+    pub fn export(&self) -> (String, Vec<String>) {
+        (self.tag.clone(), self.values().clone())
+    }
+
+    /// A redactor that continues an exported one: its handles stay valid.
+    pub fn import(tag: String, values: Vec<String>, extra_names: &[String]) -> Self {
+        Self {
+            tag,
+            values: Mutex::new(values),
+            extra_names: extra_names.iter().filter_map(|g| glob_regex(g)).collect(),
+        }
+    }
+
     fn values(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         self.values.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -12,6 +12,7 @@ mod llm;
 mod no_harm;
 mod scenarios;
 mod scripted_llm;
+mod sidecar;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod common;
 mod demo;
 mod run;
+mod sandbox;
 mod undo;
 
 use crate::scenario::{self, ChildProgram, Launch};
@@ -47,8 +48,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Put a kept incident's root back as it was before a step.
     Undo(undo::UndoArgs),
-    /// Report the kernel containment agent commands get on this machine.
-    Sandbox,
+    /// The kernel sandbox: probe what this machine gives, or serve as the
+    /// executor beside a service.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
     /// Run the target service (what `target-service` does), from this binary.
     #[command(hide = true)]
     TargetService(target_service::cli::ServiceArgs),
@@ -178,16 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::demo(cli.catalog, args).await
         }
         Command::Undo(args) => undo::undo(args),
-        Command::Sandbox => {
-            let sandbox = common::sandbox().await;
-            let containment = sandbox.containment();
-            println!("{}", serde_json::to_string_pretty(containment)?);
-            Ok(if containment.is_full() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Command::Sandbox(command) => sandbox::run(command).await,
         Command::TargetService(_) | Command::SandboxExec { .. } => {
             unreachable!("handled before the runtime starts")
         }

@@ -23,6 +23,7 @@
 
 mod helper;
 mod launch;
+pub mod server;
 
 pub use helper::{Stage, main as helper_main};
 pub use launch::{HelperProgram, Job, Sandbox, SandboxError};

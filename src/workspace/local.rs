@@ -205,7 +205,7 @@ impl Local {
         })
     }
 
-    async fn execute(&self, action: Action) -> Result<Observation, WorkspaceError> {
+    async fn execute_plain(&self, action: Action) -> Result<Observation, WorkspaceError> {
         match action {
             Action::Exec(command) => self.contained(Op::Exec { command }).await,
             Action::ReadFile(path) => self.contained(Op::Read { path }).await,
@@ -228,38 +228,52 @@ impl Local {
 
 /// Steps the guard snapshots and checks: anything the gate rates above
 /// LOW, and every restart.
-fn mutates(permit: &Permit) -> bool {
-    permit.risk() > SecurityRisk::Low || matches!(permit.action(), Action::RestartService)
+fn mutates(risk: SecurityRisk, action: &Action) -> bool {
+    risk > SecurityRisk::Low || matches!(action, Action::RestartService)
+}
+
+impl Local {
+    /// Executes one action the gate rated `risk` at `step`: handles
+    /// revealed, snapshot and regression check around a mutating step,
+    /// the observation redacted. [`Workspace::run`] calls it with a
+    /// permit's contents; a sandbox sidecar calls it for the operator that
+    /// authenticated to it (the operator holds the permit).
+    pub async fn execute(
+        &self,
+        step: u32,
+        risk: SecurityRisk,
+        action: &Action,
+    ) -> Result<Observation, WorkspaceError> {
+        let action = match self.reveal(action) {
+            Ok(action) => action,
+            Err(problem) => return Ok(Observation::failed(format!("not run: {problem}"), 0)),
+        };
+        let guard = self.guard.as_ref().filter(|_| mutates(risk, &action));
+        let Some(guard) = guard else {
+            return self.execute_plain(action).await.map(|o| self.redacted(o));
+        };
+        let address = self.service.address;
+        let before = match guard.before(step, address).await {
+            Ok(health) => health,
+            Err(e) => return Ok(Observation::failed(format!("not run: {e}"), 0)),
+        };
+        let was_restart = matches!(action, Action::RestartService);
+        let mut observation = self.execute_plain(action).await?;
+        let checked = guard
+            .after(step, was_restart, before, address, || async {
+                self.restart().await.is_success()
+            })
+            .await;
+        if let Checked::RolledBack(evidence) = checked {
+            observation.rolled_back = Some(evidence);
+        }
+        Ok(self.redacted(observation))
+    }
 }
 
 impl Workspace for Local {
     fn run<'a>(&'a self, permit: &'a Permit) -> BoxFuture<'a, Result<Observation, WorkspaceError>> {
-        Box::pin(async move {
-            let action = match self.reveal(permit.action()) {
-                Ok(action) => action,
-                Err(problem) => return Ok(Observation::failed(format!("not run: {problem}"), 0)),
-            };
-            let guard = self.guard.as_ref().filter(|_| mutates(permit));
-            let Some(guard) = guard else {
-                return self.execute(action).await.map(|o| self.redacted(o));
-            };
-            let address = self.service.address;
-            let before = match guard.before(permit.step(), address).await {
-                Ok(health) => health,
-                Err(e) => return Ok(Observation::failed(format!("not run: {e}"), 0)),
-            };
-            let was_restart = matches!(action, Action::RestartService);
-            let mut observation = self.execute(action).await?;
-            let checked = guard
-                .after(permit.step(), was_restart, before, address, || async {
-                    self.restart().await.is_success()
-                })
-                .await;
-            if let Checked::RolledBack(evidence) = checked {
-                observation.rolled_back = Some(evidence);
-            }
-            Ok(self.redacted(observation))
-        })
+        Box::pin(self.execute(permit.step(), permit.risk(), permit.action()))
     }
 }
 

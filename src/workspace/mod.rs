@@ -8,10 +8,12 @@ mod guard;
 mod http;
 pub mod journal;
 mod local;
+mod remote;
 
 pub use guard::Guard;
 pub use http::{HttpAnswer, http_get};
 pub use local::{Local, LocalService};
+pub use remote::Remote;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
