@@ -19,7 +19,7 @@ pub enum SandboxCommand {
     /// Report the kernel containment agent commands get on this machine.
     Probe,
     /// Execute what one operator sends, for one incident (the sidecar).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -63,7 +63,7 @@ pub async fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        SandboxCommand::Serve(args) => serve(args).await,
+        SandboxCommand::Serve(args) => serve(*args).await,
     }
 }
 

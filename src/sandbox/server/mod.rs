@@ -161,8 +161,9 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-/// The caller must hold this sidecar's token and name its incident.
-fn authorize(shared: &Shared, headers: &HeaderMap, incident: Option<&str>) -> Result<(), Response> {
+/// The caller must hold this sidecar's token and name its incident; the
+/// refusal otherwise.
+fn refusal(shared: &Shared, headers: &HeaderMap, incident: Option<&str>) -> Option<Response> {
     let presented = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -200,14 +201,14 @@ async fn step(
     headers: HeaderMap,
     body: Result<Json<StepRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(denied) = authorize(&shared, &headers, None) {
+    if let Some(denied) = refusal(&shared, &headers, None) {
         return denied;
     }
     let Json(request) = match body {
         Ok(body) => body,
         Err(e) => return problem(e.status(), e.body_text()),
     };
-    if let Err(denied) = authorize(&shared, &headers, Some(&request.incident)) {
+    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
         return denied;
     }
     let _one_at_a_time = shared.steps.lock().await;
@@ -280,7 +281,7 @@ async fn note(
         Ok(body) => body,
         Err(e) => return problem(e.status(), e.body_text()),
     };
-    if let Err(denied) = authorize(&shared, &headers, Some(&request.incident)) {
+    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
         return denied;
     }
     if request.turn.step != step || !request.turn.feedback.is_refusal() {
@@ -297,7 +298,7 @@ async fn note(
 }
 
 async fn history(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorize(&shared, &headers, None) {
+    if let Some(denied) = refusal(&shared, &headers, None) {
         return denied;
     }
     match shared.steps.history() {
@@ -315,7 +316,7 @@ async fn undo(
         Ok(body) => body,
         Err(e) => return problem(e.status(), e.body_text()),
     };
-    if let Err(denied) = authorize(&shared, &headers, Some(&request.incident)) {
+    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
         return denied;
     }
     let _one_at_a_time = shared.steps.lock().await;
