@@ -168,30 +168,24 @@ fn refusal(shared: &Shared, headers: &HeaderMap, incident: Option<&str>) -> Opti
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        None => {
-            return Err(problem(
-                StatusCode::UNAUTHORIZED,
-                "a bearer token is required",
-            ));
-        }
-        Some(token) if !crate::tokens::equal(token, &shared.config.token) => {
-            return Err(problem(
-                StatusCode::UNAUTHORIZED,
-                "the token is not this sandbox's",
-            ));
-        }
-        Some(_) => {}
+    let known = presented.is_some_and(|token| crate::tokens::equal(token, &shared.config.token));
+    if !known {
+        let why = if presented.is_none() {
+            "a bearer token is required"
+        } else {
+            "the token is not this sandbox's"
+        };
+        return Some(problem(StatusCode::UNAUTHORIZED, why));
     }
     match incident {
-        Some(uid) if uid != shared.config.incident_uid => Err(problem(
+        Some(uid) if uid != shared.config.incident_uid => Some(problem(
             StatusCode::FORBIDDEN,
             format!(
                 "this sandbox serves incident {}, not {uid}",
                 shared.config.incident_uid
             ),
         )),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
