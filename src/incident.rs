@@ -10,14 +10,11 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::agent::Task;
 use crate::agent::confirm::Confirmer;
-use crate::agent::driver::{self, Brains};
+use crate::agent::driver;
 use crate::agent::episode::Episode;
-use crate::agent::llm::{LlmBrain, LlmConfig, LlmEnvironment};
-use crate::agent::runbook::RunbookBrain;
+use crate::agent::llm::LlmEnvironment;
 use crate::crd::conditions::*;
-use crate::crd::{
-    AgentInfo, BrainKind, IncidentPhase, IncidentStatus, OnFailure, PolicySpec, UndoReport,
-};
+use crate::crd::{AgentInfo, BrainKind, IncidentPhase, IncidentStatus, OnFailure, UndoReport};
 use crate::policy::{self, ResolvedPolicy};
 use crate::redact::Redactor;
 use crate::risk::{Classifier, Gate, GatePolicy};
@@ -194,7 +191,8 @@ pub async fn run(
         }
         None => {}
     }
-    let (mut brains, setup_fallback) = match brains(spec, &env.llm) {
+    let built = driver::brains_for(spec.brain, spec.llm.as_ref(), spec.allow_fallback, &env.llm);
+    let (mut brains, setup_fallback) = match built {
         Ok(brains) => brains,
         Err(reason) => {
             service.stop().await;
@@ -341,40 +339,6 @@ pub fn phase_name(phase: IncidentPhase) -> &'static str {
         IncidentPhase::Verifying => "Verifying",
         IncidentPhase::Resolved => "Resolved",
         IncidentPhase::Failed => "Failed",
-    }
-}
-
-/// The policy's brain and its fallback. An LLM brain that cannot even be
-/// built (no key) is an error in strict mode; with fallback allowed the
-/// runbook starts at once and the reason comes back with it.
-fn brains(spec: &PolicySpec, llm: &LlmEnvironment) -> Result<(Brains, Option<String>), String> {
-    match spec.brain {
-        BrainKind::Runbook => Ok((Brains::only(Box::new(RunbookBrain)), None)),
-        BrainKind::Llm => {
-            let built = LlmConfig::resolve(&spec.llm.clone().unwrap_or_default(), llm)
-                .and_then(LlmBrain::new);
-            let runbook = || Some(Box::new(RunbookBrain) as Box<dyn crate::agent::Brain>);
-            match (built, spec.allow_fallback) {
-                (Ok(brain), true) => Ok((
-                    Brains {
-                        primary: Some(Box::new(brain)),
-                        fallback: runbook(),
-                    },
-                    None,
-                )),
-                (Ok(brain), false) => Ok((Brains::only(Box::new(brain)), None)),
-                (Err(e), true) => Ok((
-                    Brains {
-                        primary: None,
-                        fallback: runbook(),
-                    },
-                    Some(e.to_string()),
-                )),
-                (Err(e), false) => Err(format!(
-                    "{e} (or allow the runbook brain to take over: allowFallback in the Policy, --allow-fallback)"
-                )),
-            }
-        }
     }
 }
 

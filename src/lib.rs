@@ -9,6 +9,7 @@ pub mod cli;
 pub mod crd;
 pub mod incident;
 pub mod manifest;
+pub mod operator;
 pub mod policy;
 pub mod redact;
 pub mod risk;

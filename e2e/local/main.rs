@@ -2,6 +2,7 @@
 //! real services that really break and really get fixed, every command in
 //! the real kernel sandbox.
 
+mod action_api;
 mod agent;
 mod bad_input;
 mod cleanup;
@@ -10,6 +11,7 @@ mod containment;
 mod llama;
 mod llm;
 mod no_harm;
+mod operator_flow;
 mod scenarios;
 mod scripted_llm;
 mod sidecar;

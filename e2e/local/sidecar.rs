@@ -17,16 +17,22 @@ use crate::{launch, remediator_bin};
 
 const UID: &str = "6f1c2a7e-0000-4000-8000-000000000001";
 
-struct Sidecar {
+pub struct Sidecar {
     child: tokio::process::Child,
-    address: SocketAddr,
-    token: String,
+    pub address: SocketAddr,
+    pub token: String,
+    pub uid: String,
     _state: tempfile::TempDir,
-    service: RunningService,
+    pub service: RunningService,
 }
 
 impl Sidecar {
     async fn start(scenario: &str) -> Self {
+        Self::start_for(scenario, UID).await
+    }
+
+    /// A scenario's service with a sidecar for incident `uid`.
+    pub async fn start_for(scenario: &str, uid: &str) -> Self {
         let service = launch().start(&Catalog::builtin(), scenario).await.unwrap();
         let state = tempfile::tempdir().unwrap();
         let token = remediator::tokens::generate();
@@ -43,7 +49,7 @@ impl Sidecar {
                 "sandbox",
                 "serve",
                 "--incident-uid",
-                UID,
+                uid,
                 "--listen",
                 &address.to_string(),
             ])
@@ -69,16 +75,21 @@ impl Sidecar {
             child,
             address,
             token,
+            uid: uid.to_string(),
             _state: state,
             service,
         }
     }
 
-    fn remote(&self, timeout: Duration) -> Remote {
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    pub fn remote(&self, timeout: Duration) -> Remote {
         Remote::new(
             format!("http://{}", self.address),
             &self.token,
-            UID,
+            &self.uid,
             timeout,
         )
     }

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use super::confirm::{Answer, Confirmer};
 use super::episode::{BrainRole, Episode, Event, Request};
+use super::llm::{LlmBrain, LlmConfig, LlmEnvironment};
+use super::runbook::RunbookBrain;
 use super::{Brain, Task, Turn};
-use crate::crd::{ActionRecord, TokenUsage};
+use crate::crd::{ActionRecord, BrainKind, LlmSpec, TokenUsage};
 use crate::risk::Gate;
 use crate::workspace::Workspace;
 
@@ -28,7 +30,7 @@ impl Brains {
         }
     }
 
-    fn for_role(&mut self, role: BrainRole) -> Option<&mut Box<dyn Brain>> {
+    pub fn for_role(&mut self, role: BrainRole) -> Option<&mut Box<dyn Brain>> {
         match role {
             BrainRole::Primary => self.primary.as_mut(),
             BrainRole::Fallback => self.fallback.as_mut(),
@@ -54,6 +56,46 @@ impl Brains {
 
     pub fn model(&self) -> Option<String> {
         self.primary.as_ref().and_then(|b| b.model())
+    }
+}
+
+/// The brains a Policy asks for: its brain, and the runbook to take over
+/// when an LLM brain fails (if allowed). An LLM brain that cannot even be
+/// built (no key) is an error when no fallback is allowed; with fallback
+/// the runbook takes over from the start and the reason comes back.
+pub fn brains_for(
+    kind: BrainKind,
+    llm: Option<&LlmSpec>,
+    allow_fallback: bool,
+    env: &LlmEnvironment,
+) -> Result<(Brains, Option<String>), String> {
+    let runbook = || Some(Box::new(RunbookBrain) as Box<dyn Brain>);
+    match kind {
+        BrainKind::Runbook => Ok((Brains::only(Box::new(RunbookBrain)), None)),
+        BrainKind::Llm => {
+            let built =
+                LlmConfig::resolve(&llm.cloned().unwrap_or_default(), env).and_then(LlmBrain::new);
+            match (built, allow_fallback) {
+                (Ok(brain), true) => Ok((
+                    Brains {
+                        primary: Some(Box::new(brain)),
+                        fallback: runbook(),
+                    },
+                    None,
+                )),
+                (Ok(brain), false) => Ok((Brains::only(Box::new(brain)), None)),
+                (Err(e), true) => Ok((
+                    Brains {
+                        primary: None,
+                        fallback: runbook(),
+                    },
+                    Some(e.to_string()),
+                )),
+                (Err(e), false) => Err(format!(
+                    "{e} (or allow the runbook brain to take over: allowFallback in the Policy, --allow-fallback)"
+                )),
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod episode;
 pub mod hint;
 pub mod llm;
+pub mod remote;
 pub mod runbook;
 
 use futures::future::BoxFuture;

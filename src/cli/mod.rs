@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod agent;
 mod common;
 mod demo;
 mod run;
@@ -46,6 +47,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Every train scenario with the baseline and the optimized policy, side by side.
     Demo(demo::DemoArgs),
+    /// The agent Job's process: propose every step to the operator's Action API.
+    Agent(agent::AgentArgs),
     /// Put a kept incident's root back as it was before a step.
     Undo(undo::UndoArgs),
     /// The kernel sandbox: probe what this machine gives, or serve as the
@@ -181,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::demo(cli.catalog, args).await
         }
         Command::Undo(args) => undo::undo(args),
+        Command::Agent(args) => agent::run(args).await,
         Command::Sandbox(command) => sandbox::run(command).await,
         Command::TargetService(_) | Command::SandboxExec { .. } => {
             unreachable!("handled before the runtime starts")

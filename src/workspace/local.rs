@@ -73,6 +73,11 @@ impl Local {
         self
     }
 
+    /// The containment this executor's commands run under.
+    pub fn containment(&self) -> &crate::sandbox::Containment {
+        self.sandbox.containment()
+    }
+
     pub fn service(&self) -> &LocalService {
         &self.service
     }

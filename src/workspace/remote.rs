@@ -116,6 +116,24 @@ impl Remote {
         Self::json(response).await
     }
 
+    /// The containment the sidecar's commands run under (its health
+    /// answer).
+    pub async fn containment(&self) -> Result<crate::sandbox::Containment, WorkspaceError> {
+        let response = self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .map_err(|e| WorkspaceError::Unreachable(format!("sandbox at {}: {e}", self.base)))?;
+        if !response.status().is_success() {
+            return Err(WorkspaceError::Unreachable(format!(
+                "healthz: {}",
+                response.status()
+            )));
+        }
+        Self::json(response).await
+    }
+
     /// Puts the root back as it was before `step`.
     pub async fn undo(&self, before_step: u32) -> Result<UndoAnswer, WorkspaceError> {
         let request = UndoRequest {

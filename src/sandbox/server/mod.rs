@@ -149,7 +149,7 @@ pub async fn serve(
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/v1/steps/{step}", post(step))
         .route("/v1/notes/{step}", post(note))
         .route("/v1/history", get(history))
@@ -263,6 +263,11 @@ fn answer_of(turn: &Turn) -> StepAnswer {
             StepAnswer::Refused(WorkspaceError::Sandbox(reason.clone()))
         }
     }
+}
+
+/// Alive, and the containment commands get here.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.executor.containment()).into_response()
 }
 
 async fn note(
