@@ -161,6 +161,8 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
         verified: facts.verification.map(|(v, _)| v.clone()),
         agent: Some(agent),
         undone: facts.undone.cloned(),
+        // The operator's episode state is carried over; its writer sets it.
+        session: previous.session.clone(),
         sandbox: facts.containment.map(Containment::summary),
         started_at: Some(facts.started_at.clone()),
         resolved_at: resolved.then(|| facts.now.clone()),

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod agent;
 mod common;
 mod demo;
+mod operator;
 mod run;
 mod sandbox;
 mod undo;
@@ -47,6 +48,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Every train scenario with the baseline and the optimized policy, side by side.
     Demo(demo::DemoArgs),
+    /// Reconcile Incidents and Policies in a cluster and serve the Action API.
+    Operator(Box<operator::OperatorArgs>),
     /// The agent Job's process: propose every step to the operator's Action API.
     Agent(agent::AgentArgs),
     /// Put a kept incident's root back as it was before a step.
@@ -114,6 +117,17 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The operator handles its own signals: it finishes in-flight work.
+    if let Command::Operator(args) = cli.command {
+        let code = runtime.block_on(operator::run(cli.catalog, *args));
+        return match code {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let code = runtime.block_on(async {
         tokio::select! {
             result = run(cli) => match result {
@@ -186,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Undo(args) => undo::undo(args),
         Command::Agent(args) => agent::run(args).await,
         Command::Sandbox(command) => sandbox::run(command).await,
-        Command::TargetService(_) | Command::SandboxExec { .. } => {
+        Command::TargetService(_) | Command::SandboxExec { .. } | Command::Operator(_) => {
             unreachable!("handled before the runtime starts")
         }
     }

@@ -9,6 +9,8 @@ pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
 pub const VERIFIED_HEALTHY: &str = "VerifiedHealthy";
 /// Commands run with full kernel containment.
 pub const CONTAINED: &str = "Contained";
+/// The Policy the incident names exists.
+pub const POLICY_READY: &str = "PolicyReady";
 
 pub const REASON_FAULT_OBSERVED: &str = "FaultObserved";
 pub const REASON_HEALTHY_BEFORE_AGENT: &str = "ServiceHealthyBeforeAgent";
@@ -28,3 +30,6 @@ pub const REASON_PROVISIONING_FAILED: &str = "ProvisioningFailed";
 pub const REASON_FULL_CONTAINMENT: &str = "FullContainment";
 pub const REASON_WEAK_CONTAINMENT: &str = "WeakContainment";
 pub const REASON_INTERRUPTED: &str = "Interrupted";
+pub const REASON_POLICY_NOT_FOUND: &str = "PolicyNotFound";
+/// The agent Job gave up (its retries or its deadline ran out).
+pub const REASON_AGENT_FAILED: &str = "AgentFailed";

@@ -113,6 +113,12 @@ pub struct IncidentStatus {
     /// `landlock-fs, landlock-net, ..., no-netns (why)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The running episode's state (the operator's, opaque to users): the
+    /// step machine, the Policy as it was when the incident started, the
+    /// task. It lets a restarted operator continue without repeating a step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "opaque_object")]
+    pub session: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +153,13 @@ pub struct ActionRecord {
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub duration_ms: u64,
+}
+
+fn opaque_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
 }
 
 /// Longest reason kept on one action.

@@ -23,6 +23,13 @@ use crate::risk::{GatePolicy, OnRiskExceeded, RiskLevel};
     printcolumn(name = "Brain", type_ = "string", json_path = ".spec.brain"),
     printcolumn(name = "Fix Rate", type_ = "number", json_path = ".status.fixRate"),
     printcolumn(name = "Mean Steps", type_ = "number", json_path = ".status.meanSteps"),
+    printcolumn(name = "Resolved", type_ = "integer", json_path = ".status.resolved"),
+    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.failed"),
+    printcolumn(
+        name = "P95 TTR",
+        type_ = "number",
+        json_path = ".status.p95TimeToResolveSeconds"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -261,4 +268,10 @@ pub struct PolicyStatus {
     /// Mean steps of resolved incidents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_steps: Option<f64>,
+    /// The 95th percentile of time to resolve, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_time_to_resolve_seconds: Option<f64>,
+    /// Incidents still running under this Policy.
+    #[serde(default)]
+    pub running: u32,
 }

@@ -119,6 +119,12 @@ impl Engine {
             .clone()
     }
 
+    /// Holds the incident's lock: nothing else advances or writes it
+    /// meanwhile (the reconciler takes it around its own status write).
+    pub async fn exclusive(&self, key: &IncidentKey) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lock_of(key).lock_owned().await
+    }
+
     /// Forgets the locks of an incident that is gone.
     pub fn forget(&self, key: &IncidentKey) {
         self.locks

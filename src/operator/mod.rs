@@ -2,8 +2,16 @@
 //! Action API agents propose through ([`api`]), and the Kubernetes
 //! controller that provisions incidents, answers approvals and verifies.
 
+pub mod annotations;
 pub mod api;
+pub mod controller;
 pub mod engine;
+pub mod kube_backend;
 pub mod memory;
+pub mod metrics;
+pub mod objects;
 pub mod protocol;
+pub mod reconcile;
+pub mod run;
+pub mod scorecard;
 pub mod session;

@@ -1,0 +1,100 @@
+//! `remediator operator`: reconcile Incidents and Policies, gate every
+//! agent's action, verify, write status and metrics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::operator::objects::Settings;
+use crate::operator::run::{self, OperatorConfig};
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Where agents reach the Action API.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub api_listen: SocketAddr,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_listen: SocketAddr,
+    /// Watch only this namespace (default: all).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Elect a leader through a Lease in this namespace (default: the
+    /// operator's own, from POD_NAMESPACE); --no-leader-election runs alone.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    #[arg(long)]
+    pub no_leader_election: bool,
+    #[arg(long, default_value = "remediator-operator")]
+    pub lease_name: String,
+    /// The operator/agent/sandbox image the scenario Pods' sidecars and
+    /// agent Jobs run.
+    #[arg(long, env = "REMEDIATOR_IMAGE", default_value = "remediator:dev")]
+    pub image: String,
+    /// The target service image.
+    #[arg(
+        long,
+        env = "REMEDIATOR_TARGET_IMAGE",
+        default_value = "remediator-target-service:dev"
+    )]
+    pub target_image: String,
+    /// The Action API's URL as agent Pods reach it (the operator's Service).
+    #[arg(long, env = "REMEDIATOR_ACTION_API_URL")]
+    pub action_api_url: String,
+    /// The service account agent Jobs run as (it needs no rights).
+    #[arg(long, default_value = "remediator-agent")]
+    pub agent_service_account: String,
+    /// The seccomp profile of scenario Pods and agents: RuntimeDefault, or
+    /// Localhost:<profile> for one that lets the sandbox create namespaces.
+    #[arg(long, default_value = "RuntimeDefault")]
+    pub seccomp_profile: String,
+    #[arg(long, default_value_t = 65532)]
+    pub run_as_user: i64,
+}
+
+pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result<ExitCode> {
+    let catalog = crate::scenario::load_catalog(catalog.as_deref())?;
+    let lease_namespace = if args.no_leader_election {
+        None
+    } else {
+        Some(args.leader_election_namespace.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "leader election needs a namespace for its Lease: set POD_NAMESPACE, --leader-election-namespace, or --no-leader-election"
+            )
+        })?)
+    };
+    let config = OperatorConfig {
+        api_listen: args.api_listen,
+        metrics_listen: args.metrics_listen,
+        namespace: args.namespace,
+        lease_namespace,
+        lease_name: args.lease_name,
+        settings: Settings {
+            operator_image: args.image,
+            target_image: args.target_image,
+            action_api_url: args.action_api_url,
+            agent_service_account: args.agent_service_account,
+            seccomp_profile: args.seccomp_profile,
+            run_as_user: args.run_as_user,
+            ..Settings::default()
+        },
+        catalog,
+    };
+    run::run(config, async {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        eprintln!("remediator operator: stopping; finishing what is in flight");
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

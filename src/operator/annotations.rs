@@ -1,0 +1,94 @@
+//! What a person says to a running incident through annotations:
+//! `remediator.dev/approve=<step>` and `reject=<step>` answer a waiting
+//! action; `max-risk=<LEVEL>` may tighten the Policy for this incident,
+//! never loosen it; `undo=<step>` puts the root back as before that step.
+
+use std::collections::BTreeMap;
+
+use crate::risk::RiskLevel;
+
+pub const APPROVE: &str = "remediator.dev/approve";
+pub const REJECT: &str = "remediator.dev/reject";
+pub const MAX_RISK: &str = "remediator.dev/max-risk";
+pub const UNDO: &str = "remediator.dev/undo";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    pub approve: Option<u32>,
+    pub reject: Option<u32>,
+    pub max_risk: Option<RiskLevel>,
+    pub undo: Option<u32>,
+    /// Annotations that could not be read, each with why.
+    pub problems: Vec<String>,
+}
+
+pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Directives {
+    let mut directives = Directives::default();
+    let Some(annotations) = annotations else {
+        return directives;
+    };
+    let step = |name: &str, problems: &mut Vec<String>| {
+        annotations
+            .get(name)
+            .and_then(|value| match value.trim().parse::<u32>() {
+                Ok(step) if step > 0 => Some(step),
+                _ => {
+                    problems.push(format!("{name}={value:?} is not a step number (1, 2, ...)"));
+                    None
+                }
+            })
+    };
+    directives.approve = step(APPROVE, &mut directives.problems);
+    directives.reject = step(REJECT, &mut directives.problems);
+    directives.undo = annotations
+        .get(UNDO)
+        .and_then(|value| match value.trim().parse::<u32>() {
+            Ok(step) => Some(step),
+            Err(_) => {
+                directives.problems.push(format!(
+                    "{UNDO}={value:?} is not a step number (0 for before any step)"
+                ));
+                None
+            }
+        });
+    directives.max_risk = annotations.get(MAX_RISK).and_then(|value| {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "LOW" => Some(RiskLevel::Low),
+            "MEDIUM" => Some(RiskLevel::Medium),
+            "HIGH" => Some(RiskLevel::High),
+            _ => {
+                directives
+                    .problems
+                    .push(format!("{MAX_RISK}={value:?} is not LOW, MEDIUM or HIGH"));
+                None
+            }
+        }
+    });
+    directives
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(pairs: &[(&str, &str)]) -> Directives {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        read(Some(&map))
+    }
+
+    #[test]
+    fn steps_levels_and_mistakes_are_read() {
+        let d = of(&[(APPROVE, "3"), (MAX_RISK, "low"), (UNDO, "0")]);
+        assert_eq!(
+            (d.approve, d.max_risk, d.undo),
+            (Some(3), Some(RiskLevel::Low), Some(0))
+        );
+        let d = of(&[(REJECT, "x"), (MAX_RISK, "EXTREME"), (APPROVE, "0")]);
+        assert_eq!((d.reject, d.max_risk, d.approve), (None, None, None));
+        assert_eq!(d.problems.len(), 3, "{:?}", d.problems);
+        assert_eq!(read(None), Directives::default());
+    }
+}

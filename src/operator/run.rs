@@ -1,0 +1,294 @@
+//! `remediator operator`: the controllers, the Action API and the metrics,
+//! behind leader election: every replica serves `/healthz` and `/metrics`,
+//! only the leader reconciles and answers agents (`/readyz` says which, so
+//! the Service routes agents to the leader). Losing the lease stops the
+//! process; SIGTERM finishes in-flight work first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Client, ResourceExt};
+
+use super::controller::{self, Context};
+use super::engine::Engine;
+use super::kube_backend::KubeBackend;
+use super::metrics::Metrics;
+use super::objects::Settings;
+use crate::crd::{FIELD_MANAGER, Incident, Policy};
+use crate::scenario::Catalog;
+
+pub struct OperatorConfig {
+    pub api_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    /// Watch one namespace, or all.
+    pub namespace: Option<String>,
+    /// Where the leader Lease lives; None: no leader election (one replica).
+    pub lease_namespace: Option<String>,
+    pub lease_name: String,
+    pub settings: Settings,
+    pub catalog: Catalog,
+}
+
+/// Whether this replica leads, shared with the HTTP endpoints.
+#[derive(Clone, Default)]
+struct Leadership(Arc<AtomicBool>);
+
+impl Leadership {
+    fn is_leader(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn set(&self, leading: bool) {
+        self.0.store(leading, Ordering::SeqCst)
+    }
+}
+
+fn api_for<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+pub async fn run(
+    config: OperatorConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let metrics = Arc::new(Metrics::new());
+    let backend = Arc::new(KubeBackend::new(
+        client.clone(),
+        config.settings.clone(),
+        metrics.clone(),
+    ));
+    let engine = Arc::new(Engine::new(backend.clone()));
+    let leadership = Leadership::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = {
+        let rx = stop_rx.clone();
+        move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        }
+    };
+
+    let ops = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state((leadership.clone(), metrics.clone()));
+    let ops_listener = tokio::net::TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("listening on {}", config.metrics_listen))?;
+    let ops_server = tokio::spawn(
+        axum::serve(ops_listener, ops)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+
+    let api = super::api::router(engine.clone()).layer(axum::middleware::from_fn_with_state(
+        leadership.clone(),
+        leader_only,
+    ));
+    let api_listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .with_context(|| format!("listening on {}", config.api_listen))?;
+    let api_server = tokio::spawn(
+        axum::serve(api_listener, api)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+    eprintln!(
+        "remediator operator: Action API on {}, metrics and health on {}",
+        config.api_listen, config.metrics_listen
+    );
+
+    let forward = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    // Leadership: without election this replica leads at once.
+    let mut lease_task = None;
+    match &config.lease_namespace {
+        None => leadership.set(true),
+        Some(namespace) => {
+            let identity = std::env::var("POD_NAME")
+                .unwrap_or_else(|_| format!("remediator-{}", std::process::id()));
+            let manager =
+                kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+                    .with_namespace(namespace)
+                    .with_identity(&identity)
+                    .with_duration(15)
+                    .with_grace(5)
+                    .with_field_manager(FIELD_MANAGER)
+                    .build()
+                    .await
+                    .context("setting up leader election")?;
+            let (mut leading, task) = manager.watch().await;
+            eprintln!(
+                "remediator operator {identity}: waiting to lead (Lease {namespace}/{})",
+                config.lease_name
+            );
+            let mut stop = stop_rx.clone();
+            let won = tokio::select! {
+                _ = leading.wait_for(|l| *l) => true,
+                _ = stop.wait_for(|s| *s) => false,
+            };
+            if !won {
+                drop(leading);
+                let _ = task.await;
+                return finish(ops_server, api_server, forward).await;
+            }
+            eprintln!("remediator operator {identity}: leading");
+            leadership.set(true);
+            let lost = leadership.clone();
+            let mut stop = stop_rx.clone();
+            lease_task = Some(tokio::spawn(async move {
+                tokio::select! {
+                    _ = leading.wait_for(|l| !*l) => {
+                        eprintln!("remediator operator: lost the lease; stopping");
+                        lost.set(false);
+                        // A replica that no longer leads must not act: exit,
+                        // to be restarted as a follower.
+                        std::process::exit(1);
+                    }
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+                drop(leading);
+                let _ = task.await;
+            }));
+        }
+    }
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: config.settings.clone(),
+        catalog: config.catalog.clone(),
+        engine,
+        backend,
+        metrics,
+        recorder,
+    });
+    let incidents: Api<Incident> = api_for(&client, &config.namespace);
+    let policies: Api<Policy> = api_for(&client, &config.namespace);
+    let owned = || watcher::Config::default().labels("app.kubernetes.io/name=remediator");
+    let incident_controller = Controller::new(incidents.clone(), watcher::Config::default())
+        .owns(api_for::<Pod>(&client, &config.namespace), owned())
+        .owns(api_for::<Job>(&client, &config.namespace), owned())
+        .owns(api_for::<Secret>(&client, &config.namespace), owned())
+        .graceful_shutdown_on(stopped())
+        .run(controller::reconcile, controller::error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let store = {
+        let (reader, writer) = kube::runtime::reflector::store::<Incident>();
+        let reflect =
+            kube::runtime::reflector(writer, watcher(incidents, watcher::Config::default()))
+                .for_each(|_| async {});
+        tokio::spawn(reflect);
+        reader
+    };
+    let policy_controller = Controller::new(policies, watcher::Config::default())
+        .watches(
+            api_for::<Incident>(&client, &config.namespace),
+            watcher::Config::default(),
+            move |incident| {
+                let policy = ObjectRef::<Policy>::new(&incident.spec.policy_ref.name)
+                    .within(&incident.namespace().unwrap_or_default());
+                std::iter::once(policy)
+            },
+        )
+        .graceful_shutdown_on(stopped())
+        .run(
+            controller::reconcile_policy,
+            controller::policy_error_policy,
+            ctx,
+        )
+        .for_each(|_| async {});
+    let _ = store;
+    tokio::join!(incident_controller, policy_controller);
+    if let Some(task) = lease_task {
+        let _ = task.await;
+    }
+    finish(ops_server, api_server, forward).await
+}
+
+async fn finish(
+    ops: tokio::task::JoinHandle<std::io::Result<()>>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    forward: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<()> {
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = ops.await;
+        let _ = api.await;
+    })
+    .await;
+    forward.abort();
+    Ok(())
+}
+
+async fn readyz(State((leadership, _)): State<(Leadership, Arc<Metrics>)>) -> Response {
+    if leadership.is_leader() {
+        (StatusCode::OK, "leading").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "following: not serving agents",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text(State((_, metrics)): State<(Leadership, Arc<Metrics>)>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// Only the leader answers agents: its engine is the one that acts.
+async fn leader_only(
+    State(leadership): State<Leadership>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if leadership.is_leader() {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"error": "this replica does not lead; retry"})),
+        )
+            .into_response()
+    }
+}
