@@ -1,1 +1,191 @@
+use super::*;
+use crate::crd::{IncidentSpec, LlmSpec, PolicyRef, SecretKeyRef};
 
+fn incident() -> Incident {
+    let mut incident = Incident::new(
+        "checkout-500",
+        IncidentSpec {
+            scenario: "stale_lockfile".into(),
+            policy_ref: PolicyRef { name: "llm".into() },
+        },
+    );
+    incident.metadata.namespace = Some("shop".into());
+    incident.metadata.uid = Some("4b1c-uid".into());
+    incident
+}
+
+fn assert_owned(meta: &ObjectMeta) {
+    let owner = &meta.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+        ("Incident", "checkout-500", "4b1c-uid")
+    );
+    assert_eq!(
+        (owner.controller, owner.block_owner_deletion),
+        (Some(true), Some(true))
+    );
+    assert_eq!(meta.namespace.as_deref(), Some("shop"));
+    let labels = meta.labels.as_ref().unwrap();
+    assert_eq!(labels[INCIDENT_LABEL], "checkout-500");
+    assert_eq!(labels["app.kubernetes.io/name"], "remediator");
+}
+
+fn assert_locked_down(container: &Container) {
+    let sc = container.security_context.as_ref().unwrap();
+    assert_eq!(
+        sc.allow_privilege_escalation,
+        Some(false),
+        "{}",
+        container.name
+    );
+    assert_eq!(
+        sc.read_only_root_filesystem,
+        Some(true),
+        "{}",
+        container.name
+    );
+    assert_eq!(sc.run_as_non_root, Some(true), "{}", container.name);
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
+    assert!(sc.capabilities.as_ref().unwrap().add.is_none());
+    assert!(sc.privileged.is_none());
+}
+
+#[test]
+fn the_scenario_pod_holds_the_service_and_the_sandbox_and_no_token() {
+    let pod = scenario_pod(&incident(), &PolicySpec::default(), &Settings::default());
+    assert_owned(&pod.metadata);
+    assert_eq!(pod.metadata.name.as_deref(), Some("checkout-500-scenario"));
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    let security = spec.security_context.unwrap();
+    assert_eq!(
+        (security.run_as_non_root, security.run_as_user),
+        (Some(true), Some(65532))
+    );
+    assert_eq!(security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["service", "sandbox"]);
+    for container in &spec.containers {
+        assert_locked_down(container);
+    }
+    let sandbox = &spec.containers[1];
+    let args = sandbox.args.as_ref().unwrap().join(" ");
+    assert!(
+        args.starts_with("sandbox serve --incident-uid 4b1c-uid"),
+        "{args}"
+    );
+    assert!(
+        args.contains("--root /srv/incident")
+            && args.contains("--state-dir /var/lib/remediator/sandbox"),
+        "{args}"
+    );
+    // The state (journal, secret handles) is the sidecar's alone.
+    let service_mounts: Vec<&str> = spec.containers[0]
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(service_mounts, ["root"]);
+    let volumes = spec.volumes.unwrap();
+    let token = volumes.iter().find(|v| v.name == "sandbox-token").unwrap();
+    assert_eq!(
+        token.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("checkout-500-sandbox-token")
+    );
+}
+
+#[test]
+fn the_agent_job_has_no_api_rights_and_only_its_secrets() {
+    let policy = PolicySpec {
+        llm: Some(LlmSpec {
+            api_key_secret_ref: Some(SecretKeyRef {
+                name: "openai".into(),
+                key: "api-key".into(),
+            }),
+            ..LlmSpec::default()
+        }),
+        timeout_seconds: 600,
+        ..PolicySpec::default()
+    };
+    let job = agent_job(&incident(), &policy, &Settings::default());
+    assert_owned(&job.metadata);
+    let spec = job.spec.unwrap();
+    assert_eq!(spec.active_deadline_seconds, Some(720));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("remediator-agent")
+    );
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let container = &pod.containers[0];
+    assert_locked_down(container);
+    assert_eq!(
+        container.args.as_ref().unwrap().join(" "),
+        "agent --operator http://remediator.remediator-system.svc:8080 --incident shop/checkout-500 --token-file /var/run/remediator/agent/token"
+    );
+    let mounts: Vec<(&str, &str)> = container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+        .collect();
+    // The LLM key lands where the brain reads <dir>/<secret>/<key>.
+    assert_eq!(
+        mounts,
+        [
+            ("agent-token", "/var/run/remediator/agent"),
+            ("llm-key", "/var/run/remediator/secrets/openai")
+        ]
+    );
+    let llm = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "llm-key")
+        .unwrap();
+    let items = llm.secret.unwrap().items.unwrap();
+    assert_eq!(
+        (items[0].key.as_str(), items[0].path.as_str()),
+        ("api-key", "api-key")
+    );
+}
+
+#[test]
+fn token_secrets_are_owned_and_hold_the_token() {
+    let secret = token_secret(
+        &incident(),
+        agent_secret_name("checkout-500"),
+        "agent",
+        "t0k3n",
+    );
+    assert_owned(&secret.metadata);
+    assert_eq!(secret.data.unwrap()[TOKEN_KEY].0, b"t0k3n");
+    assert_eq!(secret.metadata.labels.unwrap()[ROLE_LABEL], "agent");
+}
+
+#[test]
+fn a_localhost_seccomp_profile_is_named() {
+    let settings = Settings {
+        seccomp_profile: "Localhost:remediator-sandbox.json".into(),
+        ..Settings::default()
+    };
+    let pod = scenario_pod(&incident(), &PolicySpec::default(), &settings);
+    let seccomp = pod
+        .spec
+        .unwrap()
+        .security_context
+        .unwrap()
+        .seccomp_profile
+        .unwrap();
+    assert_eq!(
+        (seccomp.type_.as_str(), seccomp.localhost_profile.as_deref()),
+        ("Localhost", Some("remediator-sandbox.json"))
+    );
+}
