@@ -10,6 +10,8 @@ mod control_plane;
 mod crds;
 mod garbage_collection;
 mod kubectl;
+mod kubelet;
+mod operator;
 mod printer_columns;
 mod status_subresource;
 mod validation;

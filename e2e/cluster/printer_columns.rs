@@ -112,14 +112,27 @@ async fn kubectl_get_shows_the_printer_columns() {
         let rows = table(&ran.stdout);
         assert_eq!(
             rows[0],
-            ["NAME", "BRAIN", "FIX RATE", "MEAN STEPS", "AGE"],
+            [
+                "NAME",
+                "BRAIN",
+                "FIX RATE",
+                "MEAN STEPS",
+                "RESOLVED",
+                "FAILED",
+                "P95 TTR",
+                "AGE"
+            ],
             "{ran}"
         );
         assert_eq!(
-            row(&rows, "optimized")[..4],
-            ["optimized", "runbook", "0.75", "4.5"],
+            row(&rows, "optimized")[..7],
+            ["optimized", "runbook", "0.75", "4.5", "3", "1", ""],
             "{ran}"
         );
-        assert_eq!(row(&rows, "llm")[..4], ["llm", "llm", "", ""], "{ran}");
+        assert_eq!(
+            row(&rows, "llm")[..7],
+            ["llm", "llm", "", "", "", "", ""],
+            "{ran}"
+        );
     }
 }

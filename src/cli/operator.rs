@@ -43,9 +43,11 @@ pub struct OperatorArgs {
     /// The Action API's URL as agent Pods reach it (the operator's Service).
     #[arg(long, env = "REMEDIATOR_ACTION_API_URL")]
     pub action_api_url: String,
-    /// The service account agent Jobs run as (it needs no rights).
-    #[arg(long, default_value = "remediator-agent")]
-    pub agent_service_account: String,
+    /// The service account agent Jobs run as; it must exist in every
+    /// namespace with Incidents. Unset: the namespace's `default`. No token
+    /// is mounted either way, so it needs (and gets) no rights.
+    #[arg(long)]
+    pub agent_service_account: Option<String>,
     /// The seccomp profile of scenario Pods and agents: RuntimeDefault, or
     /// Localhost:<profile> for one that lets the sandbox create namespaces.
     #[arg(long, default_value = "RuntimeDefault")]

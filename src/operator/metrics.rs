@@ -157,7 +157,11 @@ mod tests {
     #[test]
     fn every_metric_is_exposed_under_the_prefix() {
         let metrics = Metrics::new();
-        metrics.record_outcome("s", &IncidentStatus::default());
+        let resolved = IncidentStatus {
+            time_to_resolve_seconds: Some(12.0),
+            ..IncidentStatus::default()
+        };
+        metrics.record_outcome("s", &resolved);
         metrics.actions.with_label_values(&["LOW", "Allowed"]).inc();
         metrics.llm_tokens.with_label_values(&["prompt"]).inc();
         metrics.reconcile_duration.observe(0.01);

@@ -27,8 +27,10 @@ pub struct Settings {
     pub target_image: String,
     /// The Action API as agents reach it.
     pub action_api_url: String,
-    /// The service account agent Jobs run as (no rights).
-    pub agent_service_account: String,
+    /// The service account agent Jobs run as; `None` is the namespace's
+    /// `default`, which always exists. Either way no token is mounted, so
+    /// the agent has no rights in the cluster.
+    pub agent_service_account: Option<String>,
     pub service_port: u16,
     pub sandbox_port: u16,
     /// The user (and group) the scenario Pod and agent run as.
@@ -44,7 +46,7 @@ impl Default for Settings {
             operator_image: "remediator:dev".into(),
             target_image: "remediator-target-service:dev".into(),
             action_api_url: "http://remediator.remediator-system.svc:8080".into(),
-            agent_service_account: "remediator-agent".into(),
+            agent_service_account: None,
             service_port: 8080,
             sandbox_port: 7070,
             run_as_user: 65532,
@@ -336,7 +338,7 @@ pub fn agent_job(incident: &Incident, policy: &PolicySpec, settings: &Settings) 
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),
-                    service_account_name: Some(settings.agent_service_account.clone()),
+                    service_account_name: settings.agent_service_account.clone(),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     restart_policy: Some("OnFailure".into()),

@@ -49,6 +49,8 @@ pub struct Launch {
     pub startup_timeout: Duration,
     /// The user the supervisor and its service run as (when we are root).
     pub identity: Option<Identity>,
+    /// The address the service binds (127.0.0.1 by default).
+    pub bind: std::net::IpAddr,
 }
 
 impl Launch {
@@ -69,6 +71,7 @@ impl Launch {
             port: None,
             startup_timeout: Duration::from_secs(30),
             identity: Identity::for_this_process(),
+            bind: std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
 
@@ -123,6 +126,8 @@ impl Launch {
             .arg(&root)
             .arg("--port")
             .arg(port.to_string())
+            .arg("--bind")
+            .arg(self.bind.to_string())
             .arg("--exit-on-stdin-eof")
             .env_clear()
             .env("PATH", crate::workspace::SAFE_PATH)
@@ -172,7 +177,7 @@ impl Launch {
         Ok(RunningService {
             scenario_id: scenario_id.to_string(),
             root,
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            address: SocketAddr::new(self.bind, port),
             first_state: started.state,
             supervisor: child,
             stdin,

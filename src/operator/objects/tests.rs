@@ -119,8 +119,8 @@ fn the_agent_job_has_no_api_rights_and_only_its_secrets() {
     assert_eq!(spec.active_deadline_seconds, Some(720));
     let pod = spec.template.spec.unwrap();
     assert_eq!(
-        pod.service_account_name.as_deref(),
-        Some("remediator-agent")
+        pod.service_account_name, None,
+        "the namespace's default account"
     );
     assert_eq!(pod.automount_service_account_token, Some(false));
     let container = &pod.containers[0];
