@@ -7,6 +7,7 @@ pub mod action;
 pub mod agent;
 pub mod cli;
 pub mod crd;
+pub mod eval;
 pub mod incident;
 pub mod manifest;
 pub mod policy;
