@@ -19,4 +19,5 @@ pub mod scratch;
 pub mod status;
 pub mod trajectory;
 pub mod verify;
+pub mod web;
 pub mod workspace;

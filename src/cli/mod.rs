@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod common;
 mod demo;
+mod fanout;
 mod run;
+mod scorecard;
+mod serve;
 
 use crate::scenario::{self, ChildProgram, Launch};
 
@@ -44,6 +47,12 @@ pub enum Command {
     Run(run::RunArgs),
     /// Every train scenario with the baseline and the optimized policy, side by side.
     Demo(demo::DemoArgs),
+    /// Every approach (baseline, manual, learned hints, skill) on the same scenarios, side by side.
+    Scorecard(scorecard::ScorecardArgs),
+    /// Many incidents at once: a batch or Poisson arrivals, with a report.
+    Fanout(fanout::FanoutArgs),
+    /// A web dashboard and JSON API to run fan-outs and the scorecard.
+    Serve(serve::ServeArgs),
     /// Report the kernel containment agent commands get on this machine.
     Sandbox,
     /// Run the target service (what `target-service` does), from this binary.
@@ -105,7 +114,18 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // fanout and serve stop on a signal themselves, so what ran is reported.
+    let owns_signals = matches!(cli.command, Command::Fanout(_) | Command::Serve(_));
     let code = runtime.block_on(async {
+        if owns_signals {
+            return match run(cli).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         tokio::select! {
             result = run(cli) => match result {
                 Ok(code) => code,
@@ -129,7 +149,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Resolves at the first SIGINT or SIGTERM, naming it.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -173,6 +193,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => {
             common::sweep_orphans();
             demo::demo(cli.catalog, args).await
+        }
+        Command::Scorecard(args) => {
+            common::sweep_orphans();
+            scorecard::scorecard(cli.catalog, args).await
+        }
+        Command::Fanout(args) => {
+            common::sweep_orphans();
+            fanout::fanout(cli.catalog, args).await
+        }
+        Command::Serve(args) => {
+            common::sweep_orphans();
+            serve::serve(cli.catalog, args).await
         }
         Command::Sandbox => {
             let sandbox = common::sandbox().await;
