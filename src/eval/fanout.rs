@@ -210,7 +210,13 @@ pub async fn run(
     let mut running: HashMap<tokio::task::Id, Running> = HashMap::new();
     let mut stop_open = true;
     let mut drain_deadline: Option<Instant> = None;
-    let mut level = *stop.borrow_and_update();
+    let mut level = Stop::Run;
+    // A stop asked for before the run began counts like any other.
+    let asked = *stop.borrow_and_update();
+    if asked > level {
+        level = asked;
+        on_stop(&mut state, &mut pending, level);
+    }
     loop {
         // Everything due has arrived (a batch arrives at once).
         if level == Stop::Run {

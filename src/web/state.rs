@@ -249,7 +249,10 @@ impl AppState {
     pub fn stop_run(&self, level: Stop) -> Option<String> {
         let slot = lock(&self.run);
         let active = slot.active.as_ref()?;
-        let _ = active.stop.send(level.max(*active.stop.borrow()));
+        // Only ever forward: a drain never undoes an abort. (The borrow
+        // must end before the send, which takes the write lock.)
+        let current = *active.stop.borrow();
+        active.stop.send_replace(level.max(current));
         self.log.push(format!(
             "run {}: {} requested",
             active.run_id,
