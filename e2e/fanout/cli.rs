@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
@@ -170,6 +170,8 @@ async fn ctrl_c_drains_reports_what_ran_and_leaves_nothing_behind() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, as a shell gives a foreground job.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -186,7 +188,8 @@ async fn ctrl_c_drains_reports_what_ran_and_leaves_nothing_behind() {
         "three incidents finished"
     );
     let processes = descendants(pid);
-    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+    // Ctrl-C at a terminal signals the whole foreground process group.
+    killpg(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
         .expect("remediator stops after Ctrl-C")
@@ -201,6 +204,9 @@ async fn ctrl_c_drains_reports_what_ran_and_leaves_nothing_behind() {
         "the report covers what ran"
     );
     assert_eq!(report["aborted"], 0, "drained, not aborted: {report}");
+    // The signal reached remediator alone: the incidents it let finish
+    // still had their services and sandboxed commands.
+    assert_eq!(report["failed"], 0, "{report}");
     assert!(
         report["stopped"].as_str().unwrap().contains("stop"),
         "{report}"
