@@ -233,3 +233,72 @@ async fn a_port_in_use_is_a_clear_error() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Reads server-sent `state` events from `/api/events` until `done` holds
+/// for one of them; returns how many events came.
+async fn follow_events(addr: &str, mut done: impl FnMut(&Value) -> bool) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    let mut seen = 0;
+    let mut buf = [0u8; 16384];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("the awaited event within 120s")
+            .unwrap();
+        assert!(n > 0, "the event stream ended");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        // Complete events end with a blank line; chunk sizes sit on lines
+        // of their own and are skipped.
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                seen += 1;
+                if done(&json(data)) {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn completions_arrive_over_server_sent_events() {
+    let server = serve().await;
+    let addr = server.addr.clone();
+    // The first event comes at once, with no run active.
+    follow_events(&addr, |event| {
+        assert_eq!(event["status"]["active"], false, "{event}");
+        true
+    })
+    .await;
+    let watcher = tokio::spawn(async move {
+        follow_events(&addr, |event| {
+            event["status"]["snapshot"]["report"]["completed"]
+                .as_u64()
+                .is_some_and(|n| n >= 2)
+                && event["status"]["snapshot"]["recent"]
+                    .as_array()
+                    .is_some_and(|r| r.len() >= 2)
+        })
+        .await
+    });
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/api/runs",
+        Some(r#"{"incidents": 4, "concurrency": 2}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let events = tokio::time::timeout(Duration::from_secs(120), watcher)
+        .await
+        .expect("completions pushed within 120s")
+        .unwrap();
+    assert!(events >= 2, "{events} events");
+}
