@@ -274,3 +274,30 @@ async fn continuous_arrivals_follow_the_seeded_schedule_and_a_full_queue_drops()
         assert!(!ran.contains(seq), "a dropped incident ran");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_queue_free_workers_still_take_arrivals() {
+    let (finished, lines, plan) = fan_out(
+        FanoutParams {
+            continuous: true,
+            arrival_rate: Some(30.0),
+            duration_s: Some(1.0),
+            concurrency: 2,
+            queue_limit: 0,
+            seed: 9,
+            ..FanoutParams::default()
+        },
+        policy("optimized", PolicySpec::default()),
+    )
+    .await;
+    let r = &finished.report;
+    assert!(r.completed >= 2 && r.dropped > 0, "{}", r.to_text());
+    assert_eq!(r.completed + r.dropped, r.generated);
+    // Nothing ever waited: every incident started the moment it arrived.
+    assert!(
+        finished.records.iter().all(|rec| rec.wait_s < 0.05),
+        "{:?}",
+        finished.records
+    );
+    check_against_trajectory(&finished, &lines, &plan);
+}

@@ -171,7 +171,9 @@ impl State {
         self.generated
             .push((arrival.scenario.clone(), arrival.severity));
         self.arrived_at.insert(arrival.seq, self.elapsed_s());
-        if let Some(dropped) = self.queue.push(arrival) {
+        // Free workers take incidents at once: those never wait.
+        let free = self.workers.iter().filter(|w| w.is_none()).count();
+        if let Some(dropped) = self.queue.push_with_room(arrival, free) {
             self.unfinished
                 .dropped
                 .push((dropped.seq, dropped.scenario, dropped.severity));

@@ -25,8 +25,15 @@ impl Queue {
 
     /// Queues `arrival`; returns the incident dropped to keep the bound.
     pub fn push(&mut self, arrival: Arrival) -> Option<Arrival> {
+        self.push_with_room(arrival, 0)
+    }
+
+    /// As [`push`](Self::push), when `room` free workers will take the
+    /// first `room` incidents at once: those never wait, so they do not
+    /// count against the bound.
+    pub fn push_with_room(&mut self, arrival: Arrival, room: usize) -> Option<Arrival> {
         let key = (arrival.severity, arrival.seq);
-        match self.limit {
+        match self.limit.map(|l| l.saturating_add(room)) {
             Some(limit) if self.waiting.len() >= limit => {
                 let least = self.waiting.last_key_value().map(|(k, _)| *k);
                 match least {
@@ -113,9 +120,19 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_limit_drops_every_arrival() {
+    fn a_zero_limit_drops_what_no_free_worker_takes() {
         let mut q = Queue::new(Some(0));
         assert_eq!(q.push(arrival(0, Severity::Sev1)).map(|a| a.seq), Some(0));
         assert!(q.is_empty());
+        // Two free workers: two arrivals are taken at once, a third waits
+        // for nobody and is dropped (the least severe of the three).
+        assert!(q.push_with_room(arrival(1, Severity::Sev3), 2).is_none());
+        assert!(q.push_with_room(arrival(2, Severity::Sev2), 2).is_none());
+        assert_eq!(
+            q.push_with_room(arrival(3, Severity::Sev1), 2)
+                .map(|a| a.seq),
+            Some(1)
+        );
+        assert_eq!(q.iter().map(|a| a.seq).collect::<Vec<_>>(), [3, 2]);
     }
 }
