@@ -40,6 +40,49 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// RSS of this process and all its descendants (services, supervisors,
+/// sandbox helpers), in MiB.
+fn tree_rss_mib() -> f64 {
+    let me = std::process::id();
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| stat[i + 2..].to_string()) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // Field 24 of stat (22 after the name) is rss in pages.
+        if let (Some(ppid), Some(rss)) = (
+            fields.get(1).and_then(|p| p.parse::<u32>().ok()),
+            fields.get(21).and_then(|r| r.parse::<u64>().ok()),
+        ) {
+            procs.push((pid, ppid, rss));
+        }
+    }
+    let mut tree = vec![me];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    let pages: u64 = procs
+        .iter()
+        .filter(|p| tree.contains(&p.0))
+        .map(|p| p.2)
+        .sum();
+    pages as f64 * 4096.0 / (1024.0 * 1024.0)
+}
+
 #[tokio::main]
 async fn main() {
     let incidents: usize = std::env::args()
@@ -117,7 +160,21 @@ async fn main() {
         reset_peak_rss();
         let (_stop, stop) = watch::channel(Stop::Run);
         let (live, _) = watch::channel(Snapshot::initial(plan.info.clone(), 0, concurrency));
+        // Sample the whole process tree's RSS while the level runs.
+        let (done_tx, mut done_rx) = watch::channel(false);
+        let sampler = tokio::spawn(async move {
+            let mut peak = 0f64;
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => peak = peak.max(tree_rss_mib()),
+                    _ = done_rx.changed() => return peak,
+                }
+            }
+        });
         let finished = fanout::run(plan, env.clone(), Arc::new(Refuse), stop, &live).await;
+        let _ = done_tx.send(true);
+        let tree_peak = sampler.await.unwrap_or(0.0);
         let r = &finished.report;
         failures += r.failed;
         let mean_ms = r.wall_s * 1e3 / r.completed.max(1) as f64;
@@ -125,14 +182,15 @@ async fn main() {
             single_ms = mean_ms;
         }
         println!(
-            "{:>11} {:>12.1} {:>9} {:>11.1}ms {:>11.1}ms {:>10.1} {:>14.1}",
+            "{:>11} {:>12.1} {:>9} {:>11.1}ms {:>11.1}ms {:>10.1} {:>10.1} MiB {:>11.1} MiB",
             concurrency,
             r.throughput_per_s.unwrap_or(0.0),
             format!("{}/{}", r.fixed, r.completed),
             r.latency_s.p95.unwrap_or(0.0) * 1e3,
             r.service_s.p95.unwrap_or(0.0) * 1e3,
             mean_ms,
-            peak_rss_mib()
+            peak_rss_mib(),
+            tree_peak
         );
     }
     println!(

@@ -46,7 +46,8 @@ async fn remediator(dir: &std::path::Path, args: &[&str]) -> Ran {
 #[tokio::test]
 async fn bad_fanout_and_scorecard_input_is_a_clear_error_not_a_panic() {
     let dir = private_tmp();
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
+        (&["fanout", "--brain", "llm"], "missing API key"),
         (
             &["fanout", "--scenario-mix", "nope=1"],
             "unknown scenario `nope`",

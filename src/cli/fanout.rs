@@ -135,6 +135,14 @@ pub async fn fanout(catalog_path: Option<PathBuf>, args: FanoutArgs) -> anyhow::
         Some(file.display().to_string()),
     )?;
     let env = Arc::new(common::environment(catalog_path.as_deref(), Some(recorder)).await?);
+    // An LLM brain that cannot be built would fail every incident alike.
+    let spec = &plan.policy.spec;
+    if spec.brain == BrainKind::Llm && !spec.allow_fallback {
+        crate::agent::llm::LlmConfig::resolve(&spec.llm.clone().unwrap_or_default(), &env.llm)
+            .map_err(|e| {
+                anyhow::anyhow!("{e} (or let the runbook brain take over: --allow-fallback)")
+            })?;
+    }
     let (stop_tx, stop) = watch::channel(Stop::Run);
     let (live, watcher) = watch::channel(Snapshot::initial(
         plan.info.clone(),
