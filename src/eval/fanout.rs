@@ -174,6 +174,7 @@ impl State {
         // Free workers take incidents at once: those never wait.
         let free = self.workers.iter().filter(|w| w.is_none()).count();
         if let Some(dropped) = self.queue.push_with_room(arrival, free) {
+            self.arrived_at.remove(&dropped.seq);
             self.unfinished
                 .dropped
                 .push((dropped.seq, dropped.scenario, dropped.severity));
@@ -343,6 +344,7 @@ fn on_stop(state: &mut State, pending: &mut VecDeque<Arrival>, level: Stop) {
     state.state = RunState::Draining;
     let not_arrived = pending.len();
     pending.clear();
+    state.arrived_at.clear();
     for waiting in state.queue.clear() {
         state
             .unfinished
