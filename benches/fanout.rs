@@ -40,6 +40,20 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// CPU seconds used by this process and by its reaped children.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 2..]);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14-17 (11-14 after the name), in ticks.
+    let tick = 100.0;
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
+    (get(11) + get(12), get(13) + get(14))
+}
+
 /// RSS of this process and all its descendants (services, supervisors,
 /// sandbox helpers), in MiB.
 fn tree_rss_mib() -> f64 {
@@ -137,16 +151,20 @@ async fn main() {
         generation: None,
     };
     println!(
-        "{:>11} {:>12} {:>9} {:>13} {:>13} {:>10} {:>14}",
+        "{:>11} {:>11} {:>8} {:>12} {:>12} {:>8} {:>13} {:>13} {:>12} {:>10}",
         "concurrency",
         "incidents/s",
         "fixed",
         "p95 latency",
         "p95 service",
-        "mean ms",
-        "peak RSS MiB"
+        "wall ms",
+        "harness CPU",
+        "children CPU",
+        "harness RSS",
+        "tree RSS"
     );
     let mut single_ms = 0.0;
+    let mut cpu = (0.0, 0.0);
     let mut failures = 0;
     for concurrency in [1, 2, 4, 8] {
         let plan = FanoutParams {
@@ -172,7 +190,9 @@ async fn main() {
                 }
             }
         });
+        let cpu_before = cpu_seconds();
         let finished = fanout::run(plan, env.clone(), Arc::new(Refuse), stop, &live).await;
+        let cpu_after = cpu_seconds();
         let _ = done_tx.send(true);
         let tree_peak = sampler.await.unwrap_or(0.0);
         let r = &finished.report;
@@ -181,14 +201,22 @@ async fn main() {
         if concurrency == 1 {
             single_ms = mean_ms;
         }
+        let n = r.completed.max(1) as f64;
+        let harness_cpu_ms = (cpu_after.0 - cpu_before.0) * 1e3 / n;
+        let children_cpu_ms = (cpu_after.1 - cpu_before.1) * 1e3 / n;
+        if concurrency == 1 {
+            cpu = (harness_cpu_ms, children_cpu_ms);
+        }
         println!(
-            "{:>11} {:>12.1} {:>9} {:>11.1}ms {:>11.1}ms {:>10.1} {:>10.1} MiB {:>11.1} MiB",
+            "{:>11} {:>11.1} {:>8} {:>10.1}ms {:>10.1}ms {:>8.1} {:>10.1}ms {:>11.1}ms {:>8.1} MiB {:>6.1} MiB",
             concurrency,
             r.throughput_per_s.unwrap_or(0.0),
             format!("{}/{}", r.fixed, r.completed),
             r.latency_s.p95.unwrap_or(0.0) * 1e3,
             r.service_s.p95.unwrap_or(0.0) * 1e3,
             mean_ms,
+            harness_cpu_ms,
+            children_cpu_ms,
             peak_rss_mib(),
             tree_peak
         );
@@ -196,6 +224,16 @@ async fn main() {
     println!(
         "bare target-service start + probe + stop: {bare_ms:.1} ms; one incident at concurrency 1: {single_ms:.1} ms ({:.2}x; the rest is the agent's steps in the sandbox, verification and recording)",
         single_ms / bare_ms
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!(
+        "CPU per incident at concurrency 1: harness {:.1} ms, children (services, sandbox helpers) {:.1} ms: at most {:.1} incidents/s on {cores} cores if nothing else ran",
+        cpu.0,
+        cpu.1,
+        cores * 1e3 / (cpu.0 + cpu.1).max(1e-9)
+    );
+    println!(
+        "wall ms: wall time per completed incident; CPU: per completed incident (children: those reaped during the level)"
     );
     println!(
         "p95 latency is from arrival: in a batch every incident arrives at t=0, so it includes the wait for a worker"
