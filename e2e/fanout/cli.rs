@@ -308,3 +308,73 @@ async fn the_scorecard_has_a_row_for_every_approach_and_draws_its_plot() {
     std::fs::copy(dir.path().join("card.png"), &kept).unwrap();
     eprintln!("scorecard plot: {}", kept.display());
 }
+
+#[tokio::test]
+async fn the_dashboard_falls_back_to_plain_lines_without_a_terminal() {
+    let dir = private_tmp();
+    let ran = remediator(
+        dir.path(),
+        &[
+            "fanout",
+            "--incidents",
+            "3",
+            "--concurrency",
+            "2",
+            "--dashboard",
+        ],
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    // No full-screen escape codes anywhere; one plain line per incident.
+    assert!(!ran.stdout.contains('\x1b') && !ran.stderr.contains('\x1b'));
+    let lines: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("fo-"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("generated 3  completed 3"),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[tokio::test]
+async fn on_a_terminal_the_dashboard_is_full_screen_and_restores_the_screen() {
+    let dir = private_tmp();
+    // util-linux `script` gives the command a pseudo-terminal.
+    let command = format!(
+        "stty cols 120 rows 40; {} fanout --incidents 6 --concurrency 2 --dashboard",
+        remediator_bin().display()
+    );
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .env("REMEDIATOR_ARTIFACTS", dir.path().join("artifacts"))
+            .env("TMPDIR", dir.path())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("finished within 300s")
+    .expect("util-linux `script` is installed");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{screen}");
+    let enter = screen
+        .find("\x1b[?1049h")
+        .expect("the alternate screen is entered");
+    let leave = screen.rfind("\x1b[?1049l").expect("and left");
+    let frames = &screen[enter..leave];
+    for part in ["WORKERS", "QUEUE (", "RECENT", "fix rate", "w1"] {
+        assert!(frames.contains(part), "{part} missing from the dashboard");
+    }
+    // The report is printed on the normal screen after it.
+    assert!(
+        screen[leave..].contains("generated 6  completed 6"),
+        "{screen}"
+    );
+}

@@ -135,7 +135,28 @@ async fn the_api_runs_one_fanout_at_a_time_and_reports_it() {
 async fn bad_requests_get_json_errors() {
     let server = serve().await;
     let addr = server.addr.as_str();
-    let cases: [(&str, &str, Option<&str>, u16, &str); 9] = [
+    let cases: [(&str, &str, Option<&str>, u16, &str); 12] = [
+        (
+            "POST",
+            "/api/scorecard",
+            Some(r#"{"split": "test"}"#),
+            400,
+            "--split must be",
+        ),
+        (
+            "POST",
+            "/api/scorecard",
+            Some(r#"{"repeats": 0}"#),
+            400,
+            "repeats must be between 1 and 20",
+        ),
+        (
+            "GET",
+            "/api/scorecard/plot.svg",
+            None,
+            404,
+            "no scorecard yet",
+        ),
         (
             "POST",
             "/api/runs",
