@@ -153,6 +153,10 @@ pub async fn append(
         .open(&path)
         .await?;
     file.write_all(text.as_bytes()).await?;
+    // tokio's File hands the write to a background thread; without a
+    // flush the line may land after this returns (a reader right after a
+    // run missed the last one).
+    file.flush().await?;
     Ok(path)
 }
 

@@ -12,9 +12,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod agent;
 mod common;
 mod demo;
+mod fanout;
 mod operator;
 mod run;
 mod sandbox;
+mod scorecard;
+mod serve;
 mod undo;
 
 use crate::scenario::{self, ChildProgram, Launch};
@@ -58,6 +61,12 @@ pub enum Command {
     /// executor beside a service.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Every approach (baseline, manual, learned hints, skill) on the same scenarios, side by side.
+    Scorecard(scorecard::ScorecardArgs),
+    /// Many incidents at once: a batch or Poisson arrivals, with a report.
+    Fanout(fanout::FanoutArgs),
+    /// A web dashboard and JSON API to run fan-outs and the scorecard.
+    Serve(serve::ServeArgs),
     /// Run the target service (what `target-service` does), from this binary.
     #[command(hide = true)]
     TargetService(target_service::cli::ServiceArgs),
@@ -128,7 +137,18 @@ pub fn main() -> ExitCode {
             }
         };
     }
+    // fanout and serve stop on a signal themselves, so what ran is reported.
+    let owns_signals = matches!(cli.command, Command::Fanout(_) | Command::Serve(_));
     let code = runtime.block_on(async {
+        if owns_signals {
+            return match run(cli).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         tokio::select! {
             result = run(cli) => match result {
                 Ok(code) => code,
@@ -152,7 +172,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Resolves at the first SIGINT or SIGTERM, naming it.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -196,6 +216,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => {
             common::sweep_orphans();
             demo::demo(cli.catalog, args).await
+        }
+        Command::Scorecard(args) => {
+            common::sweep_orphans();
+            scorecard::scorecard(cli.catalog, args).await
+        }
+        Command::Fanout(args) => {
+            common::sweep_orphans();
+            fanout::fanout(cli.catalog, args).await
+        }
+        Command::Serve(args) => {
+            common::sweep_orphans();
+            serve::serve(cli.catalog, args).await
         }
         Command::Undo(args) => undo::undo(args),
         Command::Agent(args) => agent::run(args).await,

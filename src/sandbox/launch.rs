@@ -188,6 +188,9 @@ async fn execute(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Out of the terminal's process group, like the services: a
+        // Ctrl-C is remediator's to act on, not a kill of running commands.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|error| SandboxError::Spawn {

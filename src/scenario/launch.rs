@@ -135,6 +135,10 @@ impl Launch {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
+            // Its own process group: a Ctrl-C at the terminal reaches
+            // remediator alone, which decides (fanout drains, and its
+            // running incidents' services must live until they finish).
+            .process_group(0)
             .kill_on_drop(true);
         if let Some(text) = &self.catalog_text {
             let path = dir.path().join("catalog.yaml");

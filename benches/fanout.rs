@@ -1,0 +1,245 @@
+//! Fan-out throughput on this machine: a batch of real incidents (runbook
+//! brain, the manual hint, every scenario) at concurrency 1, 2, 4 and 8;
+//! throughput, p95 latencies and the harness's peak RSS per level, next to
+//! a bare target-service start, probe and stop (what every incident costs
+//! before the agent does anything).
+//! Run: `cargo build --release && cargo bench --bench fanout [-- INCIDENTS]`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use remediator::agent::confirm::Refuse;
+use remediator::agent::hint::ResolvedHint;
+use remediator::agent::llm::LlmEnvironment;
+use remediator::crd::PolicySpec;
+use remediator::eval::fanout::{self, Snapshot, Stop};
+use remediator::eval::params::FanoutParams;
+use remediator::incident::Environment;
+use remediator::policy::ResolvedPolicy;
+use remediator::sandbox::{HelperProgram, Sandbox};
+use remediator::scenario::{Catalog, ChildProgram, Launch};
+use tokio::sync::watch;
+
+#[path = "support.rs"]
+mod support;
+
+/// Peak resident set of this process since the last reset, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn reset_peak_rss() {
+    // "5" resets VmHWM to the current RSS (Linux >= 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU seconds used by this process and by its reaped children.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 2..]);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14-17 (11-14 after the name), in ticks.
+    let tick = 100.0;
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
+    (get(11) + get(12), get(13) + get(14))
+}
+
+/// RSS of this process and all its descendants (services, supervisors,
+/// sandbox helpers), in MiB.
+fn tree_rss_mib() -> f64 {
+    let me = std::process::id();
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| stat[i + 2..].to_string()) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // Field 24 of stat (22 after the name) is rss in pages.
+        if let (Some(ppid), Some(rss)) = (
+            fields.get(1).and_then(|p| p.parse::<u32>().ok()),
+            fields.get(21).and_then(|r| r.parse::<u64>().ok()),
+        ) {
+            procs.push((pid, ppid, rss));
+        }
+    }
+    let mut tree = vec![me];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    let pages: u64 = procs
+        .iter()
+        .filter(|p| tree.contains(&p.0))
+        .map(|p| p.2)
+        .sum();
+    pages as f64 * 4096.0 / (1024.0 * 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let incidents: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(104);
+    let program = support::release_binary("remediator");
+    let env = Arc::new(Environment {
+        catalog: Catalog::builtin(),
+        launch: Launch::with_program(ChildProgram {
+            program: program.clone(),
+            prefix_args: vec!["target-service".into()],
+        }),
+        sandbox: Arc::new(
+            Sandbox::new(HelperProgram {
+                program,
+                prefix_args: Vec::new(),
+            })
+            .await,
+        ),
+        llm: LlmEnvironment::default(),
+        recorder: None,
+        operator_secrets: Vec::new(),
+    });
+    println!("sandbox: {}", env.sandbox.containment().summary());
+    println!(
+        "{} cores; {incidents} incidents per level (every scenario, runbook brain, manual hint)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // What every incident pays before its agent acts: start, probe, stop.
+    let catalog = env.catalog.clone();
+    let ids: Vec<String> = catalog.scenarios.iter().map(|s| s.id.clone()).collect();
+    let bare_rounds = 52;
+    let started = Instant::now();
+    for i in 0..bare_rounds {
+        let scenario = catalog.get(&ids[i % ids.len()]).unwrap();
+        let service = env
+            .launch
+            .start(&catalog, &scenario.id)
+            .await
+            .expect("service starts");
+        let _ = remediator::verify::probe(service.address, &scenario.verify.path, 1).await;
+        service.stop().await;
+    }
+    let bare_ms = started.elapsed().as_secs_f64() * 1e3 / bare_rounds as f64;
+
+    let policy = ResolvedPolicy {
+        name: "optimized".into(),
+        spec: PolicySpec::default(),
+        hint: ResolvedHint::manual(),
+        generation: None,
+    };
+    println!(
+        "{:>11} {:>11} {:>8} {:>12} {:>12} {:>8} {:>13} {:>13} {:>12} {:>10}",
+        "concurrency",
+        "incidents/s",
+        "fixed",
+        "p95 latency",
+        "p95 service",
+        "wall ms",
+        "harness CPU",
+        "children CPU",
+        "harness RSS",
+        "tree RSS"
+    );
+    let mut single_ms = 0.0;
+    let mut cpu = (0.0, 0.0);
+    let mut failures = 0;
+    for concurrency in [1, 2, 4, 8] {
+        let plan = FanoutParams {
+            incidents: Some(incidents),
+            concurrency,
+            seed: 17,
+            ..FanoutParams::default()
+        }
+        .plan(&catalog, policy.clone(), "bench", None)
+        .expect("a valid plan");
+        reset_peak_rss();
+        let (_stop, stop) = watch::channel(Stop::Run);
+        let (live, _) = watch::channel(Snapshot::initial(plan.info.clone(), 0, concurrency));
+        // Sample the whole process tree's RSS while the level runs.
+        let (done_tx, mut done_rx) = watch::channel(false);
+        let sampler = tokio::spawn(async move {
+            let mut peak = 0f64;
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => peak = peak.max(tree_rss_mib()),
+                    _ = done_rx.changed() => return peak,
+                }
+            }
+        });
+        let cpu_before = cpu_seconds();
+        let finished = fanout::run(plan, env.clone(), Arc::new(Refuse), stop, &live).await;
+        let cpu_after = cpu_seconds();
+        let _ = done_tx.send(true);
+        let tree_peak = sampler.await.unwrap_or(0.0);
+        let r = &finished.report;
+        failures += r.failed;
+        let mean_ms = r.wall_s * 1e3 / r.completed.max(1) as f64;
+        if concurrency == 1 {
+            single_ms = mean_ms;
+        }
+        let n = r.completed.max(1) as f64;
+        let harness_cpu_ms = (cpu_after.0 - cpu_before.0) * 1e3 / n;
+        let children_cpu_ms = (cpu_after.1 - cpu_before.1) * 1e3 / n;
+        if concurrency == 1 {
+            cpu = (harness_cpu_ms, children_cpu_ms);
+        }
+        println!(
+            "{:>11} {:>11.1} {:>8} {:>10.1}ms {:>10.1}ms {:>8.1} {:>10.1}ms {:>11.1}ms {:>8.1} MiB {:>6.1} MiB",
+            concurrency,
+            r.throughput_per_s.unwrap_or(0.0),
+            format!("{}/{}", r.fixed, r.completed),
+            r.latency_s.p95.unwrap_or(0.0) * 1e3,
+            r.service_s.p95.unwrap_or(0.0) * 1e3,
+            mean_ms,
+            harness_cpu_ms,
+            children_cpu_ms,
+            peak_rss_mib(),
+            tree_peak
+        );
+    }
+    println!(
+        "bare target-service start + probe + stop: {bare_ms:.1} ms; one incident at concurrency 1: {single_ms:.1} ms ({:.2}x; the rest is the agent's steps in the sandbox, verification and recording)",
+        single_ms / bare_ms
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!(
+        "CPU per incident at concurrency 1: harness {:.1} ms, children (services, sandbox helpers) {:.1} ms: at most {:.1} incidents/s on {cores} cores if nothing else ran",
+        cpu.0,
+        cpu.1,
+        cores * 1e3 / (cpu.0 + cpu.1).max(1e-9)
+    );
+    println!(
+        "wall ms: wall time per completed incident; CPU: per completed incident (children: those reaped during the level)"
+    );
+    println!(
+        "p95 latency is from arrival: in a batch every incident arrives at t=0, so it includes the wait for a worker"
+    );
+    if failures > 0 {
+        eprintln!("{failures} incidents were not resolved");
+        std::process::exit(1);
+    }
+}
