@@ -9,6 +9,7 @@ pub mod cli;
 pub mod crd;
 pub mod incident;
 pub mod manifest;
+pub mod optimize;
 pub mod policy;
 pub mod risk;
 pub mod sandbox;
