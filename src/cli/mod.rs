@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod common;
 mod demo;
+mod optimize;
 mod run;
+mod skill;
 
 use crate::scenario::{self, ChildProgram, Launch};
 
@@ -44,6 +46,11 @@ pub enum Command {
     Run(run::RunArgs),
     /// Every train scenario with the baseline and the optimized policy, side by side.
     Demo(demo::DemoArgs),
+    /// Learn a better strategy hint (GEPA or iterative) from rollouts or recorded runs.
+    Optimize(Box<optimize::OptimizeArgs>),
+    /// Distill a SKILL.md runbook from recorded runs.
+    #[command(subcommand)]
+    Skill(skill::SkillCommand),
     /// Report the kernel containment agent commands get on this machine.
     Sandbox,
     /// Run the target service (what `target-service` does), from this binary.
@@ -174,6 +181,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common::sweep_orphans();
             demo::demo(cli.catalog, args).await
         }
+        Command::Optimize(args) => {
+            common::sweep_orphans();
+            optimize::optimize(cli.catalog, *args).await
+        }
+        Command::Skill(command) => skill::skill(cli.catalog, command),
         Command::Sandbox => {
             let sandbox = common::sandbox().await;
             let containment = sandbox.containment();

@@ -238,10 +238,17 @@ impl<'a> Run<'a> {
         self.progress.update(&snapshot);
     }
 
-    /// Rollouts the training may still use (the finalists' validation is
-    /// kept aside).
+    /// Rollouts the training may still use. The finalists' validation is
+    /// kept aside: the seed, and as many others as the frontier holds now
+    /// plus the child on trial (never more than the optimizer validates).
     pub fn train_left(&self) -> usize {
-        self.rollouts.remaining().saturating_sub(self.reserve)
+        let others = pareto::frontier(&self.pool.score_matrix())
+            .into_iter()
+            .filter(|(id, _)| *id != 0)
+            .count();
+        let finalists = 1 + (others + 1).min(self.settings.optimizer.finalists() - 1);
+        let reserve = (finalists * self.validation.len()).min(self.reserve);
+        self.rollouts.remaining().saturating_sub(reserve)
     }
 
     /// Keeps the validation reserve, scores the seeds on the train set.

@@ -157,3 +157,108 @@ pub fn table(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimize::Optimizer;
+    use crate::optimize::score::tests::{line, step};
+    use crate::optimize::strategy::Strategy;
+
+    fn result(new: Option<f64>, current: Option<f64>) -> BestHint {
+        let learned = Strategy {
+            checks: Strategy::of_hint(crate::agent::hint::MANUAL_HINT).checks[1..].to_vec(),
+            targeted: true,
+            direct: true,
+        };
+        let row = |score| ScenarioResult {
+            split: "validation".into(),
+            score,
+            steps: 3,
+            shortest: 3,
+            resolved: true,
+        };
+        BestHint {
+            hint: learned.hint(),
+            score: 0.9,
+            validation_score: new,
+            optimizer: Optimizer::Gepa,
+            brain: "runbook".into(),
+            timestamp: "t".into(),
+            seed: 0,
+            budget: 10,
+            rollouts_used: 10,
+            rollouts_reused: 0,
+            score_formula: crate::optimize::score::FORMULA.into(),
+            scenario_breakdown: [("a".to_string(), row(new.unwrap_or(0.0)))].into(),
+            seed_breakdown: [("a".to_string(), row(current.unwrap_or(0.0)))].into(),
+            candidate: 1,
+            seed_hint: crate::agent::hint::MANUAL_HINT.into(),
+            seed_validation_score: current,
+            history: Vec::new(),
+            curve: Vec::new(),
+            run_id: "r".into(),
+            catalog: "(built-in)".into(),
+        }
+    }
+
+    fn episodes(hint: &str) -> Vec<TrajectoryLine> {
+        let mut l = line(
+            "a",
+            true,
+            vec![
+                step(1, "exec", "tail -n 30 service.log", "LOW", "Allowed"),
+                step(2, "exec", "rm -f x.lock", "MEDIUM", "Allowed"),
+                step(3, "http_get", "GET /health", "LOW", "Allowed"),
+            ],
+        );
+        l.strategy_hint = hint.into();
+        vec![l]
+    }
+
+    #[test]
+    fn only_a_better_validation_score_is_published() {
+        for (new, current, published) in [
+            (Some(0.5), Some(0.8), false),
+            (Some(0.8), Some(0.8), false),
+            (None, Some(0.8), false),
+            (Some(0.9), None, false),
+            (Some(0.9), Some(0.8), true),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (artifacts, skill) = (dir.path().join("artifacts"), dir.path().join("s/SKILL.md"));
+            let r = result(new, current);
+            let got = publish(&r, &episodes(&r.hint), &artifacts, &skill).unwrap();
+            assert_eq!(
+                got.published, published,
+                "{new:?} vs {current:?}: {}",
+                got.reason
+            );
+            let best = artifacts.join("gepa/best_hint.json");
+            assert_eq!(best.exists(), published);
+            assert_eq!(skill.exists(), published);
+            if published {
+                assert_eq!(BestHint::read(&best).unwrap(), r);
+                let text = std::fs::read_to_string(&skill).unwrap();
+                assert_eq!(
+                    Strategy::of_hint(&text),
+                    Strategy::of_hint(&r.hint).complete()
+                );
+                assert!(
+                    got.table.contains("validation before: score"),
+                    "{}",
+                    got.table
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_itself_is_never_republished() {
+        let mut r = result(Some(0.9), Some(0.8));
+        r.hint = r.seed_hint.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let got = publish(&r, &episodes(&r.hint), dir.path(), &dir.path().join("S.md")).unwrap();
+        assert!(!got.published && got.reason.contains("still the best"));
+    }
+}
