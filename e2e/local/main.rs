@@ -9,6 +9,7 @@ mod cli;
 mod containment;
 mod llama;
 mod llm;
+mod optimize;
 mod scenarios;
 mod scripted_llm;
 
