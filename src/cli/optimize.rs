@@ -63,6 +63,9 @@ pub struct OptimizeArgs {
     /// GEPA merges at most this many times.
     #[arg(long, default_value_t = 3)]
     pub max_merges: usize,
+    /// Stop after this many proposals in a row bring no new hint.
+    #[arg(long, default_value_t = crate::optimize::PATIENCE, value_parser = at_least_one)]
+    pub patience: usize,
     #[command(flatten)]
     pub recording: Recording,
 }
@@ -211,6 +214,7 @@ pub async fn optimize(
         minibatch: args.minibatch,
         seed: args.seed,
         max_merges: args.max_merges,
+        patience: args.patience,
         dedupe_by_strategy: brain == BrainKind::Runbook,
     };
     let run = Run::new(

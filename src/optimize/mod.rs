@@ -73,6 +73,9 @@ pub struct Settings {
     pub seed: u64,
     /// GEPA merges at most this many times.
     pub max_merges: usize,
+    /// Consecutive proposals that bring no new hint (nothing learned, a
+    /// duplicate, a reflector error) before the search stops.
+    pub patience: usize,
     /// Dedupe hints by what the runbook makes of them (two hints with the
     /// same strategy behave the same) rather than by their words.
     pub dedupe_by_strategy: bool,
@@ -128,8 +131,8 @@ impl Outcome {
     }
 }
 
-/// Consecutive proposals that cost nothing (no new hint) before giving up.
-const MAX_STALLS: usize = 24;
+/// The default patience: proposals in a row without a new hint.
+pub const PATIENCE: usize = 24;
 /// Consecutive reflector failures (an endpoint down) before giving up.
 const MAX_REFLECT_ERRORS: usize = 3;
 
@@ -361,9 +364,10 @@ impl<'a> Run<'a> {
             ));
             return false;
         }
-        if self.stalls >= MAX_STALLS {
+        if self.stalls >= self.settings.patience.max(1) {
             self.note(format!(
-                "stopping: {MAX_STALLS} proposals in a row brought no new hint"
+                "stopping: {} proposals in a row brought no new hint",
+                self.settings.patience.max(1)
             ));
             return false;
         }

@@ -59,6 +59,7 @@ fn settings(optimizer: Optimizer, budget: usize, seed: u64) -> Settings {
         minibatch: 2,
         seed,
         max_merges: 3,
+        patience: PATIENCE,
         dedupe_by_strategy: false,
     }
 }
