@@ -159,8 +159,9 @@ async fn a_real_llama_cpp_server_drives_the_whole_llm_path() {
             }
             tool_calls += status["steps"].as_u64().unwrap_or(0);
             report.push(format!(
-                "{label:<9} {scenario:<22} {phase:<8} steps={} {reason}",
-                status["steps"]
+                "{label:<9} {scenario:<22} {phase:<8} steps={} {reason} {}",
+                status["steps"],
+                message.chars().take(90).collect::<String>()
             ));
         }
         report.push(format!(
