@@ -480,3 +480,46 @@ async fn llm_reflection_sends_the_traces_and_takes_the_fenced_hint() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn recorded_runs_stand_in_for_fresh_rollouts() {
+    let dir = tempfile::tempdir().unwrap();
+    // demo records the baseline and the manual hint on every scenario.
+    let demo = remediator(dir.path(), &["demo", "--split", "all"], &[]).await;
+    assert_eq!(demo.code, Some(0), "{}", demo.stderr);
+    let ran = optimize(
+        dir.path(),
+        &[
+            "--budget",
+            "20",
+            "--seed",
+            "1",
+            "--from-trajectories",
+            "artifacts/runs",
+        ],
+    )
+    .await;
+    assert!(
+        ran.stdout
+            .contains("more hints recorded on every train scenario join the pool"),
+        "{}",
+        ran.stdout
+    );
+    let result = last_run(dir.path(), "gepa");
+    // The seed (the manual hint) on train and validation came from the
+    // recordings, so the whole budget went to learning.
+    assert!(
+        result["rollouts_reused"].as_u64().unwrap() >= 13,
+        "{result:#}"
+    );
+    let history = result["history"].as_array().unwrap();
+    assert_eq!(
+        history[1]["origin"], "recorded",
+        "the baseline joined the pool: {result:#}"
+    );
+    assert!(
+        history.len() > 2,
+        "something was learned within 20 fresh rollouts: {result:#}"
+    );
+    assert!(result["rollouts_used"].as_u64().unwrap() <= 20);
+}
