@@ -523,3 +523,55 @@ async fn recorded_runs_stand_in_for_fresh_rollouts() {
     );
     assert!(result["rollouts_used"].as_u64().unwrap() <= 20);
 }
+
+#[tokio::test]
+async fn the_llm_brain_follows_a_distilled_skill_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let skill = dir.path().join("SKILL.md");
+    std::fs::write(
+        &skill,
+        "---\nname: sre_incident_runbook\nversion: v1\n---\n# SRE incident runbook\n\n## Steps\n\n1) Read the service log for the exact reason.\n",
+    )
+    .unwrap();
+    let server = ScriptedLlm::start(vec![crate::scripted_llm::call(
+        "finish",
+        json!({"summary": "nothing to do"}),
+    )])
+    .await;
+    let ran = remediator(
+        dir.path(),
+        &[
+            "run",
+            "--scenario",
+            "stale_lockfile",
+            "--brain",
+            "llm",
+            "--skill-file",
+            skill.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        &[
+            ("OPENAI_API_KEY", "k"),
+            ("OPENAI_BASE_URL", &server.base_url),
+        ],
+    )
+    .await;
+    let status = ran.status();
+    assert_eq!(status["agent"]["hintSource"], "skill");
+    assert!(
+        status["agent"]["hintVersion"]
+            .as_str()
+            .unwrap()
+            .ends_with("SKILL.md (v1)")
+    );
+    let system = server.requests()[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        system.contains("Strategy: ---\nname: sre_incident_runbook")
+            && system.contains("1) Read the service log for the exact reason."),
+        "{system}"
+    );
+}
