@@ -11,6 +11,7 @@ pub mod eval;
 pub mod incident;
 pub mod manifest;
 pub mod operator;
+pub mod optimize;
 pub mod policy;
 pub mod redact;
 pub mod risk;

@@ -12,6 +12,7 @@ mod llama;
 mod llm;
 mod no_harm;
 mod operator_flow;
+mod optimize;
 mod scenarios;
 mod scripted_llm;
 mod sidecar;

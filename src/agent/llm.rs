@@ -142,19 +142,25 @@ pub struct LlmBrain {
     usage: TokenUsage,
 }
 
+/// The OpenAI client with async-openai's retry layer (429, 5xx and
+/// connection errors retried with backoff) and the request timeout.
+fn openai_client(config: &LlmConfig) -> Result<Client<OpenAIConfig>, BrainError> {
+    let http = reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .build()
+        .map_err(|e| BrainError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+    let service =
+        OpenAIRetryLayer::new(config.max_retries as usize).layer(ReqwestService::new(http));
+    let openai = OpenAIConfig::new()
+        .with_api_base(config.base_url.trim_end_matches('/'))
+        .with_api_key(config.api_key.clone());
+    Ok(Client::with_config(openai).with_http_service(service))
+}
+
 impl LlmBrain {
     pub fn new(config: LlmConfig) -> Result<Self, BrainError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .build()
-            .map_err(|e| BrainError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
-        let service =
-            OpenAIRetryLayer::new(config.max_retries as usize).layer(ReqwestService::new(http));
-        let openai = OpenAIConfig::new()
-            .with_api_base(config.base_url.trim_end_matches('/'))
-            .with_api_key(config.api_key.clone());
         Ok(Self {
-            client: Client::with_config(openai).with_http_service(service),
+            client: openai_client(&config)?,
             config,
             usage: TokenUsage::default(),
         })
@@ -176,7 +182,7 @@ impl LlmBrain {
             .chat()
             .create(request)
             .await
-            .map_err(|e| self.describe(e))?;
+            .map_err(|e| describe(&self.config, e))?;
         if let Some(usage) = &response.usage {
             self.usage.prompt += u64::from(usage.prompt_tokens);
             self.usage.completion += u64::from(usage.completion_tokens);
@@ -188,35 +194,97 @@ impl LlmBrain {
             .ok_or_else(|| BrainError::Protocol("the model returned no choices".into()))?;
         serde_json::to_value(choice.message).map_err(|e| BrainError::Protocol(e.to_string()))
     }
+}
 
-    fn describe(&self, error: OpenAIError) -> BrainError {
-        let endpoint = &self.config.base_url;
-        let message = match &error {
-            OpenAIError::ApiError(api) if api.status_code.as_u16() == 401 => {
-                format!(
-                    "the LLM endpoint {endpoint} rejected the API key (401 Unauthorized): check OPENAI_API_KEY"
-                )
-            }
-            OpenAIError::ApiError(api) => format!("the LLM endpoint {endpoint} answered {api}"),
-            OpenAIError::Reqwest(e) if e.is_timeout() => format!(
-                "the LLM endpoint {endpoint} did not answer within {}s",
-                self.config.request_timeout.as_secs()
-            ),
-            OpenAIError::Reqwest(e) if e.is_connect() => {
-                format!(
-                    "cannot reach the LLM endpoint {endpoint} (after {} retries): {e}",
-                    self.config.max_retries
-                )
-            }
-            OpenAIError::JSONDeserialize(e, body) => {
-                let body: String = body.chars().take(200).collect();
-                format!(
-                    "the LLM endpoint {endpoint} sent a response that is not a chat completion ({e}): {body}"
-                )
-            }
-            other => format!("LLM request to {endpoint} failed: {other}"),
-        };
-        BrainError::Unavailable(message)
+/// An API error in words that say what to check.
+fn describe(config: &LlmConfig, error: OpenAIError) -> BrainError {
+    let endpoint = &config.base_url;
+    let message = match &error {
+        OpenAIError::ApiError(api) if api.status_code.as_u16() == 401 => {
+            format!(
+                "the LLM endpoint {endpoint} rejected the API key (401 Unauthorized): check OPENAI_API_KEY"
+            )
+        }
+        OpenAIError::ApiError(api) => format!("the LLM endpoint {endpoint} answered {api}"),
+        OpenAIError::Reqwest(e) if e.is_timeout() => format!(
+            "the LLM endpoint {endpoint} did not answer within {}s",
+            config.request_timeout.as_secs()
+        ),
+        OpenAIError::Reqwest(e) if e.is_connect() => {
+            format!(
+                "cannot reach the LLM endpoint {endpoint} (after {} retries): {e}",
+                config.max_retries
+            )
+        }
+        OpenAIError::JSONDeserialize(e, body) => {
+            let body: String = body.chars().take(200).collect();
+            format!(
+                "the LLM endpoint {endpoint} sent a response that is not a chat completion ({e}): {body}"
+            )
+        }
+        other => format!("LLM request to {endpoint} failed: {other}"),
+    };
+    BrainError::Unavailable(message)
+}
+
+/// A plain chat completion, no tools, with the brain's configuration and
+/// key resolution: what the optimizer's reflection asks a model.
+pub struct ChatClient {
+    client: Client<OpenAIConfig>,
+    config: LlmConfig,
+}
+
+impl ChatClient {
+    pub fn new(config: LlmConfig) -> Result<Self, BrainError> {
+        Ok(Self {
+            client: openai_client(&config)?,
+            config,
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    /// The reply's text and the tokens it took. `seed` asks the server for
+    /// repeatable sampling where it supports it.
+    pub async fn complete(
+        &self,
+        messages: &[Value],
+        seed: Option<u64>,
+    ) -> Result<(String, TokenUsage), BrainError> {
+        let mut request = json!({
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": self.config.max_tokens,
+        });
+        if let Some(seed) = seed {
+            request["seed"] = json!(seed);
+        }
+        let request: CreateChatCompletionRequest = serde_json::from_value(request)
+            .map_err(|e| BrainError::Protocol(format!("building the request: {e}")))?;
+        let response = self
+            .client
+            .chat()
+            .create(request)
+            .await
+            .map_err(|e| describe(&self.config, e))?;
+        let usage = response
+            .usage
+            .as_ref()
+            .map(|u| TokenUsage {
+                prompt: u64::from(u.prompt_tokens),
+                completion: u64::from(u.completion_tokens),
+            })
+            .unwrap_or_default();
+        let text = response
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|choice| choice.message.content)
+            .ok_or_else(|| BrainError::Protocol("the model returned no text".into()))?;
+        Ok((text, usage))
     }
 }
 

@@ -18,7 +18,12 @@ use crate::trajectory;
 #[derive(Debug, Args, Clone)]
 pub struct Recording {
     /// Where runs/, gepa/ and other artifacts live.
-    #[arg(long, default_value = "artifacts", env = "REMEDIATOR_ARTIFACTS")]
+    #[arg(
+        long,
+        visible_alias = "out",
+        default_value = "artifacts",
+        env = "REMEDIATOR_ARTIFACTS"
+    )]
     pub artifacts_dir: PathBuf,
     /// The distilled runbook the optimized policy follows when it exists.
     #[arg(

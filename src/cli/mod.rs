@@ -14,10 +14,12 @@ mod common;
 mod demo;
 mod fanout;
 mod operator;
+mod optimize;
 mod run;
 mod sandbox;
 mod scorecard;
 mod serve;
+mod skill;
 mod undo;
 
 use crate::scenario::{self, ChildProgram, Launch};
@@ -67,6 +69,11 @@ pub enum Command {
     Fanout(fanout::FanoutArgs),
     /// A web dashboard and JSON API to run fan-outs and the scorecard.
     Serve(serve::ServeArgs),
+    /// Learn a better strategy hint (GEPA or iterative) from rollouts or recorded runs.
+    Optimize(Box<optimize::OptimizeArgs>),
+    /// Distill a SKILL.md runbook from recorded runs.
+    #[command(subcommand)]
+    Skill(skill::SkillCommand),
     /// Run the target service (what `target-service` does), from this binary.
     #[command(hide = true)]
     TargetService(target_service::cli::ServiceArgs),
@@ -217,6 +224,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common::sweep_orphans();
             demo::demo(cli.catalog, args).await
         }
+        Command::Optimize(args) => {
+            common::sweep_orphans();
+            optimize::optimize(cli.catalog, *args).await
+        }
+        Command::Skill(command) => skill::skill(cli.catalog, command),
         Command::Scorecard(args) => {
             common::sweep_orphans();
             scorecard::scorecard(cli.catalog, args).await

@@ -29,6 +29,11 @@ pub struct OperatorArgs {
     pub no_leader_election: bool,
     #[arg(long, default_value = "remediator-operator")]
     pub lease_name: String,
+    /// Incidents reconciled at once. Bounded so a restart over thousands of
+    /// Incidents does not send them all to the API server together
+    /// (`cargo bench --bench reconciler` measures the trade-off).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent_reconciles: u16,
     /// The operator/agent/sandbox image the scenario Pods' sidecars and
     /// agent Jobs run.
     #[arg(long, env = "REMEDIATOR_IMAGE", default_value = "remediator:dev")]
@@ -77,6 +82,7 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
         namespace: args.namespace,
         lease_namespace,
         lease_name: args.lease_name,
+        concurrent_reconciles: args.concurrent_reconciles,
         settings: Settings {
             operator_image: args.image,
             target_image: args.target_image,

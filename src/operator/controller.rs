@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -36,6 +37,10 @@ pub struct Context {
     pub backend: Arc<KubeBackend>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Every Incident the operator watches, as its watch last saw them:
+    /// a Policy's scorecard is computed from here, not from a LIST per
+    /// reconcile.
+    pub incidents: Store<Incident>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,8 +211,11 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
             EngineCall::Start(session) => Some(session.as_ref().clone()),
             _ => None,
         });
+        // Objects follow the Policy the incident pinned when it started
+        // (now, or earlier), never an edit made since.
         let spec = pinned
             .as_ref()
+            .or(session.as_ref())
             .map(|s| s.policy.clone())
             .or_else(|| policy.as_ref().map(|p| p.spec.clone()))
             .unwrap_or_default();
@@ -332,12 +340,12 @@ pub fn error_policy(_: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Actio
 pub async fn reconcile_policy(policy: Arc<Policy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
-    let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = incidents.list(&ListParams::default()).await?;
-    let following: Vec<Incident> = list
-        .items
-        .into_iter()
-        .filter(|i| i.spec.policy_ref.name == name)
+    let following: Vec<Incident> = ctx
+        .incidents
+        .state()
+        .iter()
+        .filter(|i| i.namespace().as_deref() == Some(ns.as_str()) && i.spec.policy_ref.name == name)
+        .map(|i| i.as_ref().clone())
         .collect();
     let status = scorecard::policy_status(policy.metadata.generation, &following);
     if policy.status.as_ref() != Some(&status) {
@@ -364,3 +372,6 @@ pub fn policy_error_policy(_: Arc<Policy>, error: &Error, ctx: Arc<Context>) -> 
     eprintln!("policy reconcile failed: {error}");
     Action::requeue(Duration::from_secs(10))
 }
+
+#[cfg(test)]
+mod tests;

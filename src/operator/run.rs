@@ -40,6 +40,7 @@ pub struct OperatorConfig {
     /// Where the leader Lease lives; None: no leader election (one replica).
     pub lease_namespace: Option<String>,
     pub lease_name: String,
+    pub concurrent_reconciles: u16,
     pub settings: Settings,
     pub catalog: Catalog,
 }
@@ -197,6 +198,17 @@ pub async fn run(
             instance: std::env::var("POD_NAME").ok(),
         },
     );
+    // The Incident cache the Policy scorecards read; filled before any
+    // Policy is reconciled, so no scorecard is computed from a partial list.
+    let (incident_cache, cache_writer) = kube::runtime::reflector::store::<Incident>();
+    let _ = seen.set(incident_cache.clone());
+    let incidents: Api<Incident> = api_for(&client, &config.namespace);
+    let reflect = kube::runtime::reflector(
+        cache_writer,
+        watcher(incidents.clone(), watcher::Config::default()),
+    )
+    .for_each(|_| async {});
+    let reflect = tokio::spawn(reflect);
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: config.settings.clone(),
@@ -205,26 +217,20 @@ pub async fn run(
         backend,
         metrics,
         recorder,
+        incidents: incident_cache.clone(),
     });
-    let incidents: Api<Incident> = api_for(&client, &config.namespace);
     let policies: Api<Policy> = api_for(&client, &config.namespace);
     let owned = || watcher::Config::default().labels("app.kubernetes.io/name=remediator");
     let incident_controller = Controller::new(incidents.clone(), watcher::Config::default())
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(config.concurrent_reconciles),
+        )
         .owns(api_for::<Pod>(&client, &config.namespace), owned())
         .owns(api_for::<Job>(&client, &config.namespace), owned())
         .owns(api_for::<Secret>(&client, &config.namespace), owned())
         .graceful_shutdown_on(stopped())
         .run(controller::reconcile, controller::error_policy, ctx.clone())
         .for_each(|_| async {});
-    let store = {
-        let (reader, writer) = kube::runtime::reflector::store::<Incident>();
-        let reflect =
-            kube::runtime::reflector(writer, watcher(incidents, watcher::Config::default()))
-                .for_each(|_| async {});
-        tokio::spawn(reflect);
-        let _ = seen.set(reader.clone());
-        reader
-    };
     let policy_controller = Controller::new(policies, watcher::Config::default())
         .watches(
             api_for::<Incident>(&client, &config.namespace),
@@ -242,8 +248,13 @@ pub async fn run(
             ctx,
         )
         .for_each(|_| async {});
-    let _ = store;
+    let policy_controller = async move {
+        if incident_cache.wait_until_ready().await.is_ok() {
+            policy_controller.await;
+        }
+    };
     tokio::join!(incident_controller, policy_controller);
+    reflect.abort();
     if let Some(task) = lease_task {
         let _ = task.await;
     }

@@ -17,6 +17,9 @@ pub struct Evidence {
     pub text: String,
     /// The last health probe found nothing listening.
     pub unreachable: bool,
+    /// The service's own log last said it is down (its supervisor's
+    /// "generation N is down"), and no health answer came since.
+    pub down: bool,
 }
 
 /// What a message blames a file for.
@@ -31,6 +34,14 @@ pub enum Blame {
 
 static LOG_ERROR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\S+ ERROR (.+)$").expect("static pattern"));
+/// The supervisor's own lifecycle lines: down, or (re)started.
+static LOG_DOWN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\S+ ERROR supervisor: service generation \d+ is down\b").expect("static")
+});
+static LOG_UP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\S+ INFO (?:supervisor: service generation \d+ started|listening on )")
+        .expect("static")
+});
 /// Wrappers the service and its supervisor put around a reason.
 static WRAPPERS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -53,12 +64,19 @@ impl Evidence {
     pub fn absorb(&mut self, observation: &Observation, from_health_probe: bool) {
         if from_health_probe {
             self.unreachable = observation.http_status.is_none();
+            self.down = self.unreachable;
             if let Some(reason) = health_reason(&observation.stdout) {
                 self.note(reason);
             }
         }
         for line in observation.stdout.lines() {
-            if let Some(message) = LOG_ERROR.captures(line.trim_end()) {
+            let line = line.trim_end();
+            if LOG_DOWN.is_match(line) {
+                self.down = true;
+            } else if LOG_UP.is_match(line) {
+                self.down = false;
+            }
+            if let Some(message) = LOG_ERROR.captures(line) {
                 self.note(WRAPPERS.replace(&message[1], "").trim().to_string());
             }
         }
@@ -66,6 +84,20 @@ impl Evidence {
         self.text.push('\n');
         self.text.push_str(&observation.stderr);
         self.text.push('\n');
+    }
+
+    /// The same evidence with only the reasons from the `from`-th on (the
+    /// ones a new round of checks is about).
+    pub fn since(&self, from: usize) -> Evidence {
+        Evidence {
+            reasons: self.reasons.get(from..).unwrap_or_default().to_vec(),
+            ..self.clone()
+        }
+    }
+
+    /// The service cannot reread anything until it is restarted.
+    pub fn needs_restart(&self) -> bool {
+        self.unreachable || self.down
     }
 
     fn note(&mut self, reason: String) {
@@ -165,9 +197,11 @@ fn blame(reason: &str) -> Blame {
     }
 }
 
-/// File-like tokens (with a dot or a slash) in a message, as written.
+/// File-like tokens (with a dot or a slash) in a message, as written; a
+/// token that is the tail of an absolute or `..` path is not one.
 fn named_paths(reason: &str) -> Vec<String> {
     PATH.find_iter(reason)
+        .filter(|m| !reason[..m.start()].ends_with(['/', '.']))
         .map(|m| {
             m.as_str()
                 .trim_end_matches(['.', ',', ';', ':'])
@@ -225,6 +259,26 @@ mod tests {
             ]
         );
         assert!(!e.unreachable);
+    }
+
+    #[test]
+    fn the_supervisors_last_word_says_whether_the_service_is_down() {
+        let mut e = Evidence::default();
+        let down = "2026-01-01T00:00:00Z ERROR startup failed: pid file run/a.pid exists\n2026-01-01T00:00:00Z ERROR supervisor: service generation 1 is down: pid file run/a.pid exists\n";
+        e.absorb(&Observation::succeeded(down, 1), false);
+        assert!(e.down && e.needs_restart());
+        let back = format!("{down}2026-01-01T00:00:05Z INFO listening on 127.0.0.1:9 (pid 4)\n");
+        e.absorb(&Observation::succeeded(&back, 1), false);
+        assert!(!e.down);
+        e.absorb(&Observation::succeeded(down, 1), false);
+        let answered = Observation {
+            http_status: Some(500),
+            ..Observation::succeeded(r#"{"status":"error","reason":"x"}"#, 1)
+        };
+        e.absorb(&answered, true);
+        assert!(!e.needs_restart(), "a health answer settles it");
+        assert_eq!(e.since(1).reasons, vec!["x".to_string()]);
+        assert!(e.since(9).reasons.is_empty());
     }
 
     #[test]

@@ -26,10 +26,52 @@ pub fn for_check(check: Check, probe: &str, evidence: &Evidence, port: u16) -> V
         Check::Config => repair_config(probe, evidence, port),
         Check::Permissions => restore_write_access(probe, evidence),
     };
-    // A service that is down rereads nothing until it is restarted.
-    if !fixes.is_empty() && evidence.unreachable && !fixes.contains(&Action::RestartService) {
+    with_restart_if_down(&mut fixes, evidence);
+    fixes
+}
+
+/// A service that is down rereads nothing until it is restarted.
+fn with_restart_if_down(fixes: &mut Vec<Action>, evidence: &Evidence) {
+    if !fixes.is_empty() && evidence.needs_restart() && !fixes.contains(&Action::RestartService) {
         fixes.push(Action::RestartService);
     }
+}
+
+/// Fixes for files the service's own messages name, taken at their word
+/// without listing first: remove a file blamed as present (`rm -f` of a
+/// file already gone does nothing), create a marker blamed as missing,
+/// give write access back to the directory of a path it cannot write.
+/// Environment and config fixes always need the file's content first, so
+/// they are never direct.
+pub fn direct(evidence: &Evidence) -> Vec<Action> {
+    let mut fixes: Vec<Action> = blamed(evidence, Blame::Present)
+        .into_iter()
+        .filter(|path| !path.ends_with('/'))
+        .map(|path| Action::Exec(format!("rm -f {path}")))
+        .collect();
+    fixes.extend(
+        blamed(evidence, Blame::Absent)
+            .into_iter()
+            .filter(|path| !path.ends_with('/'))
+            .map(|path| Action::WriteFile {
+                path,
+                content: String::new(),
+            }),
+    );
+    let unwritable_dir = evidence.unwritable_paths().into_iter().find_map(|path| {
+        let path = path.trim_start_matches("./");
+        let dir = match path.strip_suffix('/') {
+            Some(dir) => dir,
+            // A path inside the directory: its parent is what is not writable.
+            None => path.rsplit_once('/')?.0,
+        };
+        (is_plain_relative(dir) && !dir.is_empty() && !is_service_file(dir))
+            .then(|| dir.to_string())
+    });
+    if let Some(dir) = unwritable_dir {
+        fixes.push(Action::Exec(format!("chmod u+w {dir}")));
+    }
+    with_restart_if_down(&mut fixes, evidence);
     fixes
 }
 
@@ -261,6 +303,52 @@ mod tests {
             "stale ../../etc/passwd is present",
         ]);
         assert!(for_check(Check::Locks, "./service.conf\n", &hostile, 1).is_empty());
+    }
+
+    #[test]
+    fn direct_fixes_take_the_service_at_its_word_and_nothing_else() {
+        let e = evidence(&[
+            "stale lock file run/migrate.lck is present",
+            "bootstrap marker state/bootstrap.done is missing",
+            "EACCES: write test failed for var/cache/index.tmp (read-only directory?)",
+        ]);
+        assert_eq!(
+            direct(&e),
+            vec![
+                Action::Exec("rm -f run/migrate.lck".into()),
+                Action::WriteFile {
+                    path: "state/bootstrap.done".into(),
+                    content: String::new()
+                },
+                Action::Exec("chmod u+w var/cache".into()),
+            ]
+        );
+        let named_dir = evidence(&["cannot write to data directory data/ (permission denied)"]);
+        assert_eq!(
+            direct(&named_dir),
+            vec![Action::Exec("chmod u+w data".into())]
+        );
+        let down = Evidence {
+            down: true,
+            ..evidence(&["pid file run/service.pid exists (pid 7 is not running)"])
+        };
+        assert_eq!(
+            direct(&down),
+            vec![
+                Action::Exec("rm -f run/service.pid".into()),
+                Action::RestartService
+            ]
+        );
+        for nothing in [
+            "required environment variable DATABASE_URL is not set (service.env)",
+            "maintenance mode is on (service.conf maintenance_mode = true)",
+            "stale file service.conf is present",
+            "stale ../../etc/passwd is present",
+            "cannot write to / (permission denied)",
+            "internal error",
+        ] {
+            assert!(direct(&evidence(&[nothing])).is_empty(), "{nothing}");
+        }
     }
 
     #[test]

@@ -46,6 +46,11 @@ struct Runbook {
     /// Reasons the checks have been run against, so a new failure after a
     /// fix (a second fault) gets the checks again, once.
     checked_reasons: usize,
+    /// The first reason the current round of checks is about (earlier ones
+    /// were fixed already).
+    focus_from: usize,
+    /// Reasons a direct fix has been considered for.
+    direct_from: usize,
     finished: Option<String>,
     /// Fixes the gate or a person refused.
     refused: Vec<String>,
@@ -68,6 +73,8 @@ impl Runbook {
             queue,
             evidence: Evidence::default(),
             checked_reasons: 0,
+            focus_from: 0,
+            direct_from: 0,
             finished: None,
             refused: Vec::new(),
         }
@@ -128,6 +135,7 @@ impl Runbook {
         // A fix was verified and the service still fails for a reason the
         // checks have not seen: a second fault. Look again.
         if purpose == Some(Purpose::Verify) && self.evidence.reasons.len() > self.checked_reasons {
+            self.focus_from = self.checked_reasons;
             self.checked_reasons = self.evidence.reasons.len();
             // The verification just probed health; every other check again.
             self.remaining = self
@@ -137,6 +145,29 @@ impl Runbook {
                 .copied()
                 .filter(|c| *c != Check::Health)
                 .collect();
+        }
+        // A file the service just blamed, fixed at its word.
+        if self.plan.direct && self.evidence.reasons.len() > self.direct_from {
+            let fresh = self.evidence.since(self.direct_from);
+            self.direct_from = self.evidence.reasons.len();
+            let found = fixes::direct(&fresh);
+            if !found.is_empty() {
+                self.checked_reasons = self.checked_reasons.max(self.evidence.reasons.len());
+                let verify = Planned {
+                    action: Action::HttpGet("/health".into()),
+                    purpose: Purpose::Verify,
+                };
+                for action in std::iter::once(verify)
+                    .chain(found.into_iter().rev().map(|action| Planned {
+                        action,
+                        purpose: Purpose::Fix,
+                    }))
+                    .collect::<Vec<_>>()
+                {
+                    self.queue.push_front(action);
+                }
+                return;
+            }
         }
         // A probe's fix is decided on what the service said before it.
         if let Some(Purpose::Probe(check)) = purpose {
@@ -164,26 +195,45 @@ impl Runbook {
         if let Some(next) = self.queue.pop_front() {
             return Some(next);
         }
-        while let Some(check) = self.remaining.pop_front() {
-            if self.plan.targeted && !self.implicated(check) {
-                continue;
-            }
-            return Some(Planned {
-                action: check.probe(),
-                purpose: Purpose::Probe(check),
-            });
-        }
-        None
+        // Targeted: the first check the error implicates, else the next.
+        let at = if self.plan.targeted {
+            let implicated = self.implicated();
+            self.remaining
+                .iter()
+                .position(|check| implicated.contains(check))
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let check = self.remaining.remove(at)?;
+        Some(Planned {
+            action: check.probe(),
+            purpose: Purpose::Probe(check),
+        })
     }
 
-    /// With no specific evidence yet, every check is implicated.
-    fn implicated(&self, check: Check) -> bool {
-        let text = self.evidence.text.to_lowercase();
-        let specific = Check::ALL
-            .iter()
+    /// The checks the service's reasons of this round point at (health and
+    /// log always); every check while no reason points anywhere specific.
+    fn implicated(&self) -> Vec<Check> {
+        let reasons = self
+            .evidence
+            .reasons
+            .get(self.focus_from..)
+            .unwrap_or_default()
+            .join("\n")
+            .to_lowercase();
+        let pointed: Vec<Check> = Check::ALL
+            .into_iter()
             .filter(|c| !matches!(c, Check::Health | Check::Log))
-            .any(|c| c.implicated_regex().is_match(&text));
-        !specific || check.implicated_regex().is_match(&text)
+            .filter(|c| c.implicated_regex().is_match(&reasons))
+            .collect();
+        if pointed.is_empty() {
+            return Check::ALL.to_vec();
+        }
+        Check::ALL
+            .into_iter()
+            .filter(|c| matches!(c, Check::Health | Check::Log) || pointed.contains(c))
+            .collect()
     }
 
     fn propose(mut self) -> Proposal {

@@ -1,5 +1,18 @@
-//! How a hint shapes the runbook: which checks, in which order, and
-//! whether to skip those the evidence does not point at.
+//! How a hint shapes the runbook: which checks, in which order, whether to
+//! go first to those the service's error points at, and whether to fix a
+//! file the error names without listing it first.
+//!
+//! The language, as a hint (or a SKILL.md's body) says it:
+//! - each clause counts for the first check it names (health, log, locks,
+//!   env, config, ready, permissions), in order;
+//! - "skip checks the evidence rules out", "go straight to the check the
+//!   error names" (and similar): *targeted*, the checks the service's own
+//!   error implicates run first, the others only if those found nothing;
+//! - "fix what the error names at once" (or "without listing first",
+//!   "directly"): *direct*, a file the error blames (a stale lock, a missing
+//!   marker, an unwritable directory) is fixed as soon as the error is read.
+//!
+//! A SKILL.md's front matter (between `---` lines) is not part of it.
 
 use std::sync::LazyLock;
 
@@ -111,8 +124,13 @@ pub struct Plan {
     pub checks: Vec<Check>,
     /// The hint named no check: explore first, then try all of them.
     pub explore: bool,
-    /// Skip checks the evidence does not point at.
+    /// Go first to the checks the service's error implicates; the others
+    /// run only when those found nothing to fix.
     pub targeted: bool,
+    /// Fix a file the service's error names (stale lock, missing marker,
+    /// unwritable directory) as soon as the error is read, without listing
+    /// first.
+    pub direct: bool,
 }
 
 pub const DEFAULT_ORDER: [Check; 5] = [
@@ -127,7 +145,7 @@ impl Plan {
     /// Reads the checks a hint names, in the order it names them: each
     /// clause of the hint counts for the first check it mentions.
     pub fn from_hint(hint: &str) -> Self {
-        let lower = hint.to_lowercase();
+        let lower = without_front_matter(hint).to_lowercase();
         static CLAUSE: LazyLock<Regex> =
             LazyLock::new(|| Regex::new(r"\d+[).]\s|[.;\n]\s|\n").expect("static pattern"));
         static TARGETED: LazyLock<Regex> = LazyLock::new(|| {
@@ -151,7 +169,11 @@ impl Plan {
                 checks.push(check);
             }
         }
+        static DIRECT: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"\bat once\b|without listing|\bdirectly\b").expect("static pattern")
+        });
         let targeted = TARGETED.is_match(&lower);
+        let direct = DIRECT.is_match(&lower);
         let acting = checks
             .iter()
             .any(|c| !matches!(c, Check::Health | Check::Log));
@@ -160,12 +182,37 @@ impl Plan {
                 checks: DEFAULT_ORDER.to_vec(),
                 explore: true,
                 targeted,
+                direct,
             };
         }
         Self {
             checks,
             explore: false,
             targeted,
+            direct,
         }
     }
+}
+
+/// The text after a leading `---` ... `---` block (a SKILL.md's front
+/// matter), or all of it.
+pub fn without_front_matter(text: &str) -> &str {
+    let trimmed = text.trim_start();
+    let Some(rest) = trimmed.strip_prefix("---") else {
+        return text;
+    };
+    let Some(rest) = rest
+        .strip_prefix('\n')
+        .or_else(|| rest.strip_prefix("\r\n"))
+    else {
+        return text;
+    };
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        offset += line.len();
+        if line.trim_end() == "---" {
+            return &rest[offset..];
+        }
+    }
+    text
 }

@@ -139,3 +139,92 @@ fn a_second_fault_after_a_fix_gets_the_checks_again() {
         })
     );
 }
+
+#[test]
+fn direct_and_front_matter_are_read_from_the_hint() {
+    let plan = Plan::from_hint(
+        "---\nname: x\ndescription: checks config and env\n---\n1) Read the service log. 2) look for lock files. Fix what the error names at once.",
+    );
+    assert_eq!(plan.checks, vec![Check::Log, Check::Locks]);
+    assert!(plan.direct && !plan.targeted);
+    let manual = Plan::from_hint(crate::agent::hint::MANUAL_HINT);
+    assert!(!manual.direct && !manual.targeted);
+    assert_eq!(
+        super::plan::without_front_matter("---\nno end"),
+        "---\nno end"
+    );
+}
+
+#[test]
+fn targeted_goes_first_to_what_the_error_names_and_keeps_the_rest_for_later() {
+    let log =
+        "2026-01-01T00:00:00Z ERROR health check failed: bootstrap marker state/ok is missing\n";
+    let listing = "./service.conf\n";
+    let proposals = play(
+        "1) Read the service log. 2) look for lock files. 3) check the environment. 4) check that marker files exist. Skip checks the evidence rules out.",
+        &[
+            (Check::Log.probe(), observed(log, None)),
+            // Ready is the one implicated: it comes before locks and env.
+            (Check::Ready.probe(), observed(listing, None)),
+            (
+                Action::WriteFile {
+                    path: "state/ok".into(),
+                    content: String::new(),
+                },
+                observed("", None),
+            ),
+            // Still failing for the same reason: the others after all.
+            (
+                Action::HttpGet("/health".into()),
+                observed(
+                    r#"{"status":"error","reason":"bootstrap marker state/ok is missing"}"#,
+                    Some(500),
+                ),
+            ),
+            (Check::Locks.probe(), observed(listing, None)),
+            (Check::Env.probe(), observed("", None)),
+        ],
+    );
+    assert!(
+        matches!(proposals.last(), Some(Proposal::Done { .. })),
+        "{proposals:?}"
+    );
+}
+
+#[test]
+fn direct_fixes_what_the_log_names_and_restarts_a_service_that_is_down() {
+    let log = "2026-01-01T00:00:00Z ERROR startup failed: pid file run/x.pid exists\n\
+2026-01-01T00:00:00Z ERROR supervisor: service generation 1 is down: pid file run/x.pid exists\n";
+    let proposals = play(
+        "1) Read the service log. 2) look for lock files. Fix what the error names at once.",
+        &[
+            (Check::Log.probe(), observed(log, None)),
+            (Action::Exec("rm -f run/x.pid".into()), observed("", None)),
+            (Action::RestartService, observed("restarted", None)),
+            (
+                Action::HttpGet("/health".into()),
+                observed(r#"{"status":"ok"}"#, Some(200)),
+            ),
+        ],
+    );
+    assert_eq!(
+        proposals.last(),
+        Some(&Proposal::Done {
+            summary: "the service answers 200 status ok".into()
+        })
+    );
+}
+
+#[test]
+fn without_direct_the_same_log_costs_a_listing_first() {
+    let log = "2026-01-01T00:00:00Z ERROR health check failed: stale lock file a.lock is present\n";
+    let proposals = play(
+        "1) Read the service log. 2) look for lock files.",
+        &[
+            (Check::Log.probe(), observed(log, None)),
+            (Check::Locks.probe(), observed("./a.lock\n", None)),
+            (Action::Exec("rm -f a.lock".into()), observed("", None)),
+        ],
+    );
+    assert!(matches!(proposals.last(), Some(Proposal::Act { .. })));
+}

@@ -1,0 +1,344 @@
+//! `remediator optimize`: learn a better strategy hint from fresh (or
+//! recorded) rollouts with GEPA or the iterative optimizer, write the run's
+//! result to `artifacts/<optimizer>/last_run.json`, and with `--publish`
+//! put it in use when it beats the current hint on validation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::common::{self, Recording};
+use super::run::BrainArg;
+use crate::agent::llm::{ChatClient, LlmConfig};
+use crate::crd::BrainKind;
+use crate::incident;
+use crate::optimize::artifacts::{self, BestHint, LAST_RUN};
+use crate::optimize::evaluate::{IncidentEpisodes, Rollouts, normalized};
+use crate::optimize::pool::Origin;
+use crate::optimize::progress::Stderr;
+use crate::optimize::reflect::Reflector;
+use crate::optimize::reflect::deterministic::Deterministic;
+use crate::optimize::reflect::llm::LlmReflector;
+use crate::optimize::{
+    Optimizer, Outcome, Run, Settings, general, gepa, iterative, publish, score,
+};
+use crate::policy::{self, Overrides};
+use crate::scenario::Split;
+use crate::trajectory::{self, TrajectoryLine};
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Gepa)]
+    pub optimizer: OptimizerArg,
+    /// The brain the rollouts use; with llm the reflection is an LLM's too.
+    #[arg(long, value_enum, default_value_t = BrainArg::Runbook)]
+    pub brain: BrainArg,
+    /// Rollouts (incidents run) the whole optimization may use, validation included.
+    #[arg(long, default_value_t = 60, value_name = "ROLLOUTS", value_parser = at_least_one)]
+    pub budget: usize,
+    /// Train scenarios per reflection.
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    pub minibatch: usize,
+    /// Seed of the minibatch and parent choices (the runbook brain then gives the same result).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Reuse recorded runs (artifacts/runs) instead of fresh rollouts where they match.
+    #[arg(long, value_name = "DIR")]
+    pub from_trajectories: Option<PathBuf>,
+    /// Episodes run at once (default: the core count).
+    #[arg(long, value_parser = at_least_one)]
+    pub concurrency: Option<usize>,
+    /// Put the result in use when its validation score beats the current hint's.
+    #[arg(long)]
+    pub publish: bool,
+    /// The policy rollouts follow (baseline, optimized or a Policy file); its hint is the seed.
+    #[arg(long, default_value = "optimized")]
+    pub policy: String,
+    /// LLM model (for --brain llm: rollouts and reflection).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// GEPA merges at most this many times.
+    #[arg(long, default_value_t = 3)]
+    pub max_merges: usize,
+    /// Stop after this many proposals in a row bring no new hint.
+    #[arg(long, default_value_t = crate::optimize::PATIENCE, value_parser = at_least_one)]
+    pub patience: usize,
+    #[command(flatten)]
+    pub recording: Recording,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    Gepa,
+    Iterative,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{text}` is not a whole number: {e}")),
+    }
+}
+
+/// Recorded hints besides the seed that may join the first pool.
+const MAX_RECORDED_SEEDS: usize = 4;
+
+pub async fn optimize(
+    catalog_path: Option<PathBuf>,
+    args: OptimizeArgs,
+) -> anyhow::Result<ExitCode> {
+    let optimizer = match args.optimizer {
+        OptimizerArg::Gepa => Optimizer::Gepa,
+        OptimizerArg::Iterative => Optimizer::Iterative,
+    };
+    let brain = match args.brain {
+        BrainArg::Runbook => BrainKind::Runbook,
+        BrainArg::Llm => BrainKind::Llm,
+    };
+    let paths = args.recording.paths()?;
+    let overrides = Overrides {
+        brain: Some(brain),
+        model: args.model.clone(),
+        ..Overrides::default()
+    };
+    let policy = policy::resolve(&args.policy, &overrides, &paths)
+        .context("resolving the policy whose hint is the seed")?;
+    let recorded = match &args.from_trajectories {
+        Some(dir) => {
+            let (lines, malformed) = trajectory::read_runs(dir)
+                .with_context(|| format!("cannot read recorded runs in {}", dir.display()))?;
+            if malformed > 0 {
+                eprintln!(
+                    "warning: {malformed} malformed lines in {} were skipped",
+                    dir.display()
+                );
+            }
+            if lines.is_empty() {
+                eprintln!(
+                    "warning: no recorded trajectories in {}; every rollout will be fresh",
+                    dir.display()
+                );
+            }
+            lines
+        }
+        None => Vec::new(),
+    };
+    let mut recorder = args.recording.recorder(&paths);
+    if args.recording.run_id.is_none() {
+        recorder.run_id = format!(
+            "optimize-{}-{}",
+            optimizer.as_str(),
+            trajectory::new_run_id()
+        );
+    }
+    let env = common::environment(catalog_path.as_deref(), Some(recorder.clone())).await?;
+    let catalog = env.catalog.clone();
+    let of_split = |split: Split| -> Vec<String> {
+        catalog
+            .scenarios
+            .iter()
+            .filter(|s| s.split == split)
+            .map(|s| s.id.clone())
+            .collect()
+    };
+    let (train, validation) = (of_split(Split::Train), of_split(Split::Validation));
+    let shortest: BTreeMap<String, usize> = catalog
+        .scenarios
+        .iter()
+        .map(|s| (s.id.clone(), score::shortest_honest(s)))
+        .collect();
+    let forbidden = general::forbidden(&catalog);
+    let reflector: Box<dyn Reflector> = match brain {
+        BrainKind::Runbook => Box::new(Deterministic),
+        BrainKind::Llm => {
+            let config = LlmConfig::resolve(&policy.spec.llm.clone().unwrap_or_default(), &env.llm)
+                .context("the LLM reflection needs the LLM brain's configuration")?;
+            Box::new(LlmReflector::new(
+                ChatClient::new(config)?,
+                forbidden.clone(),
+                args.seed,
+            ))
+        }
+    };
+    let concurrency = args
+        .concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let seed_hint = policy.hint.text.clone();
+    println!(
+        "remediator optimize: {} on the {} brain, budget {} rollouts, minibatch {}, seed {}, {} at once",
+        optimizer.as_str(),
+        incident::brain_label(brain),
+        args.budget,
+        args.minibatch,
+        args.seed,
+        concurrency
+    );
+    println!(
+        "  train {} scenarios, validation {}; seed hint ({}): {}",
+        train.len(),
+        validation.len(),
+        policy.hint.source.as_str(),
+        one_line(&seed_hint, 90)
+    );
+    let episodes = IncidentEpisodes {
+        env,
+        policy: policy.clone(),
+        concurrency,
+        label: format!("opt-{}", optimizer.as_str()),
+    };
+    let mut rollouts = Rollouts::new(&episodes, shortest.clone(), args.budget);
+    let mut seeds = vec![(seed_hint.clone(), Origin::Seed)];
+    if !recorded.is_empty() {
+        let taken = rollouts.with_recorded(&recorded, incident::brain_label(brain));
+        let extra: Vec<String> = rollouts
+            .recorded_hints_covering(&train)
+            .into_iter()
+            .filter(|h| normalized(h) != normalized(&seed_hint))
+            .filter(|h| general::check(h, &forbidden).is_ok())
+            .take(MAX_RECORDED_SEEDS)
+            .collect();
+        println!(
+            "  recorded: {taken} rollouts reusable, {} more hints recorded on every train scenario join the pool",
+            extra.len()
+        );
+        seeds.extend(extra.into_iter().map(|h| (h, Origin::Recorded)));
+    }
+    let mut progress = Stderr::new();
+    let settings = Settings {
+        optimizer,
+        budget: args.budget,
+        minibatch: args.minibatch,
+        seed: args.seed,
+        max_merges: args.max_merges,
+        patience: args.patience,
+        dedupe_by_strategy: brain == BrainKind::Runbook,
+    };
+    let run = Run::new(
+        settings,
+        rollouts,
+        reflector.as_ref(),
+        &mut progress,
+        forbidden,
+        train,
+        validation,
+    )?;
+    let outcome = match optimizer {
+        Optimizer::Gepa => gepa::optimize(run, seeds).await?,
+        Optimizer::Iterative => iterative::optimize(run, seeds).await?,
+    };
+    drop(progress);
+    let result = BestHint::from_outcome(
+        &outcome,
+        incident::brain_label(brain),
+        args.seed,
+        &recorder.run_id,
+        &catalog_path
+            .as_ref()
+            .map_or("(built-in)".to_string(), |p| p.display().to_string()),
+        artifacts::now(),
+    );
+    let last = artifacts::dir(&paths.artifacts_dir, optimizer).join(LAST_RUN);
+    result.write(&last)?;
+    print!("{}", summary(&outcome, &result));
+    let usage = reflector.usage();
+    if usage.prompt + usage.completion > 0 {
+        println!(
+            "reflection tokens: {} prompt + {} completion",
+            usage.prompt, usage.completion
+        );
+    }
+    println!("result: {}", last.display());
+    println!(
+        "trajectories: {}",
+        trajectory::run_file(&recorder.artifacts_dir, &recorder.run_id).display()
+    );
+    if args.publish {
+        let published = publish::publish(
+            &result,
+            &episodes_of(&outcome),
+            &paths.artifacts_dir,
+            &paths.skill_file,
+        )?;
+        println!(
+            "\nbefore (the hint in use) / after (the learned one):\n{}",
+            published.table
+        );
+        println!("{}", published.reason);
+        for path in &published.written {
+            println!("wrote {}", path.display());
+        }
+    } else {
+        println!(
+            "not published (use --publish: it is put in use only if its validation score beats the current hint's)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every trajectory the optimization ran or reused.
+fn episodes_of(outcome: &Outcome) -> Vec<TrajectoryLine> {
+    outcome
+        .pool
+        .candidates
+        .iter()
+        .flat_map(|c| c.train.iter())
+        .chain(outcome.validated.iter().flat_map(|(_, r)| r.iter()))
+        .map(|r| r.line.clone())
+        .collect()
+}
+
+fn summary(outcome: &Outcome, result: &BestHint) -> String {
+    let mut out = format!(
+        "\n{} rollouts used of {} ({} reused from recordings); {} proposals evaluated, {} kept ({} merges)\n",
+        outcome.rollouts_used,
+        outcome.budget,
+        outcome.rollouts_reused,
+        outcome.proposals,
+        outcome.accepted,
+        outcome.merges
+    );
+    out.push_str(&format!(
+        "{:>4} {:<10} {:>7} {:>10}  strategy\n",
+        "id", "origin", "train", "validation"
+    ));
+    for entry in &result.history {
+        out.push_str(&format!(
+            "{:>4} {:<10} {:>7.3} {:>10}  {}{}\n",
+            entry.id,
+            format!("{:?}", entry.origin).to_lowercase(),
+            entry.train_score,
+            entry
+                .validation_score
+                .map_or("-".to_string(), |v| format!("{v:.3}")),
+            entry.strategy,
+            if entry.id == result.candidate {
+                "  <- chosen"
+            } else {
+                ""
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "chosen: candidate {} train {:.3} validation {}\nhint: {}\n",
+        result.candidate,
+        result.score,
+        result
+            .validation_score
+            .map_or("-".to_string(), |v| format!("{v:.3}")),
+        result.hint
+    ));
+    out
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let flat = normalized(text);
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}

@@ -1,0 +1,517 @@
+//! The controller against a mocked API server (tower-test), in the style of
+//! controller-rs's `ApiServerVerifier`: every request the reconcile makes
+//! is checked in order (method, path, query, content type, body) and
+//! answered; when the reconcile returns, no request is left unanswered.
+
+use std::time::Duration;
+
+use axum::http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use serde_json::{Value, json};
+use tower_test::mock::{Handle, SendResponse};
+
+use super::*;
+use crate::agent::Task;
+use crate::agent::episode::{Episode, EpisodeConfig};
+use crate::crd::{IncidentSpec, IncidentStatus, PolicyRef, PolicySpec};
+use crate::sandbox::{Containment, Layer};
+
+const INCIDENTS: &str = "/apis/remediator.dev/v1alpha1/namespaces/shop/incidents";
+const POLICIES: &str = "/apis/remediator.dev/v1alpha1/namespaces/shop/policies";
+const PODS: &str = "/api/v1/namespaces/shop/pods";
+const JOBS: &str = "/apis/batch/v1/namespaces/shop/jobs";
+const SECRETS: &str = "/api/v1/namespaces/shop/secrets";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+const APPLY: &str = "force=true&fieldManager=remediator-operator";
+
+/// One request as the API server saw it.
+struct Seen {
+    method: Method,
+    uri: String,
+    content_type: Option<String>,
+    body: Value,
+}
+
+/// The API server's side of the mocked connection.
+struct ApiServer(Handle<Request<Body>, Response<Body>>);
+
+impl ApiServer {
+    /// The next request, which must be `method` on `uri` (path and query).
+    async fn expect(&mut self, method: Method, uri: &str) -> (Seen, Answer) {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(10), self.0.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("no request came; expected {method} {uri}"))
+            .unwrap_or_else(|| panic!("the client is gone; expected {method} {uri}"));
+        let seen = Seen {
+            method: request.method().clone(),
+            uri: request.uri().to_string(),
+            content_type: request
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string()),
+            body: {
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                if bytes.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&bytes).unwrap()
+                }
+            },
+        };
+        assert_eq!(
+            (&seen.method, seen.uri.as_str()),
+            (&method, uri),
+            "unexpected request, body {:#}",
+            seen.body
+        );
+        (seen, Answer(send))
+    }
+
+    /// A GET answered with `object`, or 404 when it is None.
+    async fn get(&mut self, uri: &str, object: Option<Value>) {
+        let (_, answer) = self.expect(Method::GET, uri).await;
+        match object {
+            Some(object) => answer.ok(object),
+            None => answer.not_found(),
+        }
+    }
+
+    /// After the reconcile returned and every client clone is dropped: no
+    /// request was left over.
+    async fn done(mut self) {
+        let left = tokio::time::timeout(Duration::from_secs(10), self.0.next_request())
+            .await
+            .expect("a client clone outlived the test");
+        if let Some((request, _)) = left {
+            panic!("an extra request: {} {}", request.method(), request.uri());
+        }
+    }
+}
+
+struct Answer(SendResponse<Response<Body>>);
+
+impl Answer {
+    fn with(self, status: StatusCode, body: Value) {
+        let response = Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        self.0.send_response(response);
+    }
+
+    fn ok(self, body: Value) {
+        self.with(StatusCode::OK, body)
+    }
+
+    fn created(self, body: Value) {
+        self.with(StatusCode::CREATED, body)
+    }
+
+    fn not_found(self) {
+        self.with(
+            StatusCode::NOT_FOUND,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                   "reason": "NotFound", "code": 404, "message": "not found"}),
+        )
+    }
+}
+
+fn context() -> (Arc<Context>, ApiServer) {
+    context_with(Vec::new())
+}
+
+/// A context whose Incident cache holds `cached` (as the watch filled it).
+fn context_with(cached: Vec<Incident>) -> (Arc<Context>, ApiServer) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "shop");
+    let settings = Settings::default();
+    let metrics = Arc::new(Metrics::new());
+    let backend = Arc::new(KubeBackend::new(
+        client.clone(),
+        settings.clone(),
+        metrics.clone(),
+    ));
+    let recorder = Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: None,
+        },
+    );
+    let (incidents, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for incident in cached {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(incident));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let ctx = Context {
+        client,
+        settings,
+        catalog: Catalog::builtin(),
+        engine: Arc::new(Engine::new(backend.clone())),
+        backend,
+        metrics,
+        recorder,
+        incidents,
+    };
+    (Arc::new(ctx), ApiServer(handle))
+}
+
+fn incident(status: Option<IncidentStatus>) -> Incident {
+    let mut incident = Incident::new(
+        "checkout",
+        IncidentSpec {
+            scenario: "stale_lockfile".into(),
+            policy_ref: PolicyRef {
+                name: "careful".into(),
+            },
+        },
+    );
+    incident.metadata.namespace = Some("shop".into());
+    incident.metadata.uid = Some("0b5e-uid".into());
+    incident.metadata.generation = Some(1);
+    incident.metadata.resource_version = Some("100".into());
+    incident.status = status;
+    incident
+}
+
+fn policy() -> Policy {
+    let mut policy = Policy::new("careful", PolicySpec::default());
+    policy.metadata.namespace = Some("shop".into());
+    policy.metadata.generation = Some(4);
+    policy
+}
+
+fn to_value(object: &impl serde::Serialize) -> Value {
+    serde_json::to_value(object).unwrap()
+}
+
+fn secret(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "shop"},
+           "data": {"token": "dG9rZW4="}})
+}
+
+/// What a POST sent, answered as created (the server echoes the object).
+async fn created(api: &mut ApiServer, collection: &str) -> Value {
+    let (seen, answer) = api.expect(Method::POST, &format!("{collection}?")).await;
+    assert_eq!(seen.content_type.as_deref(), Some("application/json"));
+    answer.created(seen.body.clone());
+    seen.body
+}
+
+/// The owner reference every object the Incident owns carries.
+fn assert_owned_by_the_incident(object: &Value) {
+    assert_eq!(
+        object["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "remediator.dev/v1alpha1", "kind": "Incident", "name": "checkout",
+                "uid": "0b5e-uid", "controller": true, "blockOwnerDeletion": true}]),
+        "{object:#}"
+    );
+    assert_eq!(
+        object["metadata"]["labels"]["remediator.dev/incident"],
+        "checkout"
+    );
+}
+
+/// What the status apply patch and the Event say, for a reconcile that
+/// writes one status and publishes one event.
+async fn status_and_event(api: &mut ApiServer) -> (Value, Value) {
+    let (seen, answer) = api
+        .expect(
+            Method::PATCH,
+            &format!("{INCIDENTS}/checkout/status?&{APPLY}"),
+        )
+        .await;
+    assert_eq!(
+        seen.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(
+        (&seen.body["apiVersion"], &seen.body["kind"]),
+        (&json!("remediator.dev/v1alpha1"), &json!("Incident"))
+    );
+    assert_eq!(seen.body["metadata"], json!({"name": "checkout"}));
+    let mut written = to_value(&incident(None));
+    written["status"] = seen.body["status"].clone();
+    answer.ok(written);
+    let (event, answer) = api.expect(Method::POST, &format!("{EVENTS}?")).await;
+    answer.created(event.body.clone());
+    (seen.body["status"].clone(), event.body)
+}
+
+#[tokio::test]
+async fn a_new_incident_gets_its_secrets_and_pod_then_provisioning_status_and_an_event() {
+    let (ctx, mut api) = context();
+    let new = incident(None);
+    let reconcile = tokio::spawn(reconcile(Arc::new(new.clone()), ctx.clone()));
+
+    api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&new)))
+        .await;
+    api.get(&format!("{POLICIES}/careful"), Some(to_value(&policy())))
+        .await;
+    api.get(&format!("{PODS}/checkout-scenario"), None).await;
+    api.get(&format!("{JOBS}/checkout-agent"), None).await;
+    api.get(&format!("{SECRETS}/checkout-agent-token"), None)
+        .await;
+    api.get(&format!("{SECRETS}/checkout-sandbox-token"), None)
+        .await;
+
+    let mut tokens = Vec::new();
+    for name in ["checkout-agent-token", "checkout-sandbox-token"] {
+        let secret = created(&mut api, SECRETS).await;
+        assert_eq!(secret["metadata"]["name"], name);
+        assert_owned_by_the_incident(&secret);
+        let token = secret["data"]["token"].as_str().unwrap().to_string();
+        assert!(token.len() >= 40, "a token of 32 random bytes: {token}");
+        tokens.push(token);
+    }
+    assert_ne!(tokens[0], tokens[1], "each side has its own token");
+
+    let pod = created(&mut api, PODS).await;
+    assert_eq!(
+        pod,
+        to_value(&objects::scenario_pod(
+            &new,
+            &PolicySpec::default(),
+            &Settings::default()
+        )),
+        "the Pod sent is the one objects.rs builds"
+    );
+    assert_owned_by_the_incident(&pod);
+    let spec = &pod["spec"];
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+    for container in spec["containers"].as_array().unwrap() {
+        let sc = &container["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{container:#}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{container:#}");
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{container:#}");
+    }
+    let volumes = spec["volumes"].as_array().unwrap();
+    assert!(
+        volumes.iter().all(|v| v.get("projected").is_none()),
+        "no service-account token volume: {volumes:#?}"
+    );
+
+    let (status, event) = status_and_event(&mut api).await;
+    assert_eq!(status["phase"], "Provisioning");
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["conditions"][0]["type"], "PolicyReady");
+    assert_eq!(status["conditions"][0]["status"], "True");
+    assert_eq!(
+        status["conditions"][0]["message"],
+        "following Policy careful generation 4"
+    );
+    assert_eq!(
+        (&event["type"], &event["reason"], &event["note"]),
+        (
+            &json!("Normal"),
+            &json!("Provisioning"),
+            &json!("starting scenario stale_lockfile")
+        )
+    );
+    assert_eq!(event["regarding"]["kind"], "Incident");
+    assert_eq!(event["regarding"]["name"], "checkout");
+    assert_eq!(event["reportingController"], FIELD_MANAGER);
+
+    let action = reconcile.await.unwrap().unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    drop(ctx);
+    api.done().await;
+}
+
+#[tokio::test]
+async fn a_missing_policy_is_reported_and_retried_and_nothing_is_created() {
+    let (ctx, mut api) = context();
+    let new = incident(None);
+    let reconcile = tokio::spawn(reconcile(Arc::new(new.clone()), ctx.clone()));
+    api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&new)))
+        .await;
+    api.get(&format!("{POLICIES}/careful"), None).await;
+    api.get(&format!("{PODS}/checkout-scenario"), None).await;
+    api.get(&format!("{JOBS}/checkout-agent"), None).await;
+    api.get(&format!("{SECRETS}/checkout-agent-token"), None)
+        .await;
+    api.get(&format!("{SECRETS}/checkout-sandbox-token"), None)
+        .await;
+    let (status, event) = status_and_event(&mut api).await;
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["reason"], "PolicyNotFound");
+    assert_eq!(status["conditions"][0]["status"], "False");
+    assert_eq!(status["conditions"][0]["reason"], "PolicyNotFound");
+    assert_eq!(
+        (&event["type"], &event["reason"]),
+        (&json!("Warning"), &json!("PolicyNotFound"))
+    );
+    let action = reconcile.await.unwrap().unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    drop(ctx);
+    api.done().await;
+}
+
+fn remediating() -> IncidentStatus {
+    let session = Session {
+        episode: Episode::new(
+            EpisodeConfig {
+                max_steps: 20,
+                timeout_ms: 300_000,
+                approval_timeout_ms: None,
+                allow_fallback: false,
+                max_execute_attempts: 3,
+            },
+            now_ms(),
+        ),
+        task: Task {
+            symptom: "GET / returns HTTP 500".into(),
+            expected_port: 8080,
+            hint: "Fix the bug.".into(),
+        },
+        policy: PolicySpec::default(),
+        policy_name: "careful".into(),
+        policy_generation: Some(4),
+        root: objects::ROOT.into(),
+        max_risk: None,
+        containment: Containment {
+            layers: Layer::ALL.to_vec(),
+            missing: Vec::new(),
+        },
+    };
+    IncidentStatus {
+        phase: IncidentPhase::Remediating,
+        observed_generation: Some(1),
+        session: Some(to_value(&session)),
+        ..IncidentStatus::default()
+    }
+}
+
+fn ready_pod() -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "checkout-scenario", "namespace": "shop"},
+           "status": {"phase": "Running", "podIP": "10.0.0.7",
+                      "conditions": [{"type": "Ready", "status": "True"}]}})
+}
+
+#[tokio::test]
+async fn a_remediating_incident_without_its_job_gets_one_and_no_status_write() {
+    let (ctx, mut api) = context();
+    let running = incident(Some(remediating()));
+    // The Policy was edited since the incident started; the Job follows
+    // the spec the incident pinned (timeout 300 s), not this one.
+    let mut edited = policy();
+    edited.spec.timeout_seconds = 900;
+    edited.metadata.generation = Some(5);
+    let reconcile = tokio::spawn(reconcile(Arc::new(running.clone()), ctx.clone()));
+    api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&running)))
+        .await;
+    api.get(&format!("{POLICIES}/careful"), Some(to_value(&edited)))
+        .await;
+    api.get(&format!("{PODS}/checkout-scenario"), Some(ready_pod()))
+        .await;
+    api.get(&format!("{JOBS}/checkout-agent"), None).await;
+    api.get(
+        &format!("{SECRETS}/checkout-agent-token"),
+        Some(secret("checkout-agent-token")),
+    )
+    .await;
+    api.get(
+        &format!("{SECRETS}/checkout-sandbox-token"),
+        Some(secret("checkout-sandbox-token")),
+    )
+    .await;
+    let job = created(&mut api, JOBS).await;
+    assert_eq!(
+        job,
+        to_value(&objects::agent_job(
+            &running,
+            &PolicySpec::default(),
+            &Settings::default()
+        )),
+        "the Job sent is the one objects.rs builds, from the pinned Policy"
+    );
+    assert_owned_by_the_incident(&job);
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 300 + 120);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert!(
+        pod.get("serviceAccountName").is_none(),
+        "the namespace's default account, with no token: {pod:#}"
+    );
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "agent-token", "secret": {"secretName": "checkout-agent-token", "defaultMode": 0o440}}]),
+        "the agent mounts its own token and nothing else"
+    );
+    // The status is unchanged, so it is not written, and nothing is said.
+    let action = reconcile.await.unwrap().unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    drop(ctx);
+    api.done().await;
+}
+
+#[tokio::test]
+async fn a_policy_status_is_applied_from_the_cache_only_when_its_scorecard_changes() {
+    let resolved = |name: &str, steps: u32, seconds: f64| {
+        let mut i = incident(Some(IncidentStatus {
+            phase: IncidentPhase::Resolved,
+            steps,
+            time_to_resolve_seconds: Some(seconds),
+            ..IncidentStatus::default()
+        }));
+        i.metadata.name = Some(name.into());
+        i
+    };
+    let failed = |name: &str, policy: &str, namespace: &str| {
+        let mut i = incident(Some(IncidentStatus {
+            phase: IncidentPhase::Failed,
+            ..IncidentStatus::default()
+        }));
+        i.metadata.name = Some(name.into());
+        i.metadata.namespace = Some(namespace.into());
+        i.spec.policy_ref.name = policy.into();
+        i
+    };
+    let cached = vec![
+        resolved("a", 3, 10.0),
+        resolved("b", 5, 30.0),
+        failed("c", "someone-else", "shop"),
+        failed("d", "careful", "another-namespace"),
+    ];
+
+    // The scorecard comes from the cache: the API sees one apply, no LIST.
+    let (ctx, mut api) = context_with(cached);
+    let reconcile = tokio::spawn(reconcile_policy(Arc::new(policy()), ctx.clone()));
+    let (seen, answer) = api
+        .expect(
+            Method::PATCH,
+            &format!("{POLICIES}/careful/status?&{APPLY}"),
+        )
+        .await;
+    assert_eq!(
+        seen.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    let status = seen.body["status"].clone();
+    assert_eq!(
+        (
+            &status["resolved"],
+            &status["failed"],
+            &status["fixRate"],
+            &status["meanSteps"]
+        ),
+        (&json!(2), &json!(0), &json!(1.0), &json!(4.0)),
+        "only this namespace's incidents that follow this Policy count: {status:#}"
+    );
+    assert_eq!(status["observedGeneration"], 4);
+    let mut written = to_value(&policy());
+    written["status"] = status.clone();
+    answer.ok(written.clone());
+    reconcile.await.unwrap().unwrap();
+
+    // Reconciled again with that status: no write.
+    let current: Policy = serde_json::from_value(written).unwrap();
+    reconcile_policy(Arc::new(current), ctx.clone())
+        .await
+        .unwrap();
+    drop(ctx);
+    api.done().await;
+}
