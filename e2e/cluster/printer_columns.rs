@@ -87,7 +87,7 @@ async fn kubectl_get_shows_the_printer_columns() {
             [
                 "stale-lockfile",
                 "stale_lockfile",
-                "optimized",
+                "supervised",
                 "Resolved",
                 "3",
                 "true"
