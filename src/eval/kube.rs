@@ -56,8 +56,8 @@ fn finished() -> impl Condition<Incident> {
     }
 }
 
-/// Deletes the Incident if the harness stops waiting for it before it
-/// ends (an abort, or the timeout): nothing keeps running unwatched.
+/// Deletes the Incident if the harness drops it before it ends (an abort):
+/// best effort, as the process may be on its way out.
 struct DeleteUnlessDone {
     api: Api<Incident>,
     name: String,
@@ -143,9 +143,18 @@ impl Runner for KubeRunner {
                 Ok(Err(e)) => failed("WatchFailed", format!("watching {name}: {e}"), None),
                 Err(_) => {
                     let last = api.get_opt(&name).await.ok().flatten();
+                    // Awaited here, not left to the guard: the run may end
+                    // (and its runtime with it) right after this incident.
+                    let deleted = api.delete(&name, &DeleteParams::background()).await;
+                    guard.done = deleted.is_ok();
                     failed(
                         REASON_NOT_FINISHED,
-                        format!("{name} did not end within {timeout:?}; deleted"),
+                        match deleted {
+                            Ok(_) => format!("{name} did not end within {timeout:?}; deleted"),
+                            Err(e) => format!(
+                                "{name} did not end within {timeout:?}; deleting it failed: {e}"
+                            ),
+                        },
                         last.and_then(|i| i.status),
                     )
                 }
