@@ -6,6 +6,7 @@
 //! `./scripts/test` installs the control plane (cached); without it a plain
 //! `cargo test` skips this tier, CI never does.
 
+mod chart;
 mod control_plane;
 mod crds;
 mod garbage_collection;

@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::control_plane::{ControlPlane, control_plane, path_str, repo};
 use crate::kubelet::{FakeKubelet, remediator_bin};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -99,13 +99,18 @@ async fn operator_kubeconfig(cp: &ControlPlane, client: &Client, ns: &str, dir: 
         .status
         .and_then(|s| s.token)
         .expect("the API server issued a token");
+    kubeconfig_with_token(cp, &token, &dir.join("operator-kubeconfig"))
+}
+
+/// The admin kubeconfig with its token replaced: another identity on the
+/// same server.
+pub(crate) fn kubeconfig_with_token(cp: &ControlPlane, token: &str, path: &Path) -> PathBuf {
     let admin = std::fs::read_to_string(&cp.kubeconfig).unwrap();
     let start = admin.find("    token: ").unwrap();
     let end = start + admin[start..].find('\n').unwrap();
     let kubeconfig = format!("{}    token: {token}{}", &admin[..start], &admin[end..]);
-    let path = dir.join("operator-kubeconfig");
-    std::fs::write(&path, kubeconfig).unwrap();
-    path
+    std::fs::write(path, kubeconfig).unwrap();
+    path.to_path_buf()
 }
 
 /// One `remediator operator` process on chosen addresses.
@@ -114,7 +119,7 @@ struct Operator {
     metrics: SocketAddr,
 }
 
-fn loopback() -> SocketAddr {
+pub(crate) fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
@@ -177,14 +182,14 @@ async fn operator_behind_service(cluster: &Cluster) -> (Operator, String, Socket
     (operator, url, api, metrics)
 }
 
-async fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+pub(crate) async fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
     let answer = remediator::workspace::http_get(address, path, 1 << 20)
         .await
         .ok()?;
     Some((answer.status, answer.body))
 }
 
-async fn poll<F, Fut>(limit: Duration, mut done: F) -> bool
+pub(crate) async fn poll<F, Fut>(limit: Duration, mut done: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -501,7 +506,7 @@ async fn every_example_incident_resolves_under_the_documented_rbac() {
 
 /// `promtool check metrics` on a real scrape, where promtool is installed
 /// (CI installs it).
-async fn check_metrics_with_promtool(scrape: &str) {
+pub(crate) async fn check_metrics_with_promtool(scrape: &str) {
     let Ok(mut child) = tokio::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
