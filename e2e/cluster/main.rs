@@ -14,5 +14,6 @@ mod kubectl;
 mod kubelet;
 mod operator;
 mod printer_columns;
+mod prometheus;
 mod status_subresource;
 mod validation;
