@@ -104,7 +104,12 @@ def main():
     roles = by_kind.get("ClusterRole", []) + by_kind.get("Role", [])
     operator_roles = [r for r in roles if r["metadata"]["name"].endswith("-operator")]
     lease_roles = [r for r in roles if r["metadata"]["name"].endswith("-leader-election")]
+    optimizer_roles = [r for r in roles if r["metadata"]["name"].endswith("-optimizer")]
     problems = []
+    if any(r["rules"] != rules_of("optimizer-rbac.yaml") for r in optimizer_roles):
+        problems.append("the closed loop's role is not files/optimizer-rbac.yaml")
+    if optimizer_roles and optimizer_roles[0]["kind"] != "Role":
+        problems.append("the closed loop's rights reach beyond its Policy's namespace")
     if len(operator_roles) != 1 or operator_roles[0]["rules"] != rules_of("operator-rbac.yaml"):
         problems.append("the operator's role is not files/operator-rbac.yaml")
     if "--no-leader-election" not in args and (
@@ -118,7 +123,12 @@ def main():
             if "pods/exec" in rule.get("resources", []) or "delete" in rule.get("verbs", []):
                 problems.append(f"{role['metadata']['name']} may exec or delete: {rule}")
     bindings = by_kind.get("ClusterRoleBinding", []) + by_kind.get("RoleBinding", [])
-    agent_sas = [s for s in by_kind.get("ServiceAccount", []) if s["metadata"]["name"] != pod["serviceAccountName"]]
+    agent_sas = [
+        s
+        for s in by_kind.get("ServiceAccount", [])
+        if s["metadata"]["name"] != pod["serviceAccountName"]
+        and s["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "optimizer"
+    ]
     for binding in bindings:
         for subject in binding["subjects"]:
             if subject["name"] in {s["metadata"]["name"] for s in agent_sas}:
@@ -126,7 +136,7 @@ def main():
     for sa in agent_sas:
         if sa.get("automountServiceAccountToken") is not False:
             problems.append(f"agent account {sa['metadata']['namespace']}/{sa['metadata']['name']} mounts its token")
-    check("RBAC: the operator's rules are files/*-rbac.yaml; no wildcard, exec or delete; agents have no rights and no token", problems)
+    check("RBAC: the operator's and the closed loop's rules are files/*-rbac.yaml; no wildcard, exec or delete; agents have no rights and no token", problems)
 
     # NetworkPolicies.
     policies = {(p["metadata"]["namespace"], p["metadata"]["name"].rsplit("-", 1)[-1]): p for p in by_kind.get("NetworkPolicy", [])}

@@ -7,6 +7,7 @@
 //! `cargo test` skips this tier, CI never does.
 
 mod chart;
+mod closed_loop;
 mod control_plane;
 mod crds;
 mod garbage_collection;
