@@ -391,7 +391,10 @@ mod tests {
             verified: None,
             ..status
         };
-        assert!(!LineFacts::of_status(&unverified).fixed, "Resolved without a probe is not a fix");
+        assert!(
+            !LineFacts::of_status(&unverified).fixed,
+            "Resolved without a probe is not a fix"
+        );
     }
 
     pub(crate) fn record(
