@@ -456,7 +456,7 @@ async fn every_example_incident_resolves_under_the_documented_rbac() {
     assert!(names.len() >= 13, "an Incident per scenario: {names:?}");
     // The one under the supervised Policy waits for a person, as a user
     // would see it: AwaitingApproval, then `kubectl annotate`.
-    cluster.approve_each_step("stale-lockfile").await;
+    cluster.approve_each_step("stale-pidfile").await;
     for name in &names {
         let incident = cluster.phase(name, IncidentPhase::Resolved).await;
         assert_resolved(&incident);

@@ -87,7 +87,7 @@ async fn kubectl_get_shows_the_printer_columns() {
             [
                 "stale-lockfile",
                 "stale_lockfile",
-                "supervised",
+                "optimized",
                 "Resolved",
                 "3",
                 "true"

@@ -297,7 +297,7 @@ async fn prometheus_scrapes_a_kube_fanout_and_every_dashboard_and_rule_query_has
     for file in [
         "policy-optimized.yaml",
         "policy-supervised.yaml",
-        "incident-stale-lockfile.yaml",
+        "incident-stale-pidfile.yaml",
     ] {
         chart
             .kubectl(&["apply", "-f", path_str(&examples.join(file))], "")
@@ -385,7 +385,7 @@ async fn prometheus_scrapes_a_kube_fanout_and_every_dashboard_and_rule_query_has
     );
     // The supervised Incident waits for a person while Prometheus looks.
     chart
-        .until_phase("stale-lockfile", IncidentPhase::AwaitingApproval)
+        .until_phase("stale-pidfile", IncidentPhase::AwaitingApproval)
         .await;
     prometheus
         .until("sum(remediator_incidents_total) >= 8")
