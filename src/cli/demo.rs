@@ -1,14 +1,21 @@
 //! `remediator demo`: every scenario of a split, with the baseline and the
-//! optimized policy on the runbook brain, then a side-by-side scorecard.
+//! optimized policy on the runbook brain, side by side; then GEPA and the
+//! iterative optimizer learn hints from real rollouts, and the scorecard
+//! puts baseline, manual, GEPA and iterative on the validation scenarios
+//! none of them trained on.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::common::{self, Recording};
+use super::optimize::{self, OptimizeArgs, OptimizerArg};
+use super::run::BrainArg;
 use crate::agent::confirm::Refuse;
 use crate::crd::IncidentPhase;
+use crate::eval::scorecard;
 use crate::incident::{self, LocalIncident};
 use crate::policy::{self, Overrides};
 use crate::scenario::Split;
@@ -19,6 +26,10 @@ pub struct DemoArgs {
     /// Which scenarios to run.
     #[arg(long, value_enum, default_value_t = SplitArg::Train)]
     pub split: SplitArg,
+    /// Rollouts each optimizer may use to learn a hint (0: skip learning
+    /// and the scorecard of learned hints).
+    #[arg(long, default_value_t = 40)]
+    pub learn_budget: usize,
     #[command(flatten)]
     pub recording: Recording,
 }
@@ -124,11 +135,90 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
         "trajectories: {}",
         trajectory::run_file(&recorder.artifacts_dir, &recorder.run_id).display()
     );
+    if args.learn_budget > 0 {
+        let learned_all_fixed = learn_and_compare(
+            catalog_path,
+            &paths.artifacts_dir.join("demo").join(&recorder.run_id),
+            args.learn_budget,
+        )
+        .await?;
+        all_resolved &= learned_all_fixed;
+    }
     Ok(if all_resolved {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Both optimizers learn from the manual hint with the same budget, into a
+/// directory of this demo run's own (so the user's published hints stay as
+/// they are), then every approach runs on the validation scenarios. True
+/// when every incident of that scorecard was fixed.
+async fn learn_and_compare(
+    catalog_path: Option<PathBuf>,
+    dir: &std::path::Path,
+    budget: usize,
+) -> anyhow::Result<bool> {
+    let recording = Recording {
+        artifacts_dir: dir.to_path_buf(),
+        default_skill_file: dir.join("SKILL.md"),
+        run_id: None,
+    };
+    let mut learned = Vec::new();
+    for optimizer in [OptimizerArg::Gepa, OptimizerArg::Iterative] {
+        println!();
+        let args = OptimizeArgs {
+            optimizer,
+            brain: BrainArg::Runbook,
+            budget,
+            minibatch: 3,
+            seed: 0,
+            from_trajectories: None,
+            concurrency: None,
+            publish: false,
+            policy: "optimized".into(),
+            to_policy: None,
+            namespace: None,
+            model: None,
+            max_merges: 3,
+            patience: crate::optimize::PATIENCE,
+            recording: recording.clone(),
+        };
+        learned.push(optimize::learn(catalog_path.clone(), &args).await?);
+    }
+    // Published only after both ran, so each started from the manual hint.
+    println!();
+    for result in &learned {
+        let published = result.publish()?;
+        println!("{}: {}", result.result.optimizer.as_str(), published.reason);
+    }
+    let paths = recording.paths()?;
+    let recorder = recording.recorder(&paths);
+    let base = policy::resolve("baseline", &Overrides::default(), &paths)?;
+    let env = common::environment(catalog_path.as_deref(), Some(recorder.clone())).await?;
+    let scenarios = scorecard::scenarios(&env.catalog, Some(Split::Validation));
+    let request = scorecard::Request {
+        run_id: recorder.run_id.clone(),
+        split: "validation".into(),
+        scenarios,
+        repeats: 1,
+        concurrency: 2,
+        base,
+        approaches: scorecard::approaches(&paths),
+        trajectory_file: Some(trajectory::run_file(
+            &recorder.artifacts_dir,
+            &recorder.run_id,
+        )),
+    };
+    println!("\nthe validation scenarios, which no optimizer trained on:");
+    let card = scorecard::run(request, Arc::new(env)).await;
+    print!("{}", card.to_summary_table());
+    println!(
+        "learned hints and skill: {dir}\nper scenario: remediator scorecard --split validation --artifacts-dir {dir} --default-skill-file {dir}/SKILL.md",
+        dir = dir.display()
+    );
+    Ok(card.all_fixed())
 }
 
 fn one_line(text: &str, max: usize) -> String {

@@ -106,6 +106,67 @@ pub async fn optimize(
     catalog_path: Option<PathBuf>,
     args: OptimizeArgs,
 ) -> anyhow::Result<ExitCode> {
+    let learned = learn(catalog_path, &args).await?;
+    if args.publish {
+        let published = learned.publish()?;
+        println!(
+            "\nbefore (the hint in use) / after (the learned one):\n{}",
+            published.table
+        );
+        println!("{}", published.reason);
+        for path in &published.written {
+            println!("wrote {}", path.display());
+        }
+        if let Some((client, found)) = &learned.to_policy {
+            let at = format!(
+                "{}/{}",
+                found.namespace().unwrap_or_default(),
+                found.name_any()
+            );
+            if published.published {
+                let version = to_cluster::publish_to_policy(client, found, &learned.result).await?;
+                println!(
+                    "published to Policy {at} as hintVersion {version} (ConfigMap {}); new Incidents follow it",
+                    to_cluster::config_map_name(&found.name_any())
+                );
+            } else {
+                println!("Policy {at} left as it is");
+            }
+        }
+    } else {
+        println!(
+            "not published (use --publish: it is put in use only if its validation score beats the current hint's)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One optimization's result, written to `last_run.json` and not yet in use.
+pub struct Learned {
+    pub result: BestHint,
+    /// Every trajectory the optimization ran or reused: what a skill is
+    /// distilled from when the result is published.
+    pub episodes: Vec<TrajectoryLine>,
+    pub paths: policy::Paths,
+    /// The cluster Policy it learned for (`--to-policy`), and a client.
+    pub to_policy: Option<(kube::Client, crate::crd::Policy)>,
+}
+
+impl Learned {
+    /// Puts the result in use if it validates better than the hint in use.
+    pub fn publish(&self) -> anyhow::Result<publish::Published> {
+        Ok(publish::publish(
+            &self.result,
+            &self.episodes,
+            &self.paths.artifacts_dir,
+            &self.paths.skill_file,
+        )?)
+    }
+}
+
+/// Runs the optimizer the arguments name, prints what it found and writes
+/// `artifacts/<optimizer>/last_run.json`; publishing is the caller's choice.
+pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow::Result<Learned> {
     let optimizer = match args.optimizer {
         OptimizerArg::Gepa => Optimizer::Gepa,
         OptimizerArg::Iterative => Optimizer::Iterative,
@@ -278,43 +339,12 @@ pub async fn optimize(
         "trajectories: {}",
         trajectory::run_file(&recorder.artifacts_dir, &recorder.run_id).display()
     );
-    if args.publish {
-        let published = publish::publish(
-            &result,
-            &episodes_of(&outcome),
-            &paths.artifacts_dir,
-            &paths.skill_file,
-        )?;
-        println!(
-            "\nbefore (the hint in use) / after (the learned one):\n{}",
-            published.table
-        );
-        println!("{}", published.reason);
-        for path in &published.written {
-            println!("wrote {}", path.display());
-        }
-        if let Some((client, found)) = &target {
-            let at = format!(
-                "{}/{}",
-                found.namespace().unwrap_or_default(),
-                found.name_any()
-            );
-            if published.published {
-                let version = to_cluster::publish_to_policy(client, found, &result).await?;
-                println!(
-                    "published to Policy {at} as hintVersion {version} (ConfigMap {}); new Incidents follow it",
-                    to_cluster::config_map_name(&found.name_any())
-                );
-            } else {
-                println!("Policy {at} left as it is");
-            }
-        }
-    } else {
-        println!(
-            "not published (use --publish: it is put in use only if its validation score beats the current hint's)"
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Learned {
+        result,
+        episodes: episodes_of(&outcome),
+        paths,
+        to_policy: target,
+    })
 }
 
 /// The cluster Policy `--to-policy` names, checked before any rollout.

@@ -354,6 +354,11 @@ fn cells(approach: &str, c: &Cell) -> Vec<String> {
 
 impl Scorecard {
     fn rows(&self) -> Vec<Vec<String>> {
+        self.rows_with(true)
+    }
+
+    /// One row per approach, and with `per_scenario` one per scenario under it.
+    fn rows_with(&self, per_scenario: bool) -> Vec<Vec<String>> {
         let mut rows = Vec::new();
         for a in &self.approaches {
             match (&a.missing, &a.all) {
@@ -364,7 +369,7 @@ impl Scorecard {
                 }
                 (None, Some(all)) => {
                     rows.push(cells(&a.name, all));
-                    for c in &a.scenarios {
+                    for c in a.scenarios.iter().filter(|_| per_scenario) {
                         rows.push(cells("", c));
                     }
                 }
@@ -396,8 +401,17 @@ impl Scorecard {
     }
 
     pub fn to_table(&self) -> String {
+        self.table(true)
+    }
+
+    /// The table with one row per approach (all scenarios together).
+    pub fn to_summary_table(&self) -> String {
+        self.table(false)
+    }
+
+    fn table(&self, per_scenario: bool) -> String {
         let headers = Self::headers();
-        let rows = self.rows();
+        let rows = self.rows_with(per_scenario);
         let widths: Vec<usize> = (0..headers.len())
             .map(|i| {
                 rows.iter()
