@@ -15,7 +15,7 @@ use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
-use remediator::crd::{Incident, IncidentPhase, Policy};
+use remediator::crd::{Incident, IncidentPhase, IncidentStatus, Policy};
 use serde::Deserialize;
 use serde_json::json;
 use serde_yaml::Value;
@@ -255,34 +255,37 @@ impl Installed {
 
     /// Waits for `name` to reach `phase`.
     pub async fn until_phase(&self, name: &str, phase: IncidentPhase) -> Incident {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-        loop {
-            let incident = self.incidents().get_opt(name).await.unwrap();
-            let status = incident.as_ref().and_then(|i| i.status.as_ref());
-            if status.is_some_and(|s| s.phase == phase) {
-                return incident.unwrap();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} never got to {phase:?}: {status:#?}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.until(name, Duration::from_secs(180), &format!("{phase:?}"), |s| {
+            s.phase == phase
+        })
+        .await
     }
 
-    /// Waits for `name` to end; panics with the operator's log if it does not.
+    /// Waits for `name` to end.
     pub async fn ended(&self, name: &str, limit: Duration) -> Incident {
+        self.until(name, limit, "an end", |s| s.phase.is_terminal())
+            .await
+    }
+
+    /// Polls `name` until its status satisfies `wanted`; panics with the
+    /// operator's log at the deadline.
+    async fn until(
+        &self,
+        name: &str,
+        limit: Duration,
+        what: &str,
+        wanted: impl Fn(&IncidentStatus) -> bool,
+    ) -> Incident {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let incident = self.incidents().get_opt(name).await.unwrap();
             let status = incident.as_ref().and_then(|i| i.status.as_ref());
-            if status.is_some_and(|s| s.phase.is_terminal()) {
+            if status.is_some_and(&wanted) {
                 return incident.unwrap();
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{name} did not end: {status:#?}\n{}",
+                "{name} never got to {what}: {status:#?}\n{}",
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
