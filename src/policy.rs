@@ -122,7 +122,10 @@ pub fn from_spec(
             source: HintSource::Skill,
             version: Some(format!("policy {name}")),
         },
-        (None, Some(text)) => ResolvedHint::inline(text),
+        (None, Some(text)) => ResolvedHint {
+            version: spec.hint_version.clone(),
+            ..ResolvedHint::inline(text)
+        },
         (None, None) => hint::resolve(
             &paths.skill_file,
             &paths.artifacts_dir,

@@ -6,6 +6,8 @@
 //! `./scripts/test` installs the control plane (cached); without it a plain
 //! `cargo test` skips this tier, CI never does.
 
+mod chart;
+mod closed_loop;
 mod control_plane;
 mod crds;
 mod garbage_collection;
@@ -13,5 +15,6 @@ mod kubectl;
 mod kubelet;
 mod operator;
 mod printer_columns;
+mod prometheus;
 mod status_subresource;
 mod validation;

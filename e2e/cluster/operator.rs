@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::control_plane::{ControlPlane, control_plane, path_str, repo};
 use crate::kubelet::{FakeKubelet, remediator_bin};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -99,13 +99,18 @@ async fn operator_kubeconfig(cp: &ControlPlane, client: &Client, ns: &str, dir: 
         .status
         .and_then(|s| s.token)
         .expect("the API server issued a token");
+    kubeconfig_with_token(cp, &token, &dir.join("operator-kubeconfig"))
+}
+
+/// The admin kubeconfig with its token replaced: another identity on the
+/// same server.
+pub(crate) fn kubeconfig_with_token(cp: &ControlPlane, token: &str, path: &Path) -> PathBuf {
     let admin = std::fs::read_to_string(&cp.kubeconfig).unwrap();
     let start = admin.find("    token: ").unwrap();
     let end = start + admin[start..].find('\n').unwrap();
     let kubeconfig = format!("{}    token: {token}{}", &admin[..start], &admin[end..]);
-    let path = dir.join("operator-kubeconfig");
-    std::fs::write(&path, kubeconfig).unwrap();
-    path
+    std::fs::write(path, kubeconfig).unwrap();
+    path.to_path_buf()
 }
 
 /// One `remediator operator` process on chosen addresses.
@@ -114,7 +119,7 @@ struct Operator {
     metrics: SocketAddr,
 }
 
-fn loopback() -> SocketAddr {
+pub(crate) fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
@@ -177,14 +182,14 @@ async fn operator_behind_service(cluster: &Cluster) -> (Operator, String, Socket
     (operator, url, api, metrics)
 }
 
-async fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+pub(crate) async fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
     let answer = remediator::workspace::http_get(address, path, 1 << 20)
         .await
         .ok()?;
     Some((answer.status, answer.body))
 }
 
-async fn poll<F, Fut>(limit: Duration, mut done: F) -> bool
+pub(crate) async fn poll<F, Fut>(limit: Duration, mut done: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -349,6 +354,50 @@ impl Cluster {
         .await
     }
 
+    /// Approves every action `name` waits on, as a person would with
+    /// `kubectl annotate`, until it ends.
+    async fn approve_each_step(&self, name: &str) {
+        let mut approved = Vec::new();
+        loop {
+            let incident = self
+                .until(name, Duration::from_secs(180), |i| {
+                    i.status.as_ref().is_some_and(|s| {
+                        s.phase.is_terminal()
+                            || s.pending_approval
+                                .as_ref()
+                                .is_some_and(|p| !approved.contains(&p.step))
+                    })
+                })
+                .await;
+            let status = incident.status.unwrap();
+            let Some(pending) = status
+                .pending_approval
+                .filter(|_| !status.phase.is_terminal())
+            else {
+                return;
+            };
+            let annotation = format!("remediator.dev/approve={}", pending.step);
+            let ran = self
+                .cp
+                .kubectl()
+                .run(
+                    &[
+                        "annotate",
+                        "--overwrite",
+                        "-n",
+                        &self.ns,
+                        "incident",
+                        name,
+                        &annotation,
+                    ],
+                    "",
+                )
+                .await;
+            assert_eq!(ran.code, Some(0), "{ran}");
+            approved.push(pending.step);
+        }
+    }
+
     /// Each step the sidecar ran or noted, exactly once, as in status.
     fn assert_no_step_twice(&self, incident: &Incident) {
         let name = incident.metadata.name.clone().unwrap();
@@ -404,18 +453,30 @@ async fn every_example_incident_resolves_under_the_documented_rbac() {
         .into_iter()
         .filter_map(|i| i.metadata.name)
         .collect();
-    assert!(names.len() >= 4, "{names:?}");
+    assert!(names.len() >= 13, "an Incident per scenario: {names:?}");
+    // The one under the supervised Policy waits for a person, as a user
+    // would see it: AwaitingApproval, then `kubectl annotate`.
+    cluster.approve_each_step("stale-pidfile").await;
     for name in &names {
         let incident = cluster.phase(name, IncidentPhase::Resolved).await;
         assert_resolved(&incident);
         cluster.assert_no_step_twice(&incident);
     }
+    let optimized = cluster
+        .incidents()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|i| i.spec.policy_ref.name == "optimized")
+        .count();
     let policies: Api<Policy> = Api::namespaced(cluster.client.clone(), &cluster.ns);
     let scorecard = poll(Duration::from_secs(60), || async {
         let policy = policies.get("optimized").await.unwrap();
         policy
             .status
-            .is_some_and(|s| s.resolved as usize == names.len() && s.fix_rate == Some(1.0))
+            .is_some_and(|s| s.resolved as usize == optimized && s.fix_rate == Some(1.0))
     })
     .await;
     assert!(
@@ -445,7 +506,7 @@ async fn every_example_incident_resolves_under_the_documented_rbac() {
 
 /// `promtool check metrics` on a real scrape, where promtool is installed
 /// (CI installs it).
-async fn check_metrics_with_promtool(scrape: &str) {
+pub(crate) async fn check_metrics_with_promtool(scrape: &str) {
     let Ok(mut child) = tokio::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

@@ -178,6 +178,8 @@ async fn learn_and_compare(
             concurrency: None,
             publish: false,
             policy: "optimized".into(),
+            to_policy: None,
+            namespace: None,
             model: None,
             max_merges: 3,
             patience: crate::optimize::PATIENCE,

@@ -2,6 +2,8 @@
 //! arrivals for a while), a report of what they came to, one trajectory
 //! line per incident. The first Ctrl-C drains (running incidents finish,
 //! nothing new starts), a second aborts them; the report covers what ran.
+//! With `--kube` the incidents are Incidents in a namespace, resolved by
+//! the operator there, and the report is read from their status.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,8 @@ use super::common::{self, Recording};
 use crate::agent::confirm::Refuse;
 use crate::crd::BrainKind;
 use crate::eval::dashboard::{self, View};
-use crate::eval::fanout::{self, Snapshot, Stop};
+use crate::eval::fanout::{self, LocalRunner, Plan, Runner, Snapshot, Stop};
+use crate::eval::kube::KubeRunner;
 use crate::eval::params::FanoutParams;
 use crate::policy::{self, Overrides};
 use crate::trajectory;
@@ -28,9 +31,21 @@ pub struct FanoutArgs {
     /// Workers running incidents at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// baseline, optimized or a Policy file.
+    /// baseline, optimized or a Policy file; with --kube, the name of a
+    /// Policy in the namespace.
     #[arg(long, default_value = "optimized")]
     pub policy: String,
+    /// Create the incidents as Incidents in a cluster (KUBECONFIG or
+    /// in-cluster) and read their outcome from their status.
+    #[arg(long)]
+    pub kube: bool,
+    /// With --kube: the namespace (default: the kubeconfig's).
+    #[arg(long, requires = "kube")]
+    pub namespace: Option<String>,
+    /// With --kube: longest wait for one Incident to end; then it is
+    /// deleted and counted as failed (FanoutTimeout).
+    #[arg(long, default_value_t = 600.0, requires = "kube")]
+    pub incident_timeout_s: f64,
     #[arg(long, value_enum)]
     pub brain: Option<BrainArg>,
     /// Let the runbook brain take over when the LLM fails (recorded).
@@ -113,6 +128,19 @@ impl FanoutArgs {
 }
 
 pub async fn fanout(catalog_path: Option<PathBuf>, args: FanoutArgs) -> anyhow::Result<ExitCode> {
+    let (plan, runner) = if args.kube {
+        kube_plan(catalog_path.as_deref(), &args).await?
+    } else {
+        local_plan(catalog_path.as_deref(), &args).await?
+    };
+    run_plan(plan, runner, &args).await
+}
+
+/// Incidents on this machine, each recording its trajectory line.
+async fn local_plan(
+    catalog_path: Option<&std::path::Path>,
+    args: &FanoutArgs,
+) -> anyhow::Result<(Plan, Arc<dyn Runner>)> {
     let paths = args.recording.paths()?;
     let recorder = args.recording.recorder(&paths);
     let overrides = Overrides {
@@ -125,7 +153,7 @@ pub async fn fanout(catalog_path: Option<PathBuf>, args: FanoutArgs) -> anyhow::
         ..Overrides::default()
     };
     // Everything a user can get wrong is checked before anything starts.
-    let catalog = crate::scenario::load_catalog(catalog_path.as_deref())?;
+    let catalog = crate::scenario::load_catalog(catalog_path)?;
     let policy = policy::resolve(&args.policy, &overrides, &paths)?;
     let file = trajectory::run_file(&recorder.artifacts_dir, &recorder.run_id);
     let plan = args.params().plan(
@@ -134,7 +162,7 @@ pub async fn fanout(catalog_path: Option<PathBuf>, args: FanoutArgs) -> anyhow::
         &recorder.run_id,
         Some(file.display().to_string()),
     )?;
-    let env = Arc::new(common::environment(catalog_path.as_deref(), Some(recorder)).await?);
+    let env = Arc::new(common::environment(catalog_path, Some(recorder)).await?);
     // An LLM brain that cannot be built would fail every incident alike.
     let spec = &plan.policy.spec;
     if spec.brain == BrainKind::Llm && !spec.allow_fallback {
@@ -143,6 +171,84 @@ pub async fn fanout(catalog_path: Option<PathBuf>, args: FanoutArgs) -> anyhow::
                 anyhow::anyhow!("{e} (or let the runbook brain take over: --allow-fallback)")
             })?;
     }
+    let runner = Arc::new(LocalRunner {
+        policy: plan.policy.clone(),
+        env,
+        confirmer: Arc::new(Refuse),
+    });
+    Ok((plan, runner))
+}
+
+/// Incidents in a cluster under a Policy that is there; nothing is
+/// recorded here (the operator keeps the status).
+async fn kube_plan(
+    catalog_path: Option<&std::path::Path>,
+    args: &FanoutArgs,
+) -> anyhow::Result<(Plan, Arc<dyn Runner>)> {
+    let local_only = [
+        (args.brain.is_some(), "--brain"),
+        (args.allow_fallback, "--allow-fallback"),
+        (args.auto_confirm, "--auto-confirm"),
+    ];
+    if let Some((_, flag)) = local_only.iter().find(|(given, _)| *given) {
+        anyhow::bail!(
+            "{flag} is for local incidents; with --kube the Policy `{}` decides (edit it with kubectl)",
+            args.policy
+        );
+    }
+    if !(args.incident_timeout_s.is_finite() && args.incident_timeout_s > 0.0) {
+        anyhow::bail!(
+            "--incident-timeout-s must be a positive number of seconds, not {}",
+            args.incident_timeout_s
+        );
+    }
+    let catalog = crate::scenario::load_catalog(catalog_path)?;
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let policies: kube::Api<crate::crd::Policy> = kube::Api::namespaced(client.clone(), &namespace);
+    let found = policies
+        .get_opt(&args.policy)
+        .await
+        .with_context(|| format!("reading Policy {namespace}/{}", args.policy))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "there is no Policy `{}` in namespace {namespace}: kubectl apply -n {namespace} -f examples/ (or name one that is there with --policy)",
+                args.policy
+            )
+        })?;
+    let nowhere = policy::Paths {
+        artifacts_dir: "/nonexistent/artifacts".into(),
+        skill_file: "/nonexistent/SKILL.md".into(),
+    };
+    let mut resolved =
+        policy::from_spec(&args.policy, &found.spec, &Overrides::default(), &nowhere)?;
+    resolved.generation = found.metadata.generation;
+    let run_id = args
+        .recording
+        .run_id
+        .clone()
+        .unwrap_or_else(trajectory::new_run_id);
+    let plan = args.params().plan(&catalog, resolved, &run_id, None)?;
+    let runner = Arc::new(KubeRunner {
+        api: kube::Api::namespaced(client, &namespace),
+        policy: args.policy.clone(),
+        run_id,
+        timeout: std::time::Duration::from_secs_f64(args.incident_timeout_s),
+    });
+    Ok((plan, runner))
+}
+
+/// Runs the plan with its runner, shows it, prints the report.
+async fn run_plan(
+    plan: Plan,
+    runner: Arc<dyn Runner>,
+    args: &FanoutArgs,
+) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop) = watch::channel(Stop::Run);
     let (live, watcher) = watch::channel(Snapshot::initial(
         plan.info.clone(),
@@ -152,7 +258,7 @@ pub async fn fanout(catalog_path: Option<PathBuf>, args: FanoutArgs) -> anyhow::
     let view = View::choose(args.dashboard, args.output == FanoutFormat::Json);
     let signals = tokio::spawn(stop_on_signals(stop_tx));
     let shown = tokio::spawn(dashboard::follow(watcher, view));
-    let finished = fanout::run(plan, env, Arc::new(Refuse), stop, &live).await;
+    let finished = fanout::run_with(plan, runner, stop, &live).await;
     signals.abort();
     shown.await.context("the dashboard task failed")?;
     for record in finished.records.iter().filter(|r| r.record_error.is_some()) {

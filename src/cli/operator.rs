@@ -59,6 +59,10 @@ pub struct OperatorArgs {
     pub seccomp_profile: String,
     #[arg(long, default_value_t = 65532)]
     pub run_as_user: i64,
+    /// false: scenario Pods and agents run in a user namespace of their own
+    /// (`hostUsers: false`, Kubernetes 1.33+ where the runtime supports it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub host_users: bool,
 }
 
 pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result<ExitCode> {
@@ -86,6 +90,7 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
             agent_service_account: args.agent_service_account,
             seccomp_profile: args.seccomp_profile,
             run_as_user: args.run_as_user,
+            host_users: args.host_users,
             ..Settings::default()
         },
         catalog,

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use kube::ResourceExt;
 
 use super::common::{self, Recording};
 use super::run::BrainArg;
@@ -23,7 +24,7 @@ use crate::optimize::reflect::Reflector;
 use crate::optimize::reflect::deterministic::Deterministic;
 use crate::optimize::reflect::llm::LlmReflector;
 use crate::optimize::{
-    Optimizer, Outcome, Run, Settings, general, gepa, iterative, publish, score,
+    Optimizer, Outcome, Run, Settings, general, gepa, iterative, publish, score, to_cluster,
 };
 use crate::policy::{self, Overrides};
 use crate::scenario::Split;
@@ -57,6 +58,20 @@ pub struct OptimizeArgs {
     /// The policy rollouts follow (baseline, optimized or a Policy file); its hint is the seed.
     #[arg(long, default_value = "optimized")]
     pub policy: String,
+    /// A Policy in the cluster (KUBECONFIG or in-cluster) that sets
+    /// followOptimizer: rollouts follow it, its hint is the seed, and a
+    /// published hint replaces it (with hintVersion; ConfigMap
+    /// `<policy>-hint` records it). Incidents already running keep theirs.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        requires = "publish",
+        conflicts_with = "policy"
+    )]
+    pub to_policy: Option<String>,
+    /// With --to-policy: its namespace (default: the kubeconfig's).
+    #[arg(long, requires = "to_policy")]
+    pub namespace: Option<String>,
     /// LLM model (for --brain llm: rollouts and reflection).
     #[arg(long)]
     pub model: Option<String>,
@@ -102,6 +117,22 @@ pub async fn optimize(
         for path in &published.written {
             println!("wrote {}", path.display());
         }
+        if let Some((client, found)) = &learned.to_policy {
+            let at = format!(
+                "{}/{}",
+                found.namespace().unwrap_or_default(),
+                found.name_any()
+            );
+            if published.published {
+                let version = to_cluster::publish_to_policy(client, found, &learned.result).await?;
+                println!(
+                    "published to Policy {at} as hintVersion {version} (ConfigMap {}); new Incidents follow it",
+                    to_cluster::config_map_name(&found.name_any())
+                );
+            } else {
+                println!("Policy {at} left as it is");
+            }
+        }
     } else {
         println!(
             "not published (use --publish: it is put in use only if its validation score beats the current hint's)"
@@ -117,6 +148,8 @@ pub struct Learned {
     /// distilled from when the result is published.
     pub episodes: Vec<TrajectoryLine>,
     pub paths: policy::Paths,
+    /// The cluster Policy it learned for (`--to-policy`), and a client.
+    pub to_policy: Option<(kube::Client, crate::crd::Policy)>,
 }
 
 impl Learned {
@@ -148,8 +181,15 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         model: args.model.clone(),
         ..Overrides::default()
     };
-    let policy = policy::resolve(&args.policy, &overrides, &paths)
-        .context("resolving the policy whose hint is the seed")?;
+    let target = match &args.to_policy {
+        Some(name) => Some(cluster_policy(name, args.namespace.as_deref()).await?),
+        None => None,
+    };
+    let policy = match &target {
+        Some((_, found)) => policy::from_spec(&found.name_any(), &found.spec, &overrides, &paths),
+        None => policy::resolve(&args.policy, &overrides, &paths),
+    }
+    .context("resolving the policy whose hint is the seed")?;
     let recorded = match &args.from_trajectories {
         Some(dir) => {
             let (lines, malformed) = trajectory::read_runs(dir)
@@ -303,7 +343,21 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         result,
         episodes: episodes_of(&outcome),
         paths,
+        to_policy: target,
     })
+}
+
+/// The cluster Policy `--to-policy` names, checked before any rollout.
+async fn cluster_policy(
+    name: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<(kube::Client, crate::crd::Policy)> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API for --to-policy (KUBECONFIG or in-cluster)")?;
+    let namespace = namespace.map_or_else(|| client.default_namespace().to_string(), String::from);
+    let policy = to_cluster::following_policy(&client, &namespace, name).await?;
+    Ok((client, policy))
 }
 
 /// Every trajectory the optimization ran or reused.

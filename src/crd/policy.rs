@@ -64,6 +64,16 @@ pub struct PolicySpec {
     /// the baseline hint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Which published hint `hint` is: set with it by `remediator optimize
+    /// --publish --to-policy` and named in each Incident's
+    /// `status.agent.hintVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint_version: Option<String>,
+    /// Let `remediator optimize --publish --to-policy` replace `hint` with
+    /// a learned one that validates better. Incidents already running keep
+    /// the hint they started with.
+    #[serde(default)]
+    pub follow_optimizer: bool,
     /// A SKILL.md runbook; it wins over the hint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<String>,

@@ -22,6 +22,23 @@ fn committed_crds_are_current() {
     }
 }
 
+/// Helm installs the CRDs from the chart's own `crds/`, which must be
+/// the generated ones too.
+#[test]
+fn the_charts_crds_are_the_generated_ones() {
+    for (name, yaml) in crds_yaml().unwrap() {
+        let path = repo()
+            .join("charts/remediator/crds")
+            .join(format!("{name}.yaml"));
+        let copy = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            copy == yaml,
+            "{} differs from crds/{name}.yaml: run `cargo run -- crd --out-dir charts/remediator/crds`",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn crd_document_is_incident_then_policy() {
     let doc = crds_document().unwrap();

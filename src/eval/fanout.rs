@@ -1,16 +1,19 @@
 //! Many incidents at once: arrivals go into a severity-ordered queue, C
 //! workers take the most severe waiting incident and refill as each one
-//! finishes. Every incident is a real `incident::run` (its own scratch
-//! root, leased port and sandboxed commands) and records its trajectory
-//! line; the harness adds only its clock (arrival, start, wait). A stop
-//! asks to drain (no new starts, running incidents finish) or to abort
-//! (running incidents are dropped, which stops their services and removes
-//! their roots); the report covers what ran either way.
+//! finishes. Every incident is real: on this machine an `incident::run`
+//! (its own scratch root, leased port and sandboxed commands) that records
+//! its trajectory line, or in a cluster an Incident the operator resolves
+//! (`super::kube`); the harness adds only its clock (arrival, start,
+//! wait). A stop asks to drain (no new starts, running incidents finish)
+//! or to abort (running incidents are dropped, which stops their services
+//! and removes their roots, or deletes their Incidents); the report covers
+//! what ran either way.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -115,8 +118,40 @@ pub fn incident_name(seq: u64, scenario: &str) -> String {
     format!("fo-{seq:05}-{}", scenario.replace('_', "-"))
 }
 
+/// Runs one arrived incident to its end and says what it came to. Dropping
+/// the future aborts the incident.
+pub trait Runner: Send + Sync + 'static {
+    /// The incident's name for arrival `seq`.
+    fn name(&self, seq: u64, scenario: &str) -> String {
+        incident_name(seq, scenario)
+    }
+    fn run(&self, name: String, scenario: String) -> BoxFuture<'static, Outcome>;
+}
+
+/// Incidents on this machine: `incident::run` under the plan's policy.
+pub struct LocalRunner {
+    pub policy: ResolvedPolicy,
+    pub env: Arc<Environment>,
+    pub confirmer: Arc<dyn Confirmer>,
+}
+
+impl Runner for LocalRunner {
+    fn run(&self, name: String, scenario: String) -> BoxFuture<'static, Outcome> {
+        let incident = LocalIncident {
+            name,
+            scenario,
+            policy: self.policy.clone(),
+            classifier_off: false,
+            keep: false,
+        };
+        let (env, confirmer) = (self.env.clone(), self.confirmer.clone());
+        Box::pin(async move { incident::run(&incident, &env, confirmer.as_ref()).await })
+    }
+}
+
 struct Running {
     worker: usize,
+    name: String,
     arrival: Arrival,
     arrival_s: f64,
     started_s: f64,
@@ -182,12 +217,28 @@ impl State {
     }
 }
 
-/// Runs the plan to its end (or to a stop) and returns what ran. `live`
-/// gets a snapshot after every arrival, start and completion.
+/// Runs the plan on this machine to its end (or to a stop) and returns
+/// what ran. `live` gets a snapshot after every arrival, start and
+/// completion.
 pub async fn run(
     plan: Plan,
     env: Arc<Environment>,
     confirmer: Arc<dyn Confirmer>,
+    stop: watch::Receiver<Stop>,
+    live: &watch::Sender<Snapshot>,
+) -> Finished {
+    let runner = Arc::new(LocalRunner {
+        policy: plan.policy.clone(),
+        env,
+        confirmer,
+    });
+    run_with(plan, runner, stop, live).await
+}
+
+/// Runs the plan with `runner` doing each incident.
+pub async fn run_with(
+    plan: Plan,
+    runner: Arc<dyn Runner>,
     mut stop: watch::Receiver<Stop>,
     live: &watch::Sender<Snapshot>,
 ) -> Finished {
@@ -235,7 +286,7 @@ pub async fn run(
                 let Some(arrival) = state.queue.pop() else {
                     break;
                 };
-                let name = incident_name(arrival.seq, &arrival.scenario);
+                let name = runner.name(arrival.seq, &arrival.scenario);
                 let started_s = state.elapsed_s();
                 let arrival_s = state.arrived_at.remove(&arrival.seq).unwrap_or(started_s);
                 state.workers[worker] = Some(Active {
@@ -245,20 +296,12 @@ pub async fn run(
                     severity: arrival.severity,
                     started_s,
                 });
-                let incident = LocalIncident {
-                    name,
-                    scenario: arrival.scenario.clone(),
-                    policy: plan.policy.clone(),
-                    classifier_off: false,
-                    keep: false,
-                };
-                let (env, confirmer) = (env.clone(), confirmer.clone());
-                let handle = tasks
-                    .spawn(async move { incident::run(&incident, &env, confirmer.as_ref()).await });
+                let handle = tasks.spawn(runner.run(name.clone(), arrival.scenario.clone()));
                 running.insert(
                     handle.id(),
                     Running {
                         worker,
+                        name,
                         arrival,
                         arrival_s,
                         started_s,
@@ -287,7 +330,8 @@ pub async fn run(
                 state.workers[done.worker] = None;
                 match outcome {
                     Some(outcome) => {
-                        let record = record_of(&done, &outcome, &run_id, plan.links.as_ref());
+                        let finished_s = state.elapsed_s();
+                        let record = record_of(&done, &outcome, &run_id, plan.links.as_ref(), finished_s);
                         state.last_done_s = state.elapsed_s();
                         state.recent.push_front(record.clone());
                         state.recent.truncate(RECENT);
@@ -373,26 +417,26 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
+/// What one incident came to. Without a trajectory line (a cluster's
+/// incident, or one whose line could not be made) the facts come from its
+/// status, and its service time is its time to resolve, else the harness's
+/// clock from start to end.
 fn record_of(
     done: &Running,
     outcome: &Outcome,
     run_id: &str,
     links: Option<&TraceLinks>,
+    finished_s: f64,
 ) -> IncidentRecord {
-    let name = incident_name(done.arrival.seq, &done.arrival.scenario);
+    let name = done.name.clone();
     let status = &outcome.status;
     let (facts, service_s, trace_key) = match &outcome.trajectory {
         Some(line) => (LineFacts::of(line), line.latency_s, line.trace_key.clone()),
         None => (
-            LineFacts {
-                fixed: false,
-                steps: status.steps,
-                max_risk: status.max_risk_seen,
-                refused: 0,
-                confirmations: 0,
-                fallback_used: false,
-            },
-            0.0,
+            LineFacts::of_status(status),
+            status
+                .time_to_resolve_seconds
+                .unwrap_or((finished_s - done.started_s).max(0.0)),
             format!("{run_id}:{name}"),
         ),
     };

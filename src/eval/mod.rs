@@ -6,6 +6,7 @@
 pub mod arrivals;
 pub mod dashboard;
 pub mod fanout;
+pub mod kube;
 pub mod mix;
 pub mod params;
 pub mod plot;

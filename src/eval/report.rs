@@ -80,6 +80,30 @@ impl LineFacts {
     }
 }
 
+impl LineFacts {
+    /// The same facts from an Incident's status, as the operator wrote it.
+    pub fn of_status(status: &crate::crd::IncidentStatus) -> Self {
+        use crate::crd::{Decision, IncidentPhase};
+        Self {
+            fixed: status.phase == IncidentPhase::Resolved
+                && status.verified.as_ref().is_some_and(|v| v.healthy),
+            steps: status.steps,
+            max_risk: status.max_risk_seen,
+            refused: status
+                .actions
+                .iter()
+                .filter(|a| matches!(a.decision, Decision::Denied | Decision::Rejected))
+                .count() as u32,
+            confirmations: status
+                .actions
+                .iter()
+                .filter(|a| a.decided_by != "gate")
+                .count() as u32,
+            fallback_used: status.agent.as_ref().is_some_and(|a| a.fallback_used),
+        }
+    }
+}
+
 /// How a run was made, for the report's header.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
@@ -344,6 +368,33 @@ mod tests {
             http_status: None,
             observation: String::new(),
         }
+    }
+
+    #[test]
+    fn status_facts_match_what_the_operator_wrote() {
+        let action = |step: u32, decision: &str, by: &str| {
+            serde_json::json!({"step": step, "kind": "exec", "command": "x", "risk": "MEDIUM",
+                "decision": decision, "decidedBy": by, "durationMs": 1})
+        };
+        let status: crate::crd::IncidentStatus = serde_json::from_value(serde_json::json!({
+            "phase": "Resolved", "steps": 3, "maxRiskSeen": "MEDIUM",
+            "verified": {"healthy": true, "httpStatus": 200, "checkedAt": "2026-11-26T00:00:00Z"},
+            "actions": [action(1, "Allowed", "gate"), action(2, "Rejected", "annotation"),
+                action(3, "Confirmed", "annotation")],
+        }))
+        .unwrap();
+        let facts = LineFacts::of_status(&status);
+        assert!(facts.fixed);
+        assert_eq!((facts.steps, facts.refused, facts.confirmations), (3, 1, 2));
+        assert_eq!(facts.max_risk, Some(SecurityRisk::Medium));
+        let unverified = crate::crd::IncidentStatus {
+            verified: None,
+            ..status
+        };
+        assert!(
+            !LineFacts::of_status(&unverified).fixed,
+            "Resolved without a probe is not a fix"
+        );
     }
 
     pub(crate) fn record(

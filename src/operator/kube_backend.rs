@@ -182,7 +182,7 @@ impl Backend for KubeBackend {
             write_status(&self.client, key, &status)
                 .await
                 .map_err(unavailable)?;
-            self.metrics.record_actions(records);
+            self.metrics.record_actions(&session.policy_name, records);
             let newly_waiting = match &session.episode.waiting {
                 Waiting::Approval(approval) => previous
                     .pending_approval
@@ -192,7 +192,6 @@ impl Backend for KubeBackend {
                 _ => None,
             };
             if let Some(approval) = newly_waiting {
-                self.metrics.approvals_pending.inc();
                 let event = Event {
                     type_: EventType::Normal,
                     reason: "ApprovalRequested".into(),
@@ -214,10 +213,6 @@ impl Backend for KubeBackend {
                     .recorder
                     .publish(&event, &incident.object_ref(&()))
                     .await;
-            } else if previous.pending_approval.is_some()
-                && !matches!(session.episode.waiting, Waiting::Approval(_))
-            {
-                self.metrics.approvals_pending.dec();
             }
             Ok(())
         })

@@ -1,11 +1,11 @@
 //! The operator's metrics, one registry, prefix `remediator_`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::crd::{ActionRecord, IncidentStatus};
+use crate::crd::{ActionRecord, Incident, IncidentStatus};
 
 pub struct Metrics {
     registry: Registry,
@@ -13,7 +13,10 @@ pub struct Metrics {
     pub incident_steps: HistogramVec,
     pub time_to_resolve: HistogramVec,
     pub actions: IntCounterVec,
-    pub approvals_pending: IntGauge,
+    /// Set from the Incidents the leader sees ([`Metrics::observe_pending`]),
+    /// so a restarted or new leader reports what is really waiting.
+    pub approvals_pending: IntGaugeVec,
+    pub approval_wait: GaugeVec,
     pub llm_tokens: IntCounterVec,
     pub reconcile_duration: Histogram,
     pub reconcile_errors: IntCounter,
@@ -55,14 +58,25 @@ impl Metrics {
         let actions = IntCounterVec::new(
             Opts::new(
                 "actions_total",
-                "Actions the gate decided, by risk and decision",
+                "Actions the gate decided, by policy, risk and decision",
             ),
-            &["risk", "decision"],
+            &["policy", "risk", "decision"],
         )
         .expect("valid metric");
-        let approvals_pending = IntGauge::new(
-            "approvals_pending",
-            "Actions waiting for an approve/reject annotation",
+        let approvals_pending = IntGaugeVec::new(
+            Opts::new(
+                "approvals_pending",
+                "Actions waiting for an approve/reject annotation, by policy",
+            ),
+            &["policy"],
+        )
+        .expect("valid metric");
+        let approval_wait = GaugeVec::new(
+            Opts::new(
+                "approval_oldest_wait_seconds",
+                "How long the oldest pending approval has waited, by policy",
+            ),
+            &["policy"],
         )
         .expect("valid metric");
         let llm_tokens = IntCounterVec::new(
@@ -70,6 +84,11 @@ impl Metrics {
             &["direction"],
         )
         .expect("valid metric");
+        // Both directions exist from the start, at 0, so a dashboard shows
+        // "no tokens yet" rather than "no data".
+        for direction in ["prompt", "completion"] {
+            llm_tokens.with_label_values(&[direction]);
+        }
         let reconcile_duration = Histogram::with_opts(
             HistogramOpts::new("reconcile_duration_seconds", "Time one reconcile took").buckets(
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
@@ -84,6 +103,7 @@ impl Metrics {
             Box::new(time_to_resolve.clone()),
             Box::new(actions.clone()),
             Box::new(approvals_pending.clone()),
+            Box::new(approval_wait.clone()),
             Box::new(llm_tokens.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(reconcile_errors.clone()),
@@ -99,6 +119,7 @@ impl Metrics {
             time_to_resolve,
             actions,
             approvals_pending,
+            approval_wait,
             llm_tokens,
             reconcile_duration,
             reconcile_errors,
@@ -112,11 +133,53 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 
-    pub fn record_actions(&self, records: &[ActionRecord]) {
+    /// Actions the gate decided for an incident under `policy`.
+    pub fn record_actions(&self, policy: &str, records: &[ActionRecord]) {
         for record in records {
             self.actions
-                .with_label_values(&[&record.risk.to_string(), &format!("{:?}", record.decision)])
+                .with_label_values(&[
+                    policy,
+                    &record.risk.to_string(),
+                    &format!("{:?}", record.decision),
+                ])
                 .inc();
+        }
+    }
+
+    /// Sets the approval gauges from the Incidents as they are now: every
+    /// one that waits for an approve/reject annotation counts, under the
+    /// Policy it runs with; policies with nothing waiting drop out.
+    pub fn observe_pending<'a>(
+        &self,
+        incidents: impl IntoIterator<Item = &'a Incident>,
+        now: k8s_openapi::jiff::Timestamp,
+    ) {
+        self.approvals_pending.reset();
+        self.approval_wait.reset();
+        for incident in incidents {
+            let Some(status) = incident.status.as_ref() else {
+                continue;
+            };
+            let Some(pending) = status.pending_approval.as_ref() else {
+                continue;
+            };
+            if status.phase.is_terminal() {
+                continue;
+            }
+            let policy = status
+                .agent
+                .as_ref()
+                .and_then(|a| a.policy.clone())
+                .unwrap_or_else(|| incident.spec.policy_ref.name.clone());
+            self.approvals_pending.with_label_values(&[&policy]).inc();
+            let waited = (now - pending.requested_at.0)
+                .total(k8s_openapi::jiff::Unit::Second)
+                .unwrap_or(0.0)
+                .max(0.0);
+            let oldest = self.approval_wait.with_label_values(&[&policy]);
+            if waited > oldest.get() {
+                oldest.set(waited);
+            }
         }
     }
 
@@ -153,6 +216,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{IncidentPhase, IncidentSpec, PendingApproval, PolicyRef};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
     fn every_metric_is_exposed_under_the_prefix() {
@@ -162,7 +227,12 @@ mod tests {
             ..IncidentStatus::default()
         };
         metrics.record_outcome("s", &resolved);
-        metrics.actions.with_label_values(&["LOW", "Allowed"]).inc();
+        metrics
+            .actions
+            .with_label_values(&["p", "LOW", "Allowed"])
+            .inc();
+        metrics.approvals_pending.with_label_values(&["p"]).set(0);
+        metrics.approval_wait.with_label_values(&["p"]).set(0.0);
         metrics.llm_tokens.with_label_values(&["prompt"]).inc();
         metrics.reconcile_duration.observe(0.01);
         metrics.reconcile_errors.inc();
@@ -173,11 +243,70 @@ mod tests {
             "remediator_time_to_resolve_seconds",
             "remediator_actions_total",
             "remediator_approvals_pending",
+            "remediator_approval_oldest_wait_seconds",
             "remediator_llm_tokens_total",
             "remediator_reconcile_duration_seconds",
             "remediator_reconcile_errors_total",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }
+    }
+
+    fn waiting(policy: &str, phase: IncidentPhase, waited_s: i64) -> Incident {
+        let now = k8s_openapi::jiff::Timestamp::from_second(1_000_000).unwrap();
+        let mut incident = Incident::new(
+            "i",
+            IncidentSpec {
+                scenario: "s".into(),
+                policy_ref: PolicyRef {
+                    name: policy.into(),
+                },
+            },
+        );
+        incident.status = Some(IncidentStatus {
+            phase,
+            pending_approval: Some(PendingApproval {
+                step: 2,
+                kind: "exec".into(),
+                command: "rm -f service.lock".into(),
+                risk: crate::risk::SecurityRisk::Medium,
+                reason: "MEDIUM needs confirmation".into(),
+                requested_at: Time(now - k8s_openapi::jiff::SignedDuration::from_secs(waited_s)),
+            }),
+            ..IncidentStatus::default()
+        });
+        incident
+    }
+
+    #[test]
+    fn pending_approvals_come_from_the_incidents_as_they_are_now() {
+        let metrics = Metrics::new();
+        let now = k8s_openapi::jiff::Timestamp::from_second(1_000_000).unwrap();
+        let incidents = [
+            waiting("careful", IncidentPhase::AwaitingApproval, 30),
+            waiting("careful", IncidentPhase::AwaitingApproval, 90),
+            waiting("other", IncidentPhase::AwaitingApproval, 5),
+            // Finished incidents wait for nothing, whatever status still says.
+            waiting("done", IncidentPhase::Failed, 500),
+        ];
+        metrics.observe_pending(&incidents, now);
+        let text = metrics.render();
+        assert!(
+            text.contains("remediator_approvals_pending{policy=\"careful\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("remediator_approval_oldest_wait_seconds{policy=\"careful\"} 90"),
+            "{text}"
+        );
+        assert!(
+            text.contains("remediator_approvals_pending{policy=\"other\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("policy=\"done\""), "{text}");
+        // Approved since: the policy drops out instead of staying at a stale count.
+        metrics.observe_pending(&incidents[2..3], now);
+        let text = metrics.render();
+        assert!(!text.contains("policy=\"careful\""), "{text}");
     }
 }

@@ -38,6 +38,9 @@ pub struct Settings {
     /// `RuntimeDefault`, or `Localhost:<profile>` for a profile that lets
     /// the sandbox create its namespaces.
     pub seccomp_profile: String,
+    /// false: the Pods get `hostUsers: false`, a user namespace of their
+    /// own, so root inside is not root on the node.
+    pub host_users: bool,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             sandbox_port: 7070,
             run_as_user: 65532,
             seccomp_profile: "RuntimeDefault".into(),
+            host_users: true,
         }
     }
 }
@@ -158,6 +162,11 @@ fn pod_security(settings: &Settings) -> PodSecurityContext {
         seccomp_profile: Some(seccomp),
         ..PodSecurityContext::default()
     }
+}
+
+/// Unset unless asked for: `hostUsers: false` needs a runtime that supports it.
+fn host_users(settings: &Settings) -> Option<bool> {
+    (!settings.host_users).then_some(false)
 }
 
 fn secret_volume(name: &str, secret: String, items: Option<Vec<KeyToPath>>) -> Volume {
@@ -272,6 +281,7 @@ pub fn scenario_pod(incident: &Incident, policy: &PolicySpec, settings: &Setting
             enable_service_links: Some(false),
             restart_policy: Some("Never".into()),
             security_context: Some(pod_security(settings)),
+            host_users: host_users(settings),
             ..PodSpec::default()
         }),
         status: None,
@@ -343,6 +353,7 @@ pub fn agent_job(incident: &Incident, policy: &PolicySpec, settings: &Settings) 
                     enable_service_links: Some(false),
                     restart_policy: Some("OnFailure".into()),
                     security_context: Some(pod_security(settings)),
+                    host_users: host_users(settings),
                     ..PodSpec::default()
                 }),
             },

@@ -95,11 +95,18 @@ pub async fn run(
         }
     };
 
+    // The Incidents the leader watches, once it leads: the approval gauges
+    // are read from them at each scrape.
+    let seen: Seen = Arc::default();
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state((leadership.clone(), metrics.clone()));
+        .with_state(Ops {
+            leadership: leadership.clone(),
+            metrics: metrics.clone(),
+            seen: seen.clone(),
+        });
     let ops_listener = tokio::net::TcpListener::bind(config.metrics_listen)
         .await
         .with_context(|| format!("listening on {}", config.metrics_listen))?;
@@ -194,6 +201,7 @@ pub async fn run(
     // The Incident cache the Policy scorecards read; filled before any
     // Policy is reconciled, so no scorecard is computed from a partial list.
     let (incident_cache, cache_writer) = kube::runtime::reflector::store::<Incident>();
+    let _ = seen.set(incident_cache.clone());
     let incidents: Api<Incident> = api_for(&client, &config.namespace);
     let reflect = kube::runtime::reflector(
         cache_writer,
@@ -267,8 +275,18 @@ async fn finish(
     Ok(())
 }
 
-async fn readyz(State((leadership, _)): State<(Leadership, Arc<Metrics>)>) -> Response {
-    if leadership.is_leader() {
+type Seen = Arc<std::sync::OnceLock<kube::runtime::reflector::Store<Incident>>>;
+
+/// What the health and metrics endpoints read.
+#[derive(Clone)]
+struct Ops {
+    leadership: Leadership,
+    metrics: Arc<Metrics>,
+    seen: Seen,
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    if ops.leadership.is_leader() {
         (StatusCode::OK, "leading").into_response()
     } else {
         (
@@ -279,10 +297,17 @@ async fn readyz(State((leadership, _)): State<(Leadership, Arc<Metrics>)>) -> Re
     }
 }
 
-async fn metrics_text(State((_, metrics)): State<(Leadership, Arc<Metrics>)>) -> Response {
+async fn metrics_text(State(ops): State<Ops>) -> Response {
+    if let Some(store) = ops.seen.get() {
+        let incidents = store.state();
+        ops.metrics.observe_pending(
+            incidents.iter().map(|i| i.as_ref()),
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+    }
     (
         [("content-type", "text/plain; version=0.0.4")],
-        metrics.render(),
+        ops.metrics.render(),
     )
         .into_response()
 }

@@ -29,6 +29,7 @@ pub mod reflect;
 pub mod rng;
 pub mod score;
 pub mod strategy;
+pub mod to_cluster;
 
 use std::collections::BTreeSet;
 

@@ -189,3 +189,22 @@ fn a_localhost_seccomp_profile_is_named() {
         ("Localhost", Some("remediator-sandbox.json"))
     );
 }
+
+#[test]
+fn host_users_false_gives_scenario_pods_and_agents_a_user_namespace() {
+    let isolated = Settings {
+        host_users: false,
+        ..Settings::default()
+    };
+    let policy = PolicySpec::default();
+    let pod = scenario_pod(&incident(), &policy, &isolated).spec.unwrap();
+    let job = agent_job(&incident(), &policy, &isolated);
+    let agent = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        (pod.host_users, agent.host_users),
+        (Some(false), Some(false))
+    );
+    // The default leaves the field unset: not every runtime supports it.
+    let shared = scenario_pod(&incident(), &policy, &Settings::default());
+    assert_eq!(shared.spec.unwrap().host_users, None);
+}
