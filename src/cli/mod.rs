@@ -51,7 +51,7 @@ pub enum Command {
     Scenario(ScenarioCommand),
     /// Resolve one incident locally and print the status the operator would write.
     Run(run::RunArgs),
-    /// Every train scenario with the baseline and the optimized policy, side by side.
+    /// Every train scenario with the baseline and the optimized policy, then hints learned by GEPA and the iterative optimizer, scored on unseen scenarios
     Demo(demo::DemoArgs),
     /// Reconcile Incidents and Policies in a cluster and serve the Action API.
     Operator(Box<operator::OperatorArgs>),
