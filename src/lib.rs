@@ -15,6 +15,7 @@ pub mod optimize;
 pub mod policy;
 pub mod redact;
 pub mod risk;
+pub mod rng;
 pub mod sandbox;
 pub mod scenario;
 pub mod scratch;

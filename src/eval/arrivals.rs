@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mix::{Severity, Weights, severity_named};
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Most arrivals one run may schedule.
 pub const MAX_ARRIVALS: usize = 1_000_000;

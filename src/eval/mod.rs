@@ -12,7 +12,6 @@ pub mod params;
 pub mod plot;
 pub mod queue;
 pub mod report;
-pub mod rng;
 pub mod scorecard;
 pub mod stats;
 pub mod trace;

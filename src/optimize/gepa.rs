@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 
 use super::pool::Origin;
-use super::rng::Rng;
 use super::{Child, OptimizeError, Outcome, Run, Step, merge, pareto};
+use crate::rng::Rng;
 
 pub async fn optimize(
     mut run: Run<'_>,

@@ -8,8 +8,8 @@
 //! candidate).
 
 use super::pool::Origin;
-use super::rng::Rng;
 use super::{OptimizeError, Outcome, Run, Step};
+use crate::rng::Rng;
 
 pub async fn optimize(
     mut run: Run<'_>,

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use super::pareto;
 use super::pool::Pool;
-use super::rng::Rng;
 use super::strategy::Strategy;
+use crate::rng::Rng;
 
 /// The nearest common ancestor of `a` and `b` (a candidate counts as its
 /// own ancestor here), if any.

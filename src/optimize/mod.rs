@@ -26,7 +26,6 @@ pub mod pool;
 pub mod progress;
 pub mod publish;
 pub mod reflect;
-pub mod rng;
 pub mod score;
 pub mod strategy;
 pub mod to_cluster;

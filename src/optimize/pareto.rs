@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 const EPSILON: f64 = 1e-9;
 

@@ -12,9 +12,9 @@ use super::evaluate::{Rollout, Rollouts};
 use super::pool::{Origin, Pool};
 use super::progress::Recorded;
 use super::reflect::{ReflectError, Reflection, Reflector};
-use super::rng::Rng;
 use super::strategy::Strategy;
 use super::*;
+use crate::rng::Rng;
 
 /// Learns from its minibatch: puts the first unresolved (else the
 /// worst-scoring) scenario's name at the front of the hint.
