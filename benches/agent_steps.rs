@@ -13,7 +13,7 @@ use remediator::crd::{IncidentPhase, PolicySpec};
 use remediator::incident::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
 use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, ChildProgram, Launch, Split, oracle_fix};
+use remediator::scenario::{Catalog, Launch, Split, oracle_fix};
 
 #[path = "support.rs"]
 mod support;
@@ -64,10 +64,7 @@ async fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
     let program = support::release_binary("remediator");
-    let launch = Launch::with_program(ChildProgram {
-        program: program.clone(),
-        prefix_args: vec!["target-service".into()],
-    });
+    let launch = Launch::through_remediator(program.clone());
     let sandbox = Sandbox::new(HelperProgram {
         program,
         prefix_args: Vec::new(),

@@ -17,7 +17,7 @@ use remediator::eval::params::FanoutParams;
 use remediator::incident::Environment;
 use remediator::policy::ResolvedPolicy;
 use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, ChildProgram, Launch};
+use remediator::scenario::{Catalog, Launch};
 use tokio::sync::watch;
 
 #[path = "support.rs"]
@@ -106,10 +106,7 @@ async fn main() {
     let program = support::release_binary("remediator");
     let env = Arc::new(Environment {
         catalog: Catalog::builtin(),
-        launch: Launch::with_program(ChildProgram {
-            program: program.clone(),
-            prefix_args: vec!["target-service".into()],
-        }),
+        launch: Launch::through_remediator(program.clone()),
         sandbox: Arc::new(
             Sandbox::new(HelperProgram {
                 program,

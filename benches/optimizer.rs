@@ -23,7 +23,7 @@ use remediator::optimize::{
 };
 use remediator::policy::ResolvedPolicy;
 use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, ChildProgram, Launch, Split};
+use remediator::scenario::{Catalog, Launch, Split};
 
 #[path = "support.rs"]
 mod support;
@@ -132,10 +132,7 @@ async fn main() {
     let catalog = Catalog::builtin();
     let env = Environment {
         catalog: catalog.clone(),
-        launch: Launch::with_program(ChildProgram {
-            program,
-            prefix_args: vec!["target-service".into()],
-        }),
+        launch: Launch::through_remediator(program),
         sandbox: Arc::new(sandbox),
         llm: LlmEnvironment::default(),
         recorder: None,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use remediator::scenario::{Catalog, ChildProgram, Launch, RunningService};
+use remediator::scenario::{Catalog, Launch, RunningService};
 use serde_json::json;
 
 pub fn remediator_bin() -> PathBuf {
@@ -237,10 +237,7 @@ async fn play(
                 .unwrap_or_default()
                 .to_string();
             let ip = next_address();
-            let mut launch = Launch::with_program(ChildProgram {
-                program: remediator_bin(),
-                prefix_args: vec!["target-service".into()],
-            });
+            let mut launch = Launch::through_remediator(remediator_bin());
             launch.port = Some(8080);
             launch.bind = ip;
             let Ok(service) = launch.start(&Catalog::builtin(), &scenario).await else {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use remediator::agent::llm::LlmEnvironment;
 use remediator::incident::{Environment, Recorder};
 use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, ChildProgram, Launch};
+use remediator::scenario::{Catalog, Launch};
 use remediator::trajectory::TrajectoryLine;
 
 pub fn remediator_bin() -> PathBuf {
@@ -43,10 +43,7 @@ pub async fn sandbox() -> Arc<Sandbox> {
 pub async fn environment(artifacts: &Path, run_id: &str) -> Arc<Environment> {
     Arc::new(Environment {
         catalog: Catalog::builtin(),
-        launch: Launch::with_program(ChildProgram {
-            program: remediator_bin(),
-            prefix_args: vec!["target-service".into()],
-        }),
+        launch: Launch::through_remediator(remediator_bin()),
         sandbox: sandbox().await,
         llm: LlmEnvironment::default(),
         recorder: Some(Recorder {

@@ -15,7 +15,7 @@ use remediator::eval::params::FanoutParams;
 use remediator::incident::{Environment, Recorder};
 use remediator::policy::ResolvedPolicy;
 use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, ChildProgram, Launch, PortLease};
+use remediator::scenario::{Catalog, Launch, PortLease};
 use tokio::sync::watch;
 
 fn remediator_bin() -> PathBuf {
@@ -87,10 +87,7 @@ async fn two_hundred_incidents_leave_no_process_directory_port_or_descriptor() {
     let program = remediator_bin();
     let env = Arc::new(Environment {
         catalog: Catalog::builtin(),
-        launch: Launch::with_program(ChildProgram {
-            program: program.clone(),
-            prefix_args: vec!["target-service".into()],
-        }),
+        launch: Launch::through_remediator(program.clone()),
         sandbox: Arc::new(
             Sandbox::new(HelperProgram {
                 program,

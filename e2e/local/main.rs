@@ -25,7 +25,7 @@ use remediator::agent::llm::LlmEnvironment;
 use remediator::incident::Environment;
 use remediator::risk::{Classifier, Gate, GatePolicy, RiskLevel};
 use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, ChildProgram, Launch, RunningService};
+use remediator::scenario::{Catalog, Launch, RunningService};
 use remediator::workspace::{Local, LocalService, Observation, Workspace, WorkspaceError};
 
 pub fn remediator_bin() -> PathBuf {
@@ -34,10 +34,7 @@ pub fn remediator_bin() -> PathBuf {
 
 /// Launches services through `remediator target-service`, as the CLI does.
 pub fn launch() -> Launch {
-    Launch::with_program(ChildProgram {
-        program: remediator_bin(),
-        prefix_args: vec!["target-service".into()],
-    })
+    Launch::through_remediator(remediator_bin())
 }
 
 /// The sandbox, with the real binary as its helper (probed once).

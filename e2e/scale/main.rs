@@ -13,7 +13,7 @@ use remediator::crd::{IncidentPhase, PolicySpec};
 use remediator::incident::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
 use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, ChildProgram, Launch, PortLease, Split};
+use remediator::scenario::{Catalog, Launch, PortLease, Split};
 
 fn remediator_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_remediator"))
@@ -81,10 +81,7 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
     let program = remediator_bin();
     let env = Environment {
         catalog,
-        launch: Launch::with_program(ChildProgram {
-            program: program.clone(),
-            prefix_args: vec!["target-service".into()],
-        }),
+        launch: Launch::through_remediator(program.clone()),
         sandbox: Arc::new(
             Sandbox::new(HelperProgram {
                 program,

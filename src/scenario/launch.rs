@@ -58,8 +58,14 @@ impl Launch {
     /// (`remediator target-service ...`), through the `/proc/self/exe`
     /// link so an unprivileged supervisor can start it wherever it lives.
     pub fn from_current_exe() -> Self {
+        Self::through_remediator("/proc/self/exe")
+    }
+
+    /// Services started by the `remediator` binary at `program`
+    /// (`program target-service ...`).
+    pub fn through_remediator(program: impl Into<std::path::PathBuf>) -> Self {
         Self::with_program(ChildProgram {
-            program: "/proc/self/exe".into(),
+            program: program.into(),
             prefix_args: vec!["target-service".into()],
         })
     }
