@@ -33,6 +33,8 @@ async function main() {
       const kpi = document.querySelector('[data-kpi="completed"] b');
       return kpi && kpi.textContent === '12';
     }, null, { timeout: 120000 });
+    // The run's last log lines follow its last completion in a later event.
+    await page.waitForFunction(() => document.querySelector('#log').textContent.includes('finished'), null, { timeout: 30000 });
     const rows = await page.$$eval('#recent tr.completion', (trs) => trs.map((tr) => ({
       status: tr.children[2].textContent,
       link: tr.querySelector('a') && tr.querySelector('a').href,
