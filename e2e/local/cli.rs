@@ -43,10 +43,12 @@ pub async fn remediator(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran 
     for (k, v) in env {
         command.env(k, v);
     }
-    // Generous: the real-LLM tier runs a small model on two cores.
-    let output = tokio::time::timeout(std::time::Duration::from_secs(300), command.output())
+    // A guard against a hang, above what any test's own budgets allow: the
+    // real-LLM optimize run may take 4 episodes of 120 s and a 60 s
+    // reflection on a small model on two loaded cores.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(600), command.output())
         .await
-        .expect("remediator finished within 300s")
+        .expect("remediator finished within 600s")
         .expect("remediator ran");
     Ran {
         code: output.status.code(),
