@@ -2,6 +2,8 @@
 //! `artifacts/runs/<run_id>.jsonl`, what the optimizer learns from: the
 //! outcome, and each step's action, gate decision and bounded observation.
 
+pub mod in_cluster;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

@@ -267,6 +267,21 @@ impl Installed {
             .await
     }
 
+    /// Waits for `name`'s trajectory to be in its Policy's ring.
+    pub async fn recorded(&self, name: &str) -> Incident {
+        self.until(
+            name,
+            Duration::from_secs(60),
+            "a recorded trajectory",
+            |s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "TrajectoryRecorded" && c.status == "True")
+            },
+        )
+        .await
+    }
+
     /// Polls `name` until its status satisfies `wanted`; panics with the
     /// operator's log at the deadline.
     async fn until(

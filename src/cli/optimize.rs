@@ -1,5 +1,5 @@
 //! `remediator optimize`: learn a better strategy hint from fresh (or
-//! recorded) rollouts with GEPA or the iterative optimizer, write the run's
+//! recorded, locally or by the operator in a cluster) rollouts with GEPA or the iterative optimizer, write the run's
 //! result to `artifacts/<optimizer>/last_run.json`, and with `--publish`
 //! put it in use when it beats the current hint on validation.
 
@@ -28,7 +28,7 @@ use crate::optimize::{
 };
 use crate::policy::{self, Overrides};
 use crate::scenario::Split;
-use crate::trajectory::{self, TrajectoryLine};
+use crate::trajectory::{self, TrajectoryLine, in_cluster};
 
 #[derive(Debug, Args)]
 pub struct OptimizeArgs {
@@ -59,9 +59,11 @@ pub struct OptimizeArgs {
     #[arg(long, default_value = "optimized")]
     pub policy: String,
     /// A Policy in the cluster (KUBECONFIG or in-cluster) that sets
-    /// followOptimizer: rollouts follow it, its hint is the seed, and a
-    /// published hint replaces it (with hintVersion; ConfigMap
-    /// `<policy>-hint` records it). Incidents already running keep theirs.
+    /// followOptimizer: rollouts follow it, its hint is the seed, what the
+    /// operator recorded of its Incidents (ConfigMap
+    /// `<policy>-trajectories`) is reused, and a published hint replaces
+    /// it (with hintVersion; ConfigMap `<policy>-hint` records it).
+    /// Incidents already running keep theirs.
     #[arg(
         long,
         value_name = "POLICY",
@@ -190,7 +192,7 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         None => policy::resolve(&args.policy, &overrides, &paths),
     }
     .context("resolving the policy whose hint is the seed")?;
-    let recorded = match &args.from_trajectories {
+    let mut recorded = match &args.from_trajectories {
         Some(dir) => {
             let (lines, malformed) = trajectory::read_runs(dir)
                 .with_context(|| format!("cannot read recorded runs in {}", dir.display()))?;
@@ -209,6 +211,14 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
             lines
         }
         None => Vec::new(),
+    };
+    let in_cluster = match &target {
+        Some((client, found)) => {
+            let (lines, said) = recorded_in_cluster(client, found).await;
+            recorded.extend(lines);
+            Some(said)
+        }
+        None => None,
     };
     let mut recorder = args.recording.recorder(&paths);
     if args.recording.run_id.is_none() {
@@ -267,6 +277,9 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         policy.hint.source.as_str(),
         one_line(&seed_hint, 90)
     );
+    if let Some(said) = &in_cluster {
+        println!("{said}");
+    }
     let episodes = IncidentEpisodes {
         env,
         policy: policy.clone(),
@@ -358,6 +371,39 @@ async fn cluster_policy(
     let namespace = namespace.map_or_else(|| client.default_namespace().to_string(), String::from);
     let policy = to_cluster::following_policy(&client, &namespace, name).await?;
     Ok((client, policy))
+}
+
+/// What the operator recorded of the Policy's Incidents (newest first)
+/// and a line that says so; none, with a warning, when the ring cannot be
+/// read: the rollouts are then all fresh.
+async fn recorded_in_cluster(
+    client: &kube::Client,
+    policy: &crate::crd::Policy,
+) -> (Vec<TrajectoryLine>, String) {
+    let namespace = policy.namespace().unwrap_or_default();
+    let name = in_cluster::config_map_name(&policy.name_any());
+    match in_cluster::read(client, &namespace, &policy.name_any()).await {
+        Ok(recorded) => {
+            if recorded.malformed > 0 {
+                eprintln!(
+                    "warning: {} values in ConfigMap {namespace}/{name} are not trajectory lines and were skipped",
+                    recorded.malformed
+                );
+            }
+            let said = format!(
+                "  recorded in the cluster: {} trajectories of Policy {} (ConfigMap {namespace}/{name})",
+                recorded.lines.len(),
+                policy.name_any()
+            );
+            (recorded.lines, said)
+        }
+        Err(e) => {
+            let said = format!(
+                "  warning: cannot read the recorded trajectories in ConfigMap {namespace}/{name}: {e}; every rollout will be fresh"
+            );
+            (Vec::new(), said)
+        }
+    }
 }
 
 /// Every trajectory the optimization ran or reused.

@@ -11,6 +11,9 @@ pub const VERIFIED_HEALTHY: &str = "VerifiedHealthy";
 pub const CONTAINED: &str = "Contained";
 /// The Policy the incident names exists.
 pub const POLICY_READY: &str = "PolicyReady";
+/// The finished incident's trajectory is in its Policy's ring, where the
+/// closed loop's optimizer reads it.
+pub const TRAJECTORY_RECORDED: &str = "TrajectoryRecorded";
 
 pub const REASON_FAULT_OBSERVED: &str = "FaultObserved";
 pub const REASON_HEALTHY_BEFORE_AGENT: &str = "ServiceHealthyBeforeAgent";
@@ -33,3 +36,5 @@ pub const REASON_INTERRUPTED: &str = "Interrupted";
 pub const REASON_POLICY_NOT_FOUND: &str = "PolicyNotFound";
 /// The agent Job gave up (its retries or its deadline ran out).
 pub const REASON_AGENT_FAILED: &str = "AgentFailed";
+pub const REASON_RECORDED: &str = "Recorded";
+pub const REASON_RECORDING_FAILED: &str = "RecordingFailed";

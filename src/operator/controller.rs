@@ -22,12 +22,16 @@ use super::kube_backend::{KubeBackend, write_status};
 use super::metrics::Metrics;
 use super::objects::{self, Settings};
 use super::reconcile::{self, Create, EngineCall, JobView, Observed, PodView};
+use super::recording;
 use super::scorecard;
 use super::session::{IncidentKey, Session};
 use crate::agent::driver::now_ms;
+use crate::crd::conditions::{REASON_RECORDED, REASON_RECORDING_FAILED, TRAJECTORY_RECORDED};
 use crate::crd::{FIELD_MANAGER, Incident, IncidentPhase, Policy};
 use crate::risk::DecidedBy;
 use crate::scenario::Catalog;
+use crate::status;
+use crate::trajectory::in_cluster;
 
 pub struct Context {
     pub client: Client,
@@ -129,7 +133,7 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
     let client = &ctx.client;
     let ns = &key.namespace;
     let incidents: Api<Incident> = Api::namespaced(client.clone(), ns);
-    let (plan, incident) = {
+    let (plan, incident, session, policy) = {
         let _exclusive = ctx.engine.exclusive(key).await;
         let Some(incident) = incidents.get_opt(&key.name).await? else {
             ctx.engine.forget(key);
@@ -268,7 +272,7 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
                 ctx.metrics.record_outcome(&incident.spec.scenario, &status);
             }
         }
-        (plan, incident)
+        (plan, incident, session, policy)
     };
     for event in &plan.events {
         let event = Event {
@@ -302,6 +306,9 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
             EngineCall::Undo(step) => undo(ctx, key, *step).await?,
         }
     }
+    if let (true, Some(session)) = (plan.record, &session) {
+        record(ctx, key, &incident, session, policy.as_ref()).await?;
+    }
     Ok(match plan.requeue {
         Some(after) => Action::requeue(after),
         None => Action::requeue(Duration::from_secs(300)),
@@ -326,6 +333,59 @@ async fn undo(ctx: &Context, key: &IncidentKey, step: u32) -> Result<(), Error> 
         }
         Err(e) => report.message = format!("the undo failed: {e}"),
     }
+    write_status(&ctx.client, key, &status).await?;
+    Ok(())
+}
+
+/// Records the finished incident's trajectory in its Policy's ring, with
+/// what came back from the sandbox's journal while the sandbox is there,
+/// and says in a condition whether it worked.
+async fn record(
+    ctx: &Context,
+    key: &IncidentKey,
+    incident: &Incident,
+    session: &Session,
+    policy: Option<&Policy>,
+) -> Result<(), Error> {
+    let uid = incident.metadata.uid.clone().unwrap_or_default();
+    let history = match ctx.backend.remote(key, &uid).await {
+        Ok(remote) => remote.history().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let line = recording::line_of(incident, session, history.as_deref().unwrap_or_default());
+    let recorded = in_cluster::record(
+        &ctx.client,
+        &key.namespace,
+        &session.policy_name,
+        policy.filter(|p| p.name_any() == session.policy_name),
+        &recording::key_of(incident),
+        &line,
+    )
+    .await;
+    let (ok, reason, message) = match (&recorded, &history) {
+        (Ok(name), Ok(_)) => (true, REASON_RECORDED, format!("in ConfigMap {name}")),
+        (Ok(name), Err(why)) => (
+            true,
+            REASON_RECORDED,
+            format!("in ConfigMap {name}, without what came back (the sandbox's journal: {why})"),
+        ),
+        (Err(e), _) => (false, REASON_RECORDING_FAILED, e.to_string()),
+    };
+    let _exclusive = ctx.engine.exclusive(key).await;
+    let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let Some(fresh) = incidents.get_opt(&key.name).await? else {
+        return Ok(());
+    };
+    let mut status = fresh.status.unwrap_or_default();
+    status::set_condition(
+        &mut status.conditions,
+        TRAJECTORY_RECORDED,
+        ok,
+        reason,
+        message,
+        &Time(k8s_openapi::jiff::Timestamp::now()),
+        fresh.metadata.generation,
+    );
     write_status(&ctx.client, key, &status).await?;
     Ok(())
 }

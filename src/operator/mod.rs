@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod objects;
 pub mod protocol;
 pub mod reconcile;
+pub mod recording;
 pub mod run;
 pub mod scorecard;
 pub mod session;

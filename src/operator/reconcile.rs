@@ -94,6 +94,8 @@ pub struct Plan {
     pub status: Option<IncidentStatus>,
     pub engine: Vec<EngineCall>,
     pub events: Vec<EventSpec>,
+    /// Record the finished incident's trajectory in its Policy's ring.
+    pub record: bool,
     pub requeue: Option<Duration>,
 }
 
@@ -101,6 +103,8 @@ pub struct Plan {
 pub const PROVISIONING_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a waiting incident is looked at without any event.
 const WAIT: Duration = Duration::from_secs(5);
+/// How soon a recording that failed is tried again.
+const RECORD_RETRY: Duration = Duration::from_secs(30);
 /// Where the classifier judges paths: the root in the scenario Pod.
 const ROOT: &str = super::objects::ROOT;
 
@@ -406,6 +410,7 @@ fn provisioning(o: &Observed<'_>) -> Plan {
         engine: vec![EngineCall::Start(Box::new(session))],
         events,
         requeue: Some(WAIT),
+        ..Plan::default()
     }
 }
 
@@ -578,6 +583,16 @@ fn verifying(o: &Observed<'_>) -> Plan {
 }
 
 fn terminal(o: &Observed<'_>, directives: &Directives) -> Plan {
+    let mut plan = undo_requested(o, directives);
+    // Only an incident whose episode started has steps to learn from.
+    if o.session.is_some() && super::recording::due(o.incident, &o.now) {
+        plan.record = true;
+        plan.requeue = Some(RECORD_RETRY);
+    }
+    plan
+}
+
+fn undo_requested(o: &Observed<'_>, directives: &Directives) -> Plan {
     let previous = previous(o);
     match directives.undo {
         Some(step)

@@ -123,9 +123,12 @@ fn context() -> (Arc<Context>, ApiServer) {
 
 /// A context whose Incident cache holds `cached` (as the watch filled it).
 fn context_with(cached: Vec<Incident>) -> (Arc<Context>, ApiServer) {
+    context_of(cached, Settings::default())
+}
+
+fn context_of(cached: Vec<Incident>, settings: Settings) -> (Arc<Context>, ApiServer) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "shop");
-    let settings = Settings::default();
     let metrics = Arc::new(Metrics::new());
     let backend = Arc::new(KubeBackend::new(
         client.clone(),
@@ -512,6 +515,289 @@ async fn a_policy_status_is_applied_from_the_cache_only_when_its_scorecard_chang
     reconcile_policy(Arc::new(current), ctx.clone())
         .await
         .unwrap();
+    drop(ctx);
+    api.done().await;
+}
+
+const CONFIG_MAPS: &str = "/api/v1/namespaces/shop/configmaps";
+
+/// A sandbox sidecar that answers `GET /v1/history` with `turns` to the
+/// token the test Secrets hold; returns its port.
+async fn sidecar_with_history(turns: Vec<crate::agent::Turn>) -> u16 {
+    use axum::http::HeaderMap;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/v1/history",
+        axum::routing::get(move |headers: HeaderMap| {
+            let turns = turns.clone();
+            async move {
+                let authorized = headers
+                    .get("authorization")
+                    .is_some_and(|v| v == "Bearer token");
+                if authorized {
+                    Ok(axum::Json(turns))
+                } else {
+                    Err(StatusCode::UNAUTHORIZED)
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// An incident the probe resolved after one step.
+fn resolved() -> IncidentStatus {
+    let mut status = remediating();
+    status.phase = IncidentPhase::Resolved;
+    status.steps = 1;
+    status.started_at = Some(Time(
+        k8s_openapi::jiff::Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
+    ));
+    status.actions = vec![crate::crd::ActionRecord {
+        step: 1,
+        kind: "exec".into(),
+        command: "rm -f /srv/app/app.lock".into(),
+        declared_risk: None,
+        risk: crate::risk::SecurityRisk::Medium,
+        decision: crate::crd::Decision::Allowed,
+        decided_by: "gate".into(),
+        reason: None,
+        rolled_back: None,
+        exit_code: Some(0),
+        duration_ms: 4,
+    }];
+    status.agent = Some(crate::crd::AgentInfo {
+        brain: "runbook".into(),
+        ..Default::default()
+    });
+    status
+}
+
+fn one_turn() -> Vec<crate::agent::Turn> {
+    vec![crate::agent::Turn {
+        step: 1,
+        action: crate::action::Action::Exec("rm -f /srv/app/app.lock".into()),
+        declared_risk: None,
+        feedback: crate::agent::Feedback::Observed(crate::workspace::Observation {
+            exit_code: Some(0),
+            http_status: None,
+            stdout: "removed the stale lock".into(),
+            stderr: String::new(),
+            timed_out: false,
+            duration_ms: 4,
+            rolled_back: None,
+        }),
+    }]
+}
+
+/// The GETs every reconcile of a finished incident makes, the sidecar at
+/// 127.0.0.1; then the Pod and token the sandbox is reached with.
+async fn finished_incident_reads(api: &mut ApiServer, finished: &Incident, policy: &Policy) {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "checkout-scenario", "namespace": "shop"},
+        "status": {"phase": "Running", "podIP": "127.0.0.1",
+                   "conditions": [{"type": "Ready", "status": "True"}]}});
+    api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(finished)))
+        .await;
+    api.get(&format!("{POLICIES}/careful"), Some(to_value(policy)))
+        .await;
+    api.get(&format!("{PODS}/checkout-scenario"), Some(pod.clone()))
+        .await;
+    api.get(&format!("{JOBS}/checkout-agent"), None).await;
+    for name in ["checkout-agent-token", "checkout-sandbox-token"] {
+        api.get(&format!("{SECRETS}/{name}"), Some(secret(name)))
+            .await;
+    }
+    api.get(&format!("{PODS}/checkout-scenario"), Some(pod))
+        .await;
+    api.get(
+        &format!("{SECRETS}/checkout-sandbox-token"),
+        Some(secret("checkout-sandbox-token")),
+    )
+    .await;
+}
+
+/// The condition status apply the recording ends with.
+async fn recorded_condition(api: &mut ApiServer, finished: &Incident) -> Value {
+    api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(finished)))
+        .await;
+    let (seen, answer) = api
+        .expect(
+            Method::PATCH,
+            &format!("{INCIDENTS}/checkout/status?&{APPLY}"),
+        )
+        .await;
+    answer.ok(to_value(finished));
+    let conditions = seen.body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    conditions
+        .into_iter()
+        .find(|c| c["type"] == "TrajectoryRecorded")
+        .expect("a TrajectoryRecorded condition")
+}
+
+#[tokio::test]
+async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back() {
+    let port = sidecar_with_history(one_turn()).await;
+    let (ctx, mut api) = context_of(
+        Vec::new(),
+        Settings {
+            sandbox_port: port,
+            ..Settings::default()
+        },
+    );
+    let finished = incident(Some(resolved()));
+    let mut owner = policy();
+    owner.metadata.uid = Some("pol-uid".into());
+    let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
+    finished_incident_reads(&mut api, &finished, &owner).await;
+    api.get(&format!("{CONFIG_MAPS}/careful-trajectories"), None)
+        .await;
+    let ring = created(&mut api, CONFIG_MAPS).await;
+    assert_eq!(
+        ring["metadata"],
+        json!({"name": "careful-trajectories",
+               "labels": {"app.kubernetes.io/name": "remediator",
+                          "app.kubernetes.io/component": "trajectories",
+                          "remediator.dev/policy": "careful"},
+               "ownerReferences": [{"apiVersion": "remediator.dev/v1alpha1", "kind": "Policy",
+                                    "name": "careful", "uid": "pol-uid", "controller": false}]})
+    );
+    let data = ring["data"].as_object().unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["1700000000000-checkout.json"]
+    );
+    let session: Session =
+        serde_json::from_value(finished.status.clone().unwrap().session.unwrap()).unwrap();
+    let expected = recording::line_of(&finished, &session, &one_turn());
+    assert!(
+        expected.steps[0]
+            .observation
+            .contains("removed the stale lock")
+    );
+    assert_eq!(
+        data["1700000000000-checkout.json"],
+        json!(in_cluster::encode(&expected).unwrap())
+    );
+    let condition = recorded_condition(&mut api, &finished).await;
+    assert_eq!(
+        (
+            &condition["status"],
+            &condition["reason"],
+            &condition["message"]
+        ),
+        (
+            &json!("True"),
+            &json!("Recorded"),
+            &json!("in ConfigMap careful-trajectories")
+        )
+    );
+    let action = reconcile.await.unwrap().unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    drop(ctx);
+    api.done().await;
+}
+
+#[tokio::test]
+async fn a_recording_that_races_another_reads_again_and_keeps_both_lines() {
+    let port = sidecar_with_history(one_turn()).await;
+    let (ctx, mut api) = context_of(
+        Vec::new(),
+        Settings {
+            sandbox_port: port,
+            ..Settings::default()
+        },
+    );
+    let finished = incident(Some(resolved()));
+    let ring = |version: &str, keys: &[&str]| {
+        let data: serde_json::Map<String, Value> =
+            keys.iter().map(|k| (k.to_string(), json!("{}"))).collect();
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "careful-trajectories", "namespace": "shop",
+                            "resourceVersion": version},
+               "data": data})
+    };
+    let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
+    finished_incident_reads(&mut api, &finished, &policy()).await;
+    let path = format!("{CONFIG_MAPS}/careful-trajectories");
+    api.get(&path, Some(ring("7", &["0000000000001-older.json"])))
+        .await;
+    let (first, answer) = api.expect(Method::PUT, &format!("{path}?")).await;
+    assert_eq!(first.body["metadata"]["resourceVersion"], "7");
+    answer.with(
+        StatusCode::CONFLICT,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
+    );
+    // Another incident wrote in between: its line must survive.
+    api.get(
+        &path,
+        Some(ring(
+            "8",
+            &["0000000000001-older.json", "0000000000002-other.json"],
+        )),
+    )
+    .await;
+    let (second, answer) = api.expect(Method::PUT, &format!("{path}?")).await;
+    assert_eq!(second.body["metadata"]["resourceVersion"], "8");
+    answer.ok(second.body.clone());
+    let keys: Vec<&String> = second.body["data"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "0000000000001-older.json",
+            "0000000000002-other.json",
+            "1700000000000-checkout.json"
+        ]
+    );
+    let condition = recorded_condition(&mut api, &finished).await;
+    assert_eq!(condition["status"], "True");
+    reconcile.await.unwrap().unwrap();
+    drop(ctx);
+    api.done().await;
+}
+
+#[tokio::test]
+async fn a_recording_the_api_refuses_is_said_in_a_false_condition() {
+    let port = sidecar_with_history(one_turn()).await;
+    let (ctx, mut api) = context_of(
+        Vec::new(),
+        Settings {
+            sandbox_port: port,
+            ..Settings::default()
+        },
+    );
+    let finished = incident(Some(resolved()));
+    let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
+    finished_incident_reads(&mut api, &finished, &policy()).await;
+    let (_, answer) = api
+        .expect(Method::GET, &format!("{CONFIG_MAPS}/careful-trajectories"))
+        .await;
+    answer.with(
+        StatusCode::FORBIDDEN,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+               "code": 403, "message": "configmaps \"careful-trajectories\" is forbidden"}),
+    );
+    let condition = recorded_condition(&mut api, &finished).await;
+    assert_eq!(
+        (&condition["status"], &condition["reason"]),
+        (&json!("False"), &json!("RecordingFailed"))
+    );
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("is forbidden"),
+        "{condition:#}"
+    );
+    // Tried again later, not at once.
+    let action = reconcile.await.unwrap().unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
     drop(ctx);
     api.done().await;
 }

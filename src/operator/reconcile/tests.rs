@@ -563,3 +563,64 @@ fn nothing_changed_means_no_status_write() {
     let plan = World::new().decide(&incident);
     assert_eq!(plan, Plan::default());
 }
+
+fn recorded_condition(
+    ok: bool,
+    ms_ago: u64,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: TRAJECTORY_RECORDED.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: if ok {
+            REASON_RECORDED
+        } else {
+            REASON_RECORDING_FAILED
+        }
+        .into(),
+        message: String::new(),
+        last_transition_time: Time(Timestamp::from_millisecond((NOW_MS - ms_ago) as i64).unwrap()),
+        observed_generation: Some(1),
+    }
+}
+
+#[test]
+fn a_finished_episode_is_recorded_once_and_a_failed_recording_is_retried_for_a_while() {
+    let ran = session(PolicySpec::default());
+    let world = World {
+        session: Some(ran.clone()),
+        ..World::new()
+    };
+    let finished = |conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>| {
+        let mut incident = with_session(
+            IncidentBuilder::new("stale_lockfile")
+                .phase(IncidentPhase::Resolved)
+                .build(),
+            &ran,
+        );
+        incident.status.as_mut().unwrap().conditions = conditions;
+        incident
+    };
+    let plan = world.decide(&finished(vec![]));
+    assert!(plan.record && plan.status.is_none() && plan.engine.is_empty());
+    assert_eq!(plan.requeue, Some(RECORD_RETRY));
+    assert!(
+        !world
+            .decide(&finished(vec![recorded_condition(true, 0)]))
+            .record
+    );
+    assert!(
+        world
+            .decide(&finished(vec![recorded_condition(false, 60_000)]))
+            .record
+    );
+    let given_up = world.decide(&finished(vec![recorded_condition(
+        false,
+        super::super::recording::GIVE_UP_AFTER_MS as u64 + 1,
+    )]));
+    assert_eq!(given_up, Plan::default());
+    // An incident that failed before its episode started has nothing to learn from.
+    let never_started = IncidentBuilder::new("stale_lockfile")
+        .phase(IncidentPhase::Failed)
+        .build();
+    assert!(!World::new().decide(&never_started).record);
+}
