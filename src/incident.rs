@@ -284,12 +284,9 @@ async fn finish(
     started_ms: u64,
 ) -> Outcome {
     let latency_s = (driver::now_ms().saturating_sub(started_ms)) as f64 / 1000.0;
-    let line = TrajectoryLine {
+    let origin = trajectory::Origin {
         scenario_id: incident.scenario.clone(),
-        tool_actions: status.actions.iter().map(|a| a.command.clone()).collect(),
-        step_count: status.steps,
-        latency_s,
-        service_up: status.verified.as_ref().is_some_and(|v| v.healthy),
+        incident: incident.name.clone(),
         trace_key: format!(
             "{}:{}",
             env.recorder.as_ref().map_or("local", |r| r.run_id.as_str()),
@@ -297,19 +294,11 @@ async fn finish(
         ),
         strategy_hint: incident.policy.hint.text.clone(),
         policy: incident.policy.name.clone(),
-        brain: status
-            .agent
-            .as_ref()
-            .map(|a| a.brain.clone())
-            .unwrap_or_default(),
-        phase: phase_name(status.phase).to_string(),
-        reason: status.reason.clone(),
-        message: status.message.clone(),
-        incident: incident.name.clone(),
         symptom: symptom.to_string(),
         hint_source: Some(incident.policy.hint.source.as_str().to_string()),
-        steps,
+        latency_s,
     };
+    let line = TrajectoryLine::finished(origin, &status, steps);
     let record_error = match &env.recorder {
         Some(r) => trajectory::append(&r.artifacts_dir, &r.run_id, &line)
             .await

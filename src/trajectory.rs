@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::agent::{Feedback, Turn, feedback_text};
-use crate::crd::ActionRecord;
+use crate::crd::{ActionRecord, IncidentStatus};
 
 /// Characters of each observation kept (head and tail).
 pub const MAX_OBSERVATION_CHARS: usize = 1200;
@@ -44,6 +44,48 @@ pub struct TrajectoryLine {
     pub hint_source: Option<String>,
     #[serde(default)]
     pub steps: Vec<StepTrace>,
+}
+
+/// What a line says besides the incident's status: which incident, what
+/// it was told, how long it took.
+pub struct Origin {
+    pub scenario_id: String,
+    pub incident: String,
+    pub trace_key: String,
+    pub strategy_hint: String,
+    pub policy: String,
+    pub symptom: String,
+    pub hint_source: Option<String>,
+    pub latency_s: f64,
+}
+
+impl TrajectoryLine {
+    /// The line of a finished incident: its outcome from `status`, its
+    /// steps joined with what came back.
+    pub fn finished(origin: Origin, status: &IncidentStatus, steps: Vec<StepTrace>) -> Self {
+        Self {
+            scenario_id: origin.scenario_id,
+            tool_actions: status.actions.iter().map(|a| a.command.clone()).collect(),
+            step_count: status.steps,
+            latency_s: origin.latency_s,
+            service_up: status.verified.as_ref().is_some_and(|v| v.healthy),
+            trace_key: origin.trace_key,
+            strategy_hint: origin.strategy_hint,
+            policy: origin.policy,
+            brain: status
+                .agent
+                .as_ref()
+                .map(|a| a.brain.clone())
+                .unwrap_or_default(),
+            phase: crate::incident::phase_name(status.phase).to_string(),
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+            incident: origin.incident,
+            symptom: origin.symptom,
+            hint_source: origin.hint_source,
+            steps,
+        }
+    }
 }
 
 /// One step as the optimizer reflects on it.

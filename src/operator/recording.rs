@@ -11,8 +11,7 @@ use super::session::Session;
 use crate::agent::Turn;
 use crate::crd::Incident;
 use crate::crd::conditions::TRAJECTORY_RECORDED;
-use crate::incident::phase_name;
-use crate::trajectory::{TrajectoryLine, in_cluster, step_traces};
+use crate::trajectory::{Origin, TrajectoryLine, in_cluster, step_traces};
 
 /// How long a recording that failed is tried again before the incident
 /// keeps its `TrajectoryRecorded=False` condition for good.
@@ -27,19 +26,15 @@ fn millis(time: &Time) -> i64 {
 /// back.
 pub fn line_of(incident: &Incident, session: &Session, history: &[Turn]) -> TrajectoryLine {
     let status = incident.status.clone().unwrap_or_default();
-    let agent = status.agent.clone().unwrap_or_default();
     let latency_s = match (&status.started_at, &status.verified) {
         (Some(started), Some(verified)) => {
             (millis(&verified.checked_at) - millis(started)).max(0) as f64 / 1000.0
         }
         _ => status.time_to_resolve_seconds.unwrap_or_default(),
     };
-    TrajectoryLine {
+    let origin = Origin {
         scenario_id: incident.spec.scenario.clone(),
-        tool_actions: status.actions.iter().map(|a| a.command.clone()).collect(),
-        step_count: status.steps,
-        latency_s,
-        service_up: status.verified.as_ref().is_some_and(|v| v.healthy),
+        incident: incident.name_any(),
         trace_key: format!(
             "{}:{}",
             incident.namespace().unwrap_or_default(),
@@ -47,15 +42,11 @@ pub fn line_of(incident: &Incident, session: &Session, history: &[Turn]) -> Traj
         ),
         strategy_hint: session.task.hint.clone(),
         policy: session.policy_name.clone(),
-        brain: agent.brain.clone(),
-        phase: phase_name(status.phase).to_string(),
-        reason: status.reason.clone(),
-        message: status.message.clone(),
-        incident: incident.name_any(),
         symptom: session.task.symptom.clone(),
-        hint_source: agent.hint_source.clone(),
-        steps: step_traces(&status.actions, history),
-    }
+        hint_source: status.agent.as_ref().and_then(|a| a.hint_source.clone()),
+        latency_s,
+    };
+    TrajectoryLine::finished(origin, &status, step_traces(&status.actions, history))
 }
 
 /// The incident's key in its Policy's ring.

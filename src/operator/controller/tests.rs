@@ -640,17 +640,22 @@ async fn recorded_condition(api: &mut ApiServer, finished: &Incident) -> Value {
         .expect("a TrajectoryRecorded condition")
 }
 
-#[tokio::test]
-async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back() {
+/// A resolved incident whose sidecar (on 127.0.0.1) still answers.
+async fn finished_with_a_sidecar() -> (Arc<Context>, ApiServer, Incident) {
     let port = sidecar_with_history(one_turn()).await;
-    let (ctx, mut api) = context_of(
+    let (ctx, api) = context_of(
         Vec::new(),
         Settings {
             sandbox_port: port,
             ..Settings::default()
         },
     );
-    let finished = incident(Some(resolved()));
+    (ctx, api, incident(Some(resolved())))
+}
+
+#[tokio::test]
+async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back() {
+    let (ctx, mut api, finished) = finished_with_a_sidecar().await;
     let mut owner = policy();
     owner.metadata.uid = Some("pol-uid".into());
     let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
@@ -705,15 +710,7 @@ async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back
 
 #[tokio::test]
 async fn a_recording_that_races_another_reads_again_and_keeps_both_lines() {
-    let port = sidecar_with_history(one_turn()).await;
-    let (ctx, mut api) = context_of(
-        Vec::new(),
-        Settings {
-            sandbox_port: port,
-            ..Settings::default()
-        },
-    );
-    let finished = incident(Some(resolved()));
+    let (ctx, mut api, finished) = finished_with_a_sidecar().await;
     let ring = |version: &str, keys: &[&str]| {
         let data: serde_json::Map<String, Value> =
             keys.iter().map(|k| (k.to_string(), json!("{}"))).collect();
@@ -764,15 +761,7 @@ async fn a_recording_that_races_another_reads_again_and_keeps_both_lines() {
 
 #[tokio::test]
 async fn a_recording_the_api_refuses_is_said_in_a_false_condition() {
-    let port = sidecar_with_history(one_turn()).await;
-    let (ctx, mut api) = context_of(
-        Vec::new(),
-        Settings {
-            sandbox_port: port,
-            ..Settings::default()
-        },
-    );
-    let finished = incident(Some(resolved()));
+    let (ctx, mut api, finished) = finished_with_a_sidecar().await;
     let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
     finished_incident_reads(&mut api, &finished, &policy()).await;
     let (_, answer) = api
