@@ -3,17 +3,14 @@
 //! is a real episode on a real service, verified by the probe.
 //! Run: `cargo build --release && cargo bench --bench agent_steps [-- ROUNDS]`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
-use remediator::agent::llm::LlmEnvironment;
 use remediator::crd::{IncidentPhase, PolicySpec};
 use remediator::incident::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
-use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, Launch, Split, oracle_fix};
+use remediator::scenario::{Catalog, Split, oracle_fix};
 
 #[path = "support.rs"]
 mod support;
@@ -63,21 +60,7 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
-    let program = support::release_binary("remediator");
-    let launch = Launch::through_remediator(program.clone());
-    let sandbox = Sandbox::new(HelperProgram {
-        program,
-        prefix_args: Vec::new(),
-    })
-    .await;
-    let env = Environment {
-        catalog: Catalog::builtin(),
-        launch,
-        sandbox: Arc::new(sandbox),
-        llm: LlmEnvironment::default(),
-        recorder: None,
-        operator_secrets: Vec::new(),
-    };
+    let env = Environment::local(support::release_binary("remediator"), Catalog::builtin()).await;
     println!("sandbox: {}", env.sandbox.containment().summary());
     let catalog = env.catalog.clone();
     let (baseline, optimized) = (ResolvedHint::baseline(), ResolvedHint::manual());

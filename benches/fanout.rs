@@ -10,29 +10,22 @@ use std::time::Instant;
 
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
-use remediator::agent::llm::LlmEnvironment;
 use remediator::crd::PolicySpec;
 use remediator::eval::fanout::{self, Snapshot, Stop};
 use remediator::eval::params::FanoutParams;
 use remediator::incident::Environment;
 use remediator::policy::ResolvedPolicy;
-use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, Launch};
+use remediator::scenario::Catalog;
 use tokio::sync::watch;
 
+#[path = "../e2e/common/procs.rs"]
+mod procs;
 #[path = "support.rs"]
 mod support;
 
 /// Peak resident set of this process since the last reset, in MiB.
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+    procs::status_kib("VmHWM:") as f64 / 1024.0
 }
 
 fn reset_peak_rss() {
@@ -54,70 +47,15 @@ fn cpu_seconds() -> (f64, f64) {
     (get(11) + get(12), get(13) + get(14))
 }
 
-/// RSS of this process and all its descendants (services, supervisors,
-/// sandbox helpers), in MiB.
-fn tree_rss_mib() -> f64 {
-    let me = std::process::id();
-    let mut procs = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| stat[i + 2..].to_string()) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // Field 24 of stat (22 after the name) is rss in pages.
-        if let (Some(ppid), Some(rss)) = (
-            fields.get(1).and_then(|p| p.parse::<u32>().ok()),
-            fields.get(21).and_then(|r| r.parse::<u64>().ok()),
-        ) {
-            procs.push((pid, ppid, rss));
-        }
-    }
-    let mut tree = vec![me];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
-        i += 1;
-    }
-    let pages: u64 = procs
-        .iter()
-        .filter(|p| tree.contains(&p.0))
-        .map(|p| p.2)
-        .sum();
-    pages as f64 * 4096.0 / (1024.0 * 1024.0)
-}
-
 #[tokio::main]
 async fn main() {
     let incidents: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(104);
-    let program = support::release_binary("remediator");
-    let env = Arc::new(Environment {
-        catalog: Catalog::builtin(),
-        launch: Launch::through_remediator(program.clone()),
-        sandbox: Arc::new(
-            Sandbox::new(HelperProgram {
-                program,
-                prefix_args: Vec::new(),
-            })
-            .await,
-        ),
-        llm: LlmEnvironment::default(),
-        recorder: None,
-        operator_secrets: Vec::new(),
-    });
+    let env = Arc::new(
+        Environment::local(support::release_binary("remediator"), Catalog::builtin()).await,
+    );
     println!("sandbox: {}", env.sandbox.containment().summary());
     println!(
         "{} cores; {incidents} incidents per level (every scenario, runbook brain, manual hint)",
@@ -182,7 +120,7 @@ async fn main() {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => peak = peak.max(tree_rss_mib()),
+                    _ = tick.tick() => peak = peak.max(procs::tree_rss_mib()),
                     _ = done_rx.changed() => return peak,
                 }
             }

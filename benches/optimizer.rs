@@ -8,10 +8,8 @@
 //! Run: `cargo build --release && cargo bench --bench optimizer [-- BUDGET...]`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use remediator::agent::hint::{BASELINE_HINT, MANUAL_HINT, ResolvedHint};
-use remediator::agent::llm::LlmEnvironment;
 use remediator::crd::PolicySpec;
 use remediator::incident::Environment;
 use remediator::optimize::evaluate::{IncidentEpisodes, Rollout, Rollouts};
@@ -22,8 +20,7 @@ use remediator::optimize::{
     Optimizer, Outcome, PATIENCE, Run, Settings, general, gepa, iterative, score,
 };
 use remediator::policy::ResolvedPolicy;
-use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, Launch, Split};
+use remediator::scenario::{Catalog, Split};
 
 #[path = "support.rs"]
 mod support;
@@ -123,21 +120,8 @@ async fn main() {
             given
         }
     };
-    let program = support::release_binary("remediator");
-    let sandbox = Sandbox::new(HelperProgram {
-        program: program.clone(),
-        prefix_args: Vec::new(),
-    })
-    .await;
     let catalog = Catalog::builtin();
-    let env = Environment {
-        catalog: catalog.clone(),
-        launch: Launch::through_remediator(program),
-        sandbox: Arc::new(sandbox),
-        llm: LlmEnvironment::default(),
-        recorder: None,
-        operator_secrets: Vec::new(),
-    };
+    let env = Environment::local(support::release_binary("remediator"), catalog.clone()).await;
     println!("sandbox: {}", env.sandbox.containment().summary());
     let of = |split| -> Vec<String> {
         catalog

@@ -37,6 +37,9 @@ use remediator::sandbox::{Containment, Layer};
 use remediator::scenario::Catalog;
 use serde_json::{Value, json};
 
+#[path = "../e2e/common/procs.rs"]
+mod procs;
+
 const NS: &str = "bench";
 const INCIDENTS: &str = "/apis/remediator.dev/v1alpha1/namespaces/bench/incidents";
 
@@ -139,15 +142,6 @@ fn client(store: Arc<Store>) -> Client {
         async move { Ok::<_, Infallible>(store.serve(request).await) }
     });
     Client::new(service, NS)
-}
-
-fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn incident(i: usize) -> Incident {
@@ -273,7 +267,7 @@ async fn main() {
         .collect();
     let n = numbers.first().copied().unwrap_or(1000);
     let concurrency = numbers.get(1).copied().unwrap_or(16).max(1);
-    let rss_at_start = rss_kib("VmRSS:");
+    let rss_at_start = procs::status_kib("VmRSS:");
     let store = Arc::new(Store::default());
     let mut policy = Policy::new("optimized", PolicySpec::default());
     policy.metadata.namespace = Some(NS.into());
@@ -313,7 +307,7 @@ async fn main() {
         ),
         incidents: cache.clone(),
     });
-    let rss_loaded = rss_kib("VmRSS:");
+    let rss_loaded = procs::status_kib("VmRSS:");
 
     let mut passes = vec![
         pass(
@@ -447,7 +441,7 @@ async fn main() {
         per_list.as_secs_f64() * 1e3,
         per_list.as_secs_f64() / cached.as_secs_f64()
     );
-    let peak = rss_kib("VmHWM:");
+    let peak = procs::status_kib("VmHWM:");
     println!(
         "\npeak RSS {:.1} MiB (at start {:.1} MiB; with the fake API server's {n} objects loaded {:.1} MiB)",
         peak as f64 / 1024.0,

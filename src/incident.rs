@@ -59,6 +59,26 @@ pub struct Environment {
     pub operator_secrets: Vec<String>,
 }
 
+impl Environment {
+    /// Services and the sandbox helper run from one `remediator` binary,
+    /// with the deterministic brains only (no LLM endpoint), nothing
+    /// recorded and no operator secrets: what tests and benchmarks run.
+    pub async fn local(program: std::path::PathBuf, catalog: Catalog) -> Self {
+        let helper = crate::sandbox::HelperProgram {
+            program: program.clone(),
+            prefix_args: Vec::new(),
+        };
+        Self {
+            catalog,
+            launch: Launch::through_remediator(program),
+            sandbox: Arc::new(Sandbox::new(helper).await),
+            llm: LlmEnvironment::default(),
+            recorder: None,
+            operator_secrets: Vec::new(),
+        }
+    }
+}
+
 pub struct Outcome {
     pub status: IncidentStatus,
     /// Where the incident's root and journal were kept (`keep`).

@@ -8,52 +8,19 @@ use std::sync::Arc;
 
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
-use remediator::agent::llm::LlmEnvironment;
 use remediator::crd::PolicySpec;
 use remediator::eval::fanout::{self, Snapshot, Stop};
 use remediator::eval::params::FanoutParams;
 use remediator::incident::{Environment, Recorder};
 use remediator::policy::ResolvedPolicy;
-use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, Launch, PortLease};
+use remediator::scenario::{Catalog, PortLease};
 use tokio::sync::watch;
+
+#[path = "../common/procs.rs"]
+mod procs;
 
 fn remediator_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_remediator"))
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// Live processes whose parent is this one.
-fn children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
-            let state = fields.next()?;
-            (fields.next()? == me && state != "Z").then_some(pid)
-        })
-        .collect()
-}
-
-/// Scratch directories this process owns.
-fn my_scratch_dirs() -> usize {
-    let me = std::process::id().to_string();
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("remediator-"))
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("owner"))
-                .is_ok_and(|mark| mark.split_whitespace().next() == Some(me.as_str()))
-        })
-        .count()
 }
 
 /// Ports on which something of ours listens (from the leases' range: any
@@ -84,24 +51,12 @@ fn listening_sockets() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_incidents_leave_no_process_directory_port_or_descriptor() {
     let artifacts = tempfile::tempdir().unwrap();
-    let program = remediator_bin();
-    let env = Arc::new(Environment {
-        catalog: Catalog::builtin(),
-        launch: Launch::through_remediator(program.clone()),
-        sandbox: Arc::new(
-            Sandbox::new(HelperProgram {
-                program,
-                prefix_args: Vec::new(),
-            })
-            .await,
-        ),
-        llm: LlmEnvironment::default(),
-        recorder: Some(Recorder {
-            artifacts_dir: artifacts.path().to_path_buf(),
-            run_id: "scale".into(),
-        }),
-        operator_secrets: Vec::new(),
+    let mut env = Environment::local(remediator_bin(), Catalog::builtin()).await;
+    env.recorder = Some(Recorder {
+        artifacts_dir: artifacts.path().to_path_buf(),
+        run_id: "scale".into(),
     });
+    let env = Arc::new(env);
     let policy = ResolvedPolicy {
         name: "optimized".into(),
         spec: PolicySpec::default(),
@@ -129,7 +84,7 @@ async fn two_hundred_incidents_leave_no_process_directory_port_or_descriptor() {
     // Warm up: whatever the runtime and the sandbox keep open once.
     let warm = run(plan(8, 1)).await;
     assert_eq!(warm.report.fixed, 8, "{}", warm.report.to_text());
-    let fds = open_fds();
+    let fds = procs::open_fds();
     let finished = run(plan(200, 2)).await;
     let r = &finished.report;
     println!("{}", r.to_text());
@@ -140,9 +95,8 @@ async fn two_hundred_incidents_leave_no_process_directory_port_or_descriptor() {
         208,
         "one trajectory line per incident"
     );
-    assert!(children().is_empty(), "processes left: {:?}", children());
-    assert_eq!(my_scratch_dirs(), 0, "scratch directories left");
+    procs::assert_no_process_or_scratch_left();
     assert_eq!(PortLease::outstanding(), 0, "port leases left");
     assert_eq!(listening_sockets(), 0, "listening sockets left");
-    assert_eq!(open_fds(), fds, "file descriptors leaked");
+    assert_eq!(procs::open_fds(), fds, "file descriptors leaked");
 }

@@ -5,100 +5,15 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
+use crate::procs::{alive, descendants, eventually, private_tmp, scratch_dirs_of};
 use crate::remediator_bin;
 use crate::scripted_llm::{ScriptedLlm, call};
-
-/// Every process whose parent chain leads to `root`.
-fn descendants(root: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        if let Some(ppid) = fields.next().and_then(|p| p.parse::<u32>().ok())
-            && state != "Z"
-        {
-            parents.push((pid, ppid));
-        }
-    }
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, p)| *p == parent)
-                .map(|(c, _)| *c),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .is_some_and(|i| !stat[i + 2..].starts_with('Z'))
-    })
-}
-
-/// Polls `done` until it holds or `limit` passes.
-pub async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    done()
-}
-
-/// A private temp dir for one test's remediator processes (their scratch
-/// roots and the sweep stay there, apart from other tests').
-fn private_tmp() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// The scratch directories `pid` owns.
-fn scratch_of(tmp: &Path, pid: u32) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("remediator-"))
-        })
-        .filter(|p| {
-            std::fs::read_to_string(p.join("owner"))
-                .is_ok_and(|mark| mark.split_whitespace().next() == Some(&pid.to_string()))
-        })
-        .collect()
-}
 
 /// A remediator in the middle of an incident: its service is up and a
 /// sandboxed `sleep MARKER` runs. Returns the child and its processes.
@@ -157,7 +72,7 @@ async fn stops_cleanly_on(signal: Signal, marker: &str) {
     let tmp = private_tmp();
     let (mut child, processes, _server) = mid_incident(tmp.path(), marker).await;
     let pid = child.id().unwrap();
-    assert_eq!(scratch_of(tmp.path(), pid).len(), 1);
+    assert_eq!(scratch_dirs_of(tmp.path(), pid).len(), 1);
     kill(Pid::from_raw(pid as i32), signal).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
@@ -174,7 +89,7 @@ async fn stops_cleanly_on(signal: Signal, marker: &str) {
         processes.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
     );
     assert!(
-        scratch_of(tmp.path(), pid).is_empty(),
+        scratch_dirs_of(tmp.path(), pid).is_empty(),
         "{signal}: the scratch root is still there"
     );
 }
@@ -194,7 +109,7 @@ async fn after_sigkill_nothing_runs_on_and_the_next_start_removes_the_root() {
     let tmp = private_tmp();
     let (mut child, processes, _server) = mid_incident(tmp.path(), "4143").await;
     let pid = child.id().unwrap();
-    let left = scratch_of(tmp.path(), pid);
+    let left = scratch_dirs_of(tmp.path(), pid);
     assert_eq!(left.len(), 1);
     child.kill().await.unwrap();
     let gone = eventually(Duration::from_secs(10), || {

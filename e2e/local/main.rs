@@ -13,6 +13,8 @@ mod llm;
 mod no_harm;
 mod operator_flow;
 mod optimize;
+#[path = "../common/procs.rs"]
+mod procs;
 mod scenarios;
 mod scripted_llm;
 mod sidecar;

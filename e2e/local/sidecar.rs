@@ -66,7 +66,7 @@ impl Sidecar {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let ready = crate::cleanup::eventually(Duration::from_secs(30), || {
+        let ready = crate::procs::eventually(Duration::from_secs(30), || {
             std::net::TcpStream::connect(address).is_ok()
         })
         .await;

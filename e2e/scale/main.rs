@@ -4,62 +4,19 @@
 //! other test's processes or descriptors blur the count.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
-use remediator::agent::llm::LlmEnvironment;
 use remediator::crd::{IncidentPhase, PolicySpec};
 use remediator::incident::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
-use remediator::sandbox::{HelperProgram, Sandbox};
-use remediator::scenario::{Catalog, Launch, PortLease, Split};
+use remediator::scenario::{Catalog, PortLease, Split};
+
+#[path = "../common/procs.rs"]
+mod procs;
 
 fn remediator_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_remediator"))
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// Live processes whose parent is this one.
-fn children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
-            let state = fields.next()?;
-            (fields.next()? == me && state != "Z").then_some(pid)
-        })
-        .collect()
-}
-
-/// Scratch directories this process owns.
-fn my_scratch_dirs() -> usize {
-    let me = std::process::id().to_string();
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("remediator-"))
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("owner"))
-                .is_ok_and(|mark| mark.split_whitespace().next() == Some(me.as_str()))
-        })
-        .count()
 }
 
 /// One test, so nothing else in this process holds leases meanwhile.
@@ -78,21 +35,7 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
         .filter(|s| s.split == Split::Train)
         .map(|s| s.id.clone())
         .collect();
-    let program = remediator_bin();
-    let env = Environment {
-        catalog,
-        launch: Launch::through_remediator(program.clone()),
-        sandbox: Arc::new(
-            Sandbox::new(HelperProgram {
-                program,
-                prefix_args: Vec::new(),
-            })
-            .await,
-        ),
-        llm: LlmEnvironment::default(),
-        recorder: None,
-        operator_secrets: Vec::new(),
-    };
+    let env = Environment::local(remediator_bin(), catalog).await;
     let run = |i: usize| {
         let scenario = scenarios[i % scenarios.len()].clone();
         LocalIncident {
@@ -120,7 +63,7 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
             outcome.status.message
         );
         if i + 1 == WARM_UP || i + 1 == TOTAL {
-            marks.push((rss_kib(), open_fds()));
+            marks.push((procs::status_kib("VmRSS:"), procs::open_fds()));
         }
     }
     let [(rss_warm, fds_warm), (rss_end, fds_end)] = marks[..] else {
@@ -135,7 +78,6 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
         TOTAL - WARM_UP
     );
     assert_eq!(fds_end, fds_warm, "file descriptors leaked");
-    assert!(children().is_empty(), "processes left: {:?}", children());
-    assert_eq!(my_scratch_dirs(), 0, "scratch directories left");
+    procs::assert_no_process_or_scratch_left();
     assert_eq!(PortLease::outstanding(), 0, "port leases left");
 }
