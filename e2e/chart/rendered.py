@@ -96,6 +96,17 @@ def main():
         problems.append(f"leader election needs POD_NAME and POD_NAMESPACE, env has {sorted(env)}")
     check(f"operator: {replicas} replica(s), leader election wired", problems)
 
+    # The optimizer's Pods run the sandbox: an unmasked /proc (its private
+    # /proc) only where the API server accepts it, in their own user namespace.
+    problems = []
+    for cronjob in by_kind.get("CronJob", []):
+        spec = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        for c in spec["containers"]:
+            unmasked = c.get("securityContext", {}).get("procMount") == "Unmasked"
+            if unmasked and spec.get("hostUsers") is not False:
+                problems.append(f"{cronjob['metadata']['name']}: procMount Unmasked without hostUsers: false")
+    check("optimizer: procMount Unmasked only with hostUsers: false", problems)
+
     # RBAC: exactly the files the cluster tier runs the operator under.
     def rules_of(name):
         with open(os.path.join(CHART, "files", name)) as f:

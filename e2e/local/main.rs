@@ -7,6 +7,7 @@ mod agent;
 mod bad_input;
 mod cleanup;
 mod cli;
+mod container;
 mod containment;
 mod llama;
 mod llm;

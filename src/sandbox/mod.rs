@@ -55,7 +55,8 @@ pub enum Layer {
     Pidns,
     /// A network namespace: loopback only, the service port forwarded.
     Netns,
-    /// A mount namespace: private /tmp, /run and /proc.
+    /// A mount namespace: private /tmp, /var/tmp, /run and /dev/shm (the
+    /// private /proc is part of [`Layer::Pidns`]).
     Mntns,
 }
 

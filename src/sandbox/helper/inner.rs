@@ -64,14 +64,18 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
             Err("no user and PID namespace".to_string())
         }
     };
-    for layer in [Layer::Userns, Layer::Pidns] {
-        if setup.wants(layer) {
-            setup.note(layer, namespaced(Ok(())))?;
-        }
+    if setup.wants(Layer::Userns) {
+        setup.note(Layer::Userns, namespaced(Ok(())))?;
     }
     if setup.wants(Layer::Mntns) {
-        let mounted = namespaced(Ok(())).and_then(|()| layers::private_mounts(&spec.root, true));
+        let mounted = namespaced(Ok(())).and_then(|()| layers::private_mounts(&spec.root));
         setup.note(Layer::Mntns, mounted)?;
+    }
+    // The PID namespace counts only with its own /proc: without it the
+    // processes outside stay listed there (a container's masked /proc).
+    if setup.wants(Layer::Pidns) {
+        let own_proc = namespaced(Ok(())).and_then(|()| layers::private_proc());
+        setup.note(Layer::Pidns, own_proc)?;
     }
     let mut listeners = Vec::new();
     if setup.wants(Layer::Netns) {

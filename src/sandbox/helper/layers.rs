@@ -40,7 +40,16 @@ pub fn drop_identity(identity: Identity) -> Result<(), String> {
 pub fn enter_user_namespace() -> Result<(), String> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
-    nix::sched::unshare(flags).map_err(|e| format!("unshare(user, mount): {e}"))?;
+    nix::sched::unshare(flags).map_err(|e| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let restrict =
+            std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+                .unwrap_or_default();
+        format!(
+            "unshare(user, mount): {e}{}",
+            userns_refused_hint(e, &status, restrict.trim())
+        )
+    })?;
     let write = |file: &str, text: String| {
         std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| format!("{file}: {e}"))
     };
@@ -48,6 +57,29 @@ pub fn enter_user_namespace() -> Result<(), String> {
     write("uid_map", format!("{uid} {uid} 1"))?;
     write("gid_map", format!("{gid} {gid} 1"))?;
     Ok(())
+}
+
+/// What this process can see about why the kernel refused a user
+/// namespace: a seccomp filter (a container runtime's RuntimeDefault
+/// profile refuses `unshare` without CAP_SYS_ADMIN), AppArmor's
+/// restriction, or the namespace limit.
+fn userns_refused_hint(error: nix::errno::Errno, status: &str, apparmor_restrict: &str) -> String {
+    use nix::errno::Errno;
+    let filtered = status.lines().any(|l| {
+        l.split_once(':')
+            .is_some_and(|(k, v)| k == "Seccomp" && v.trim() == "2")
+    });
+    match error {
+        Errno::EPERM if filtered => "; a seccomp filter is in force (Seccomp: 2 in \
+             /proc/self/status), as under a container runtime's RuntimeDefault profile, \
+             which refuses unshare without CAP_SYS_ADMIN"
+            .into(),
+        Errno::EPERM | Errno::EACCES if apparmor_restrict == "1" => {
+            "; kernel.apparmor_restrict_unprivileged_userns is 1".into()
+        }
+        Errno::ENOSPC => "; user.max_user_namespaces is reached (or 0)".into(),
+        _ => String::new(),
+    }
 }
 
 /// Capabilities the inner stage needs to set itself up (mounts, loopback,
@@ -82,13 +114,19 @@ pub fn enter_process_namespaces() -> Result<(), String> {
 /// places where other programs' unix sockets live.
 const PRIVATE_DIRS: &[&str] = &["/tmp", "/var/tmp", "/run", "/dev/shm"];
 
-/// A private view of the filesystem: mounts stay in this namespace, the
-/// scratch directories are empty tmpfs, the root stays where it was, and
-/// (as PID 1) /proc shows only this namespace's processes.
-pub fn private_mounts(root: &Path, own_proc: bool) -> Result<(), String> {
+/// Mounts made from here on stay in this namespace (they would anyway: a
+/// mount namespace owned by a new user namespace only receives).
+fn private_propagation() -> Result<(), String> {
     let none: Option<&str> = None;
     nix::mount::mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-        .map_err(|e| format!("making mounts private: {e}"))?;
+        .map_err(|e| format!("making mounts private: {e}"))
+}
+
+/// A private view of the filesystem: mounts stay in this namespace, the
+/// scratch directories are empty tmpfs, the root stays where it was.
+pub fn private_mounts(root: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    private_propagation()?;
     // Kept open so the root can be bound back if a tmpfs hides it.
     let root_dir =
         std::fs::File::open(root).map_err(|e| format!("open {}: {e}", root.display()))?;
@@ -119,17 +157,73 @@ pub fn private_mounts(root: &Path, own_proc: bool) -> Result<(), String> {
             .map_err(|e| format!("binding {} back: {e}", root.display()))?;
         }
     }
-    if own_proc {
-        nix::mount::mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            none,
-        )
-        .map_err(|e| format!("mounting /proc: {e}"))?;
-    }
     Ok(())
+}
+
+/// The PID namespace's own /proc, which shows only its processes. Called
+/// as PID 1 of that namespace, in the mount namespace the outer stage made.
+///
+/// The kernel refuses a new procfs in a user namespace while the /proc it
+/// could already see has paths mounted over it (`mount_too_revealing`):
+/// a container runtime's masked /proc (`/proc/keys`, `/proc/timer_list`,
+/// ... under /dev/null or an empty tmpfs). Then the command still runs in
+/// the PID namespace, which keeps signals in and kills what is left, but
+/// /proc lists the container's processes, so the layer is not claimed.
+pub fn private_proc() -> Result<(), String> {
+    let none: Option<&str> = None;
+    private_propagation()?;
+    nix::mount::mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(|e| {
+        let over = std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|info| mounts_over_proc(&info))
+            .unwrap_or_default();
+        proc_refused(e, &over)
+    })
+}
+
+/// Why a private /proc could not be mounted, in words an operator can act on.
+fn proc_refused(error: nix::errno::Errno, over: &[String]) -> String {
+    let mut reason = format!("no private /proc: mount(proc): {error}");
+    if error == nix::errno::Errno::EPERM && !over.is_empty() {
+        const SHOWN: usize = 4;
+        let mut listed = over
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if over.len() > SHOWN {
+            listed.push_str(&format!(" and {} more", over.len() - SHOWN));
+        }
+        reason.push_str(&format!(
+            "; the kernel refuses a new /proc in a user namespace while paths of the existing \
+             one are mounted over ({listed}: a container runtime's masked /proc; \
+             procMount: Unmasked, which needs hostUsers: false, lifts it)"
+        ));
+    }
+    reason.push_str(
+        "; commands still run in a PID namespace (no signals out, nothing outlives them), \
+         but /proc shows the processes outside it",
+    );
+    reason
+}
+
+/// The mount points below /proc in `/proc/self/mountinfo` (the fifth
+/// field; octal escapes such as `\040` left as they are).
+fn mounts_over_proc(mountinfo: &str) -> Vec<String> {
+    let mut over: Vec<String> = Vec::new();
+    for point in mountinfo.lines().filter_map(|line| line.split(' ').nth(4)) {
+        if point.starts_with("/proc/") && !over.iter().any(|o| o == point) {
+            over.push(point.to_string());
+        }
+    }
+    over
 }
 
 /// Limits no command may pass: processes, file size, open files, memory.
@@ -275,4 +369,81 @@ pub fn drop_capabilities() -> Result<(), String> {
         caps::clear(None, set).map_err(|e| format!("clearing {set:?} capabilities: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::errno::Errno;
+
+    use super::*;
+
+    /// /proc/self/mountinfo in a runc container (trimmed), with the
+    /// runtime's default masked and read-only paths.
+    const RUNC_MOUNTINFO: &str = "\
+612 540 0:58 / / ro,relatime - overlay overlay rw
+613 612 0:61 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+614 612 0:62 / /dev rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+541 613 0:61 /bus /proc/bus ro,nosuid,nodev,noexec,relatime - proc proc rw
+542 613 0:61 /fs /proc/fs ro,nosuid,nodev,noexec,relatime - proc proc rw
+543 613 0:61 /irq /proc/irq ro,nosuid,nodev,noexec,relatime - proc proc rw
+544 613 0:61 /sys /proc/sys ro,nosuid,nodev,noexec,relatime - proc proc rw
+546 613 0:66 / /proc/acpi ro,relatime - tmpfs tmpfs ro
+547 613 0:62 /null /proc/kcore rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+548 613 0:62 /null /proc/keys rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+549 613 0:62 /null /proc/timer_list rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+551 613 0:67 / /proc/scsi ro,relatime - tmpfs tmpfs ro
+552 616 0:68 / /sys/firmware ro,relatime - tmpfs tmpfs ro
+";
+
+    #[test]
+    fn the_paths_a_runtime_masks_are_found_in_mountinfo() {
+        assert_eq!(
+            mounts_over_proc(RUNC_MOUNTINFO),
+            [
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/acpi",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/timer_list",
+                "/proc/scsi"
+            ]
+        );
+        assert!(mounts_over_proc("22 1 0:21 / /proc rw - proc proc rw\n").is_empty());
+    }
+
+    #[test]
+    fn a_refused_proc_says_why_and_what_still_holds() {
+        let over = mounts_over_proc(RUNC_MOUNTINFO);
+        let reason = proc_refused(Errno::EPERM, &over);
+        assert!(
+            reason.starts_with("no private /proc: mount(proc): EPERM"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("(/proc/bus, /proc/fs, /proc/irq, /proc/sys and 5 more"),
+            "{reason}"
+        );
+        assert!(reason.contains("procMount: Unmasked"), "{reason}");
+        assert!(
+            reason.contains("/proc shows the processes outside it"),
+            "{reason}"
+        );
+        // Another refusal is not blamed on masking.
+        let other = proc_refused(Errno::EACCES, &over);
+        assert!(!other.contains("procMount"), "{other}");
+        assert!(!proc_refused(Errno::EPERM, &[]).contains("procMount"));
+    }
+
+    #[test]
+    fn a_refused_user_namespace_names_what_is_visible() {
+        let filtered = "Name:\tremediator\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+        let open = "Name:\tremediator\nSeccomp:\t0\n";
+        assert!(userns_refused_hint(Errno::EPERM, filtered, "").contains("RuntimeDefault"));
+        assert_eq!(userns_refused_hint(Errno::EPERM, open, "0"), "");
+        assert!(userns_refused_hint(Errno::EPERM, open, "1").contains("apparmor"));
+        assert!(userns_refused_hint(Errno::ENOSPC, open, "").contains("max_user_namespaces"));
+    }
 }
