@@ -107,6 +107,15 @@ def main():
                 problems.append(f"{cronjob['metadata']['name']}: procMount Unmasked without hostUsers: false")
     check("optimizer: procMount Unmasked only with hostUsers: false", problems)
 
+    # Scenario Pods are the operator's: it is told how to build them.
+    problems = []
+    proc_mount = [a.split("=", 1)[1] for a in args if a.startswith("--proc-mount=")]
+    if proc_mount not in (["Default"], ["Unmasked"]):
+        problems.append(f"--proc-mount should be given once as Default or Unmasked, args have {proc_mount}")
+    elif proc_mount == ["Unmasked"] and "--host-users=false" not in args:
+        problems.append("--proc-mount=Unmasked without --host-users=false: the operator refuses to start")
+    check("operator: scenario Pods' procMount passed, Unmasked only with hostUsers: false", problems)
+
     # RBAC: exactly the files the cluster tier runs the operator under.
     def rules_of(name):
         with open(os.path.join(CHART, "files", name)) as f:

@@ -83,3 +83,22 @@ async fn port_in_use_is_reported() {
     let ran = run(&["scenario", "start", "stale_lockfile", "--port", &port]).await;
     assert_clear_failure(&ran, &format!("port {port} on 127.0.0.1 is already in use"));
 }
+
+#[tokio::test]
+async fn an_unmasked_proc_without_a_user_namespace_is_refused_before_connecting() {
+    // KUBECONFIG points nowhere: the refusal must come first.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-kubeconfig");
+    let ran = remediator(
+        dir.path(),
+        &[
+            "operator",
+            "--proc-mount=Unmasked",
+            "--no-leader-election",
+            "--action-api-url=http://remediator:8080",
+        ],
+        &[("KUBECONFIG", missing.to_str().unwrap())],
+    )
+    .await;
+    assert_clear_failure(&ran, "--proc-mount=Unmasked needs --host-users=false");
+}

@@ -63,9 +63,28 @@ pub struct OperatorArgs {
     /// (`hostUsers: false`, Kubernetes 1.33+ where the runtime supports it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub host_users: bool,
+    /// Unmasked: the sandbox container of scenario Pods gets `procMount:
+    /// Unmasked`, so the sandbox can give each command a /proc of its own
+    /// (needs --host-users=false; Kubernetes refuses it otherwise).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ProcMount::Default)]
+    pub proc_mount: ProcMount,
+}
+
+/// Spelt as Kubernetes spells `procMount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProcMount {
+    #[value(name = "Default")]
+    Default,
+    #[value(name = "Unmasked")]
+    Unmasked,
 }
 
 pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result<ExitCode> {
+    if args.proc_mount == ProcMount::Unmasked && args.host_users {
+        anyhow::bail!(
+            "--proc-mount=Unmasked needs --host-users=false: Kubernetes accepts an unmasked /proc only in a Pod with a user namespace of its own"
+        );
+    }
     let catalog = crate::scenario::load_catalog(catalog.as_deref())?;
     let lease_namespace = if args.no_leader_election {
         None
@@ -91,6 +110,7 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
             seccomp_profile: args.seccomp_profile,
             run_as_user: args.run_as_user,
             host_users: args.host_users,
+            unmasked_proc: args.proc_mount == ProcMount::Unmasked,
             ..Settings::default()
         },
         catalog,

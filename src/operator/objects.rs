@@ -41,6 +41,10 @@ pub struct Settings {
     /// false: the Pods get `hostUsers: false`, a user namespace of their
     /// own, so root inside is not root on the node.
     pub host_users: bool,
+    /// The sandbox container gets `procMount: Unmasked` (only with
+    /// `host_users` false): with the runtime's masked /proc the kernel
+    /// refuses the sandbox a /proc of its own, and containment is weak.
+    pub unmasked_proc: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             run_as_user: 65532,
             seccomp_profile: "RuntimeDefault".into(),
             host_users: true,
+            unmasked_proc: false,
         }
     }
 }
@@ -264,7 +269,10 @@ pub fn scenario_pod(incident: &Incident, policy: &PolicySpec, settings: &Setting
             // image's own filesystem stays read-only.
             mount("sandbox-tmp", "/tmp", false),
         ]),
-        security_context: Some(restricted()),
+        security_context: Some(SecurityContext {
+            proc_mount: settings.unmasked_proc.then(|| "Unmasked".into()),
+            ..restricted()
+        }),
         ..Container::default()
     };
     Pod {

@@ -208,3 +208,47 @@ fn host_users_false_gives_scenario_pods_and_agents_a_user_namespace() {
     let shared = scenario_pod(&incident(), &policy, &Settings::default());
     assert_eq!(shared.spec.unwrap().host_users, None);
 }
+
+#[test]
+fn an_unmasked_proc_goes_to_the_sandbox_container_only() {
+    let unmasked = Settings {
+        host_users: false,
+        unmasked_proc: true,
+        ..Settings::default()
+    };
+    let policy = PolicySpec::default();
+    let proc_mounts = |settings: &Settings| -> Vec<(String, Option<String>)> {
+        scenario_pod(&incident(), &policy, settings)
+            .spec
+            .unwrap()
+            .containers
+            .into_iter()
+            .map(|c| (c.name, c.security_context.unwrap().proc_mount))
+            .collect()
+    };
+    assert_eq!(
+        proc_mounts(&unmasked),
+        [
+            ("service".to_string(), None),
+            ("sandbox".to_string(), Some("Unmasked".to_string()))
+        ]
+    );
+    assert!(
+        proc_mounts(&Settings::default())
+            .iter()
+            .all(|(_, m)| m.is_none())
+    );
+    // Everything else the sandbox container had stays as it was.
+    let sandbox = |settings: &Settings| {
+        let mut context = scenario_pod(&incident(), &policy, settings)
+            .spec
+            .unwrap()
+            .containers[1]
+            .security_context
+            .clone()
+            .unwrap();
+        context.proc_mount = None;
+        context
+    };
+    assert_eq!(sandbox(&unmasked), sandbox(&Settings::default()));
+}
