@@ -75,12 +75,14 @@ docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^remedi
 
 step "3. helm install"
 # Localhost: the profile that lets the sandbox build its namespaces (step 1
-# put it on the node); without it the sandbox reports weak containment and
-# only LOW actions run.
+# put it on the node). hostUsers=false with an unmasked /proc: the runtime's
+# masked /proc would refuse the sandbox a /proc of its own. Without these
+# the sandbox reports weak containment and only LOW actions run.
 helm install remediator charts/remediator \
   --namespace remediator-system --create-namespace \
   --set image.tag="$TAG" --set targetImage.tag="$TAG" \
   --set sandbox.seccompProfile.type=Localhost \
+  --set sandbox.hostUsers=false --set sandbox.procMount=Unmasked \
   --set-json "incidentNamespaces=[\"$NAMESPACE\"]" \
   --wait --timeout 5m
 kubectl -n remediator-system get pods
