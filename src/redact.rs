@@ -19,7 +19,7 @@ const SECRET_NAME_PARTS: &str =
 
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r#"(?i)\b([A-Za-z0-9_.\-]*(?:{SECRET_NAME_PARTS})[A-Za-z0-9_.\-]*)["']?[ \t]*[:=][ \t]*["']?([^\s"',;\x00]+)"#
+        r#"(?i)\b([A-Za-z0-9_.\-]*(?:{SECRET_NAME_PARTS})[A-Za-z0-9_.\-]*)["']?[ \t]*([:=])[ \t]*["']?([^\s"',;\x00]+)"#
     ))
     .expect("static pattern")
 });
@@ -39,6 +39,46 @@ static TOKEN_SHAPES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     .map(|p| Regex::new(p).expect("static pattern"))
     .collect()
 });
+
+/// How tools report a failed system call: `<path>: <strerror>`. A file
+/// named like a secret (`/run/secrets/token: Permission denied`) is not an
+/// assignment, and the message must reach the brain: it is often the
+/// diagnosis.
+const ERROR_MESSAGES: [&str; 22] = [
+    "Permission denied",
+    "No such file or directory",
+    "Not a directory",
+    "Is a directory",
+    "Operation not permitted",
+    "Read-only file system",
+    "File exists",
+    "Directory not empty",
+    "Connection refused",
+    "Connection reset by peer",
+    "Device or resource busy",
+    "Resource temporarily unavailable",
+    "Invalid argument",
+    "No space left on device",
+    "Too many open files",
+    "Text file busy",
+    "Bad file descriptor",
+    "Input/output error",
+    "No such process",
+    "cannot open",
+    "cannot access",
+    "command not found",
+];
+
+/// `rest` (what follows a `name:`) is a tool's error message.
+fn is_error_message(rest: &str) -> bool {
+    ERROR_MESSAGES.iter().any(|m| rest.starts_with(m))
+}
+
+/// An ASSIGNMENT match that really assigns (not `<file>: <error>`).
+fn assigns(caps: &regex::Captures<'_>, text: &str) -> bool {
+    let value = caps.get(3).expect("value");
+    !(&caps[2] == ":" && is_error_message(&text[value.start()..]))
+}
 
 static HANDLE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"<secret:([0-9a-f]{4}):(\d+)>").expect("static pattern"));
@@ -108,14 +148,16 @@ impl Redactor {
     pub fn redact(&self, text: &str) -> String {
         // Learn every secret the text assigns or shows...
         for caps in ASSIGNMENT.captures_iter(text) {
-            if caps[2].len() >= MIN_GLOBAL_LEN && !HANDLE.is_match(&caps[2]) {
-                self.register(&caps[2]);
+            let value = &caps[3];
+            if value.len() >= MIN_GLOBAL_LEN && !HANDLE.is_match(value) && assigns(&caps, text) {
+                self.register(value);
             }
         }
         for line in text.split(['\n', '\0']) {
             if let Some((name, value)) = line.split_once(['=', ':']) {
                 let value = value.trim().trim_matches(['"', '\'']);
-                if self.is_secret_name(name.trim()) && !value.is_empty() {
+                if self.is_secret_name(name.trim()) && !value.is_empty() && !is_error_message(value)
+                {
                     self.register(value);
                 }
             }
@@ -128,8 +170,8 @@ impl Redactor {
         }
         // ...hide assigned values in place, whatever their length...
         let assigned = ASSIGNMENT.replace_all(text, |caps: &regex::Captures<'_>| {
-            let (whole, value) = (caps.get(0).expect("match"), caps.get(2).expect("value"));
-            if HANDLE.is_match(value.as_str()) {
+            let (whole, value) = (caps.get(0).expect("match"), caps.get(3).expect("value"));
+            if HANDLE.is_match(value.as_str()) || !assigns(caps, text) {
                 return whole.as_str().to_string();
             }
             let handle = self.register(value.as_str());
@@ -285,6 +327,27 @@ mod tests {
             }
         }
         assert!(r.redact("user: bob").contains("bob"));
+    }
+
+    #[test]
+    fn a_file_named_like_a_secret_with_an_error_is_not_an_assignment() {
+        let r = Redactor::new(&[], &["*.pem".into()]);
+        let errors = "cat: /var/run/secrets/token: Permission denied\n\
+                      ls: cannot access 'session.db': No such file or directory\n\
+                      bash: auth-helper: command not found\n\
+                      server.pem: Is a directory";
+        assert_eq!(r.redact(errors), errors);
+        assert_eq!(
+            r.redact("mkdir: data: Permission denied"),
+            "mkdir: data: Permission denied",
+            "nothing was learned from the errors"
+        );
+        // An assignment that looks like an error is still an assignment.
+        let assigned = r.redact("PASSWORD=Permission-denied-42 and token: s3cr3t-value");
+        assert!(
+            !assigned.contains("Permission-denied-42") && !assigned.contains("s3cr3t-value"),
+            "{assigned}"
+        );
     }
 
     #[test]
