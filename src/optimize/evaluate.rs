@@ -351,6 +351,28 @@ pub(crate) mod tests {
         assert_eq!(rollouts.remaining(), 0);
     }
 
+    /// Review: the operator's recordings end with reasons a local run never
+    /// has. `SandboxUnavailable` (the scenario Pod died or was evicted
+    /// mid-incident) and `AgentFailed` (the agent Job gave up) say nothing
+    /// about the hint, yet they are reused as the hint's rollout (the newest
+    /// line wins), so the seed scores 0 there with no fresh rollout spent.
+    #[tokio::test]
+    async fn in_cluster_machinery_failures_are_not_reused_as_the_hints_rollout() {
+        let fake = Fake::new();
+        let mut rollouts = Rollouts::new(&fake, shortest(&["a"]), 5);
+        for reason in ["SandboxUnavailable", "AgentFailed"] {
+            let mut infra = fake_line("a", "a");
+            infra.service_up = false;
+            infra.phase = "Failed".into();
+            infra.reason = Some(reason.into());
+            assert_eq!(
+                rollouts.with_recorded(&[infra], "runbook"),
+                0,
+                "a {reason} recording was taken as the hint's rollout"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn recorded_rollouts_are_reused_without_spending() {
         let fake = Fake::new();

@@ -269,6 +269,38 @@ mod tests {
         );
     }
 
+    /// Review: `record` returns Ok (condition `Recorded`) whatever
+    /// `with_line` kept. The ring orders by start time, so an incident that
+    /// started before the ring's 100 lines (it waited for an approval, or
+    /// had no `startedAt`) is inserted and evicted in the same write.
+    #[test]
+    fn a_line_that_finished_last_is_kept_even_if_it_started_first() {
+        let mut data = BTreeMap::new();
+        for i in 0..MAX_LINES as u64 {
+            data = with_line(data, &key_of("quick", 1_000 + i), format!("{i}"));
+        }
+        let slow = key_of("waited-for-approval", 5);
+        let data = with_line(data, &slow, "finished last".into());
+        assert!(
+            data.contains_key(&slow),
+            "the line just recorded was evicted by its own write"
+        );
+    }
+
+    /// Review: a value under a key that sorts after the digits (hand edit,
+    /// another tool) is never evicted: the ring drops every real line,
+    /// the new one included, and keeps the foreign value.
+    #[test]
+    fn a_foreign_key_cannot_starve_the_ring() {
+        let mut data = BTreeMap::from([("notes".to_string(), "n".repeat(MAX_BYTES - 1000))]);
+        data = with_line(data, &key_of("a", 1), "x".repeat(10_000));
+        assert!(
+            data.contains_key(&key_of("a", 1)),
+            "kept only {:?}",
+            data.keys().collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn lines_read_back_newest_first_and_hand_edits_are_counted() {
         let mut data = BTreeMap::new();
