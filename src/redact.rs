@@ -69,9 +69,13 @@ const ERROR_MESSAGES: [&str; 22] = [
     "command not found",
 ];
 
-/// `rest` (what follows a `name:`) is a tool's error message.
+/// `rest` (what follows a `name:`) is a tool's error message, as libc
+/// prints it or in lower case as Go and others do.
 fn is_error_message(rest: &str) -> bool {
-    ERROR_MESSAGES.iter().any(|m| rest.starts_with(m))
+    ERROR_MESSAGES.iter().any(|m| {
+        rest.get(..m.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(m))
+    })
 }
 
 /// An ASSIGNMENT match that really assigns (not `<file>: <error>`).

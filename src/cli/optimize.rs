@@ -192,7 +192,7 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         None => policy::resolve(&args.policy, &overrides, &paths),
     }
     .context("resolving the policy whose hint is the seed")?;
-    let mut recorded = match &args.from_trajectories {
+    let mut recorded: Vec<TrajectoryLine> = match &args.from_trajectories {
         Some(dir) => {
             let (lines, malformed) = trajectory::read_runs(dir)
                 .with_context(|| format!("cannot read recorded runs in {}", dir.display()))?;
@@ -212,13 +212,12 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         }
         None => Vec::new(),
     };
-    let in_cluster = match &target {
+    let (cluster_lines, in_cluster) = match &target {
         Some((client, found)) => {
             let (lines, said) = recorded_in_cluster(client, found).await;
-            recorded.extend(lines);
-            Some(said)
+            (lines, Some(said))
         }
-        None => None,
+        None => (Vec::new(), None),
     };
     let mut recorder = args.recording.recorder(&paths);
     if args.recording.run_id.is_none() {
@@ -239,6 +238,7 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
             .collect()
     };
     let (train, validation) = (of_split(Split::Train), of_split(Split::Validation));
+    recorded.extend(usable_from_cluster(cluster_lines, &train));
     let shortest: BTreeMap<String, usize> = catalog
         .scenarios
         .iter()
@@ -406,6 +406,24 @@ async fn recorded_in_cluster(
     }
 }
 
+/// The cluster's recordings the optimization may reuse: train scenarios
+/// only, so whatever is published won on fresh validation rollouts (a
+/// ConfigMap is easier to write than a Policy), and no episode a person
+/// steered (an approval, a rejection, a timeout), which a rollout here
+/// cannot repeat.
+fn usable_from_cluster(lines: Vec<TrajectoryLine>, train: &[String]) -> Vec<TrajectoryLine> {
+    lines
+        .into_iter()
+        .filter(|line| train.contains(&line.scenario_id))
+        .filter(|line| {
+            !line
+                .steps
+                .iter()
+                .any(|s| matches!(s.decided_by.as_str(), "annotation" | "timeout"))
+        })
+        .collect()
+}
+
 /// Every trajectory the optimization ran or reused.
 fn episodes_of(outcome: &Outcome) -> Vec<TrajectoryLine> {
     outcome
@@ -467,5 +485,32 @@ fn one_line(text: &str, max: usize) -> String {
         format!("{}…", flat.chars().take(max).collect::<String>())
     } else {
         flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimize::score::tests::{line, step};
+
+    #[test]
+    fn cluster_recordings_serve_train_scenarios_only_and_never_a_persons_decision() {
+        let train = vec!["port_mismatch".to_string()];
+        let mut approved = step(1, "exec", "rm lock", "MEDIUM", "Confirmed");
+        approved.decided_by = "annotation".into();
+        let mut timed_out = step(1, "exec", "rm lock", "MEDIUM", "Rejected");
+        timed_out.decided_by = "timeout".into();
+        let lines = vec![
+            line(
+                "port_mismatch",
+                true,
+                vec![step(1, "exec", "ls", "LOW", "Allowed")],
+            ),
+            line("stale_lockfile_validation", true, vec![]),
+            line("port_mismatch", true, vec![approved]),
+            line("port_mismatch", false, vec![timed_out]),
+        ];
+        let usable = usable_from_cluster(lines.clone(), &train);
+        assert_eq!(usable, vec![lines[0].clone()]);
     }
 }

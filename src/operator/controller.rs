@@ -337,6 +337,9 @@ async fn undo(ctx: &Context, key: &IncidentKey, step: u32) -> Result<(), Error> 
     Ok(())
 }
 
+/// How long a finished incident's sandbox may take to hand over its journal.
+const HISTORY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Records the finished incident's trajectory in its Policy's ring, with
 /// what came back from the sandbox's journal while the sandbox is there,
 /// and says in a condition whether it worked.
@@ -348,8 +351,14 @@ async fn record(
     policy: Option<&Policy>,
 ) -> Result<(), Error> {
     let uid = incident.metadata.uid.clone().unwrap_or_default();
+    // Briefly: a sandbox that does not answer must not hold a reconcile
+    // worker; the line is then kept without what came back.
     let history = match ctx.backend.remote(key, &uid).await {
-        Ok(remote) => remote.history().await.map_err(|e| e.to_string()),
+        Ok(remote) => remote
+            .with_timeout(HISTORY_TIMEOUT)
+            .history()
+            .await
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     let line = recording::line_of(incident, session, history.as_deref().unwrap_or_default());

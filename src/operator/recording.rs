@@ -49,14 +49,27 @@ pub fn line_of(incident: &Incident, session: &Session, history: &[Turn]) -> Traj
     TrajectoryLine::finished(origin, &status, step_traces(&status.actions, history))
 }
 
-/// The incident's key in its Policy's ring.
+/// The incident's key in its Policy's ring, by when it finished: the
+/// probe's last check, else the last condition change before recording,
+/// else its start. The status no longer changes once the incident has
+/// ended, so a retried recording replaces its own line.
 pub fn key_of(incident: &Incident) -> String {
-    let started = incident
-        .status
+    let status = incident.status.clone().unwrap_or_default();
+    let finished = status
+        .verified
         .as_ref()
-        .and_then(|s| s.started_at.as_ref())
-        .map_or(0, |t| millis(t).max(0) as u64);
-    in_cluster::key_of(&incident.name_any(), started)
+        .map(|v| millis(&v.checked_at))
+        .or_else(|| {
+            status
+                .conditions
+                .iter()
+                .filter(|c| c.type_ != TRAJECTORY_RECORDED)
+                .map(|c| millis(&c.last_transition_time))
+                .max()
+        })
+        .or_else(|| status.started_at.as_ref().map(millis))
+        .unwrap_or(0);
+    in_cluster::key_of(&incident.name_any(), finished.max(0) as u64)
 }
 
 /// A finished incident's trajectory is recorded once; a recording that
@@ -196,6 +209,10 @@ mod tests {
             line.steps[1].observation, "",
             "no journal entry, no observation"
         );
-        assert_eq!(key_of(&incident), "0000001000000-broken-port.json");
+        assert_eq!(
+            key_of(&incident),
+            "0000001004500-broken-port.json",
+            "keyed by when the probe last looked"
+        );
     }
 }

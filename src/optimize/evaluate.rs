@@ -127,8 +127,16 @@ pub fn normalized(hint: &str) -> String {
     hint.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Outcomes that say nothing about the hint (the machinery failed).
-const INFRASTRUCTURE: [&str; 3] = ["ProvisioningFailed", "LlmUnavailable", "UnknownScenario"];
+/// Outcomes that say nothing about the hint (the machinery failed, or a
+/// run was cut short), locally or in a cluster.
+const INFRASTRUCTURE: [&str; 6] = [
+    "ProvisioningFailed",
+    "LlmUnavailable",
+    "UnknownScenario",
+    "SandboxUnavailable",
+    "AgentFailed",
+    "Interrupted",
+];
 
 pub struct Rollouts<'a> {
     episodes: &'a dyn Episodes,

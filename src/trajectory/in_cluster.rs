@@ -5,8 +5,10 @@
 //! instead of spending fresh rollouts on the hint in use.
 //!
 //! A ConfigMap holds at most 1 MiB, so this one is a ring: keys start with
-//! the incident's start time, and the oldest lines go first once there are
-//! more than [`MAX_LINES`] or more than [`MAX_BYTES`].
+//! the time the incident finished, and once there are more than
+//! [`MAX_LINES`] or more than [`MAX_BYTES`] the oldest lines go first
+//! (anything under a key of another shape before them), never the line
+//! just written.
 
 use std::collections::BTreeMap;
 
@@ -23,8 +25,12 @@ pub const MAX_LINES: usize = 100;
 /// Bytes of lines kept per Policy: well under a ConfigMap's 1 MiB, with
 /// room for the object's metadata.
 pub const MAX_BYTES: usize = 768 * 1024;
+/// Bytes one line may take: no incident crowds out the others.
+pub const MAX_LINE_BYTES: usize = MAX_BYTES / 16;
 /// Attempts at a write that lost to a concurrent one (409).
 const MAX_CONFLICTS: usize = 8;
+/// Longest label value Kubernetes accepts.
+const MAX_LABEL: usize = 63;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -38,21 +44,48 @@ pub enum RecordError {
     Contended { name: String },
     #[error("encoding the trajectory: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error(
+        "the trajectory takes {0} bytes even without what came back; at most {MAX_LINE_BYTES} fit"
+    )]
+    TooLarge(usize),
 }
 
+/// `<policy>-trajectories`; a name too long for an object name is cut and
+/// made unique again with a hash of the whole.
 pub fn config_map_name(policy: &str) -> String {
-    format!("{policy}-trajectories")
+    const SUFFIX: &str = "-trajectories";
+    if policy.len() + SUFFIX.len() <= 253 {
+        return format!("{policy}{SUFFIX}");
+    }
+    let cut: String = policy.chars().take(253 - SUFFIX.len() - 17).collect();
+    format!("{cut}-{:016x}{SUFFIX}", fnv1a(policy))
 }
 
-/// An incident's key: its start (unix millis, zero-padded so keys sort by
-/// time) and its name, cut to fit a ConfigMap key's 253 characters.
-pub fn key_of(incident: &str, started_ms: u64) -> String {
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// An incident's key: when it finished (unix millis, zero-padded so keys
+/// sort by time) and its name, cut to fit a ConfigMap key's 253
+/// characters.
+pub fn key_of(incident: &str, finished_ms: u64) -> String {
     let name: String = incident.chars().take(200).collect();
-    format!("{started_ms:013}-{name}.json")
+    format!("{finished_ms:013}-{name}.json")
+}
+
+/// A key this ring wrote (`key_of`'s shape).
+fn is_ours(key: &str) -> bool {
+    key.len() > 19
+        && key.as_bytes()[..13].iter().all(u8::is_ascii_digit)
+        && key.as_bytes()[13] == b'-'
+        && key.ends_with(".json")
 }
 
 /// `data` with `line` under `key` (replacing an earlier recording of the
-/// same incident), then the oldest lines dropped until the ring fits.
+/// same incident), then other keys dropped until the ring fits: keys of
+/// another shape first, then the oldest lines; never `key` itself.
 pub fn with_line(
     mut data: BTreeMap<String, String>,
     key: &str,
@@ -60,27 +93,54 @@ pub fn with_line(
 ) -> BTreeMap<String, String> {
     data.insert(key.to_string(), line);
     let mut bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
-    while data.len() > MAX_LINES || (bytes > MAX_BYTES && data.len() > 1) {
-        let Some((oldest, text)) = data.pop_first() else {
+    let mut victims: Vec<String> = data.keys().filter(|k| *k != key).cloned().collect();
+    // Stable: foreign keys first, each group oldest first.
+    victims.sort_by_key(|k| is_ours(k));
+    for victim in victims {
+        if data.len() <= MAX_LINES && bytes <= MAX_BYTES {
             break;
-        };
-        bytes -= oldest.len() + text.len();
+        }
+        if let Some(text) = data.remove(&victim) {
+            bytes -= victim.len() + text.len();
+        }
     }
     data
 }
 
-/// The line as stored: JSON, its observations cut further when a very long
-/// incident would not fit in the ring on its own.
-pub fn encode(line: &TrajectoryLine) -> Result<String, serde_json::Error> {
+/// The line as stored: JSON within [`MAX_LINE_BYTES`]. What came back is
+/// cut further, then left out, before the line is refused.
+pub fn encode(line: &TrajectoryLine) -> Result<String, RecordError> {
     let text = serde_json::to_string(line)?;
-    if text.len() <= MAX_BYTES / 4 {
+    if text.len() <= MAX_BYTES / 4 && text.len() <= MAX_LINE_BYTES {
         return Ok(text);
     }
     let mut short = line.clone();
     for step in &mut short.steps {
         step.observation = head_and_tail(&step.observation, MAX_OBSERVATION_CHARS / 8);
     }
-    serde_json::to_string(&short)
+    let text = serde_json::to_string(&short)?;
+    if text.len() <= MAX_LINE_BYTES {
+        return Ok(text);
+    }
+    for step in &mut short.steps {
+        step.observation = "[left out: the line was too large]".into();
+    }
+    let text = serde_json::to_string(&short)?;
+    if text.len() <= MAX_LINE_BYTES {
+        return Ok(text);
+    }
+    for step in &mut short.steps {
+        step.action = head_and_tail(&step.action, 200);
+    }
+    for action in &mut short.tool_actions {
+        *action = head_and_tail(action, 200);
+    }
+    short.strategy_hint = head_and_tail(&short.strategy_hint, 4000);
+    let text = serde_json::to_string(&short)?;
+    if text.len() <= MAX_LINE_BYTES {
+        return Ok(text);
+    }
+    Err(RecordError::TooLarge(text.len()))
 }
 
 /// Stores `line` under `key` in the Policy's ring; returns the
@@ -140,11 +200,16 @@ pub async fn record(
 }
 
 fn labels(policy: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("app.kubernetes.io/name".into(), "remediator".into()),
         ("app.kubernetes.io/component".into(), "trajectories".into()),
-        ("remediator.dev/policy".into(), policy.into()),
-    ])
+    ]);
+    // A label value holds at most 63 characters; a longer name is in the
+    // ConfigMap's name.
+    if policy.len() <= MAX_LABEL {
+        labels.insert("remediator.dev/policy".into(), policy.into());
+    }
+    labels
 }
 
 /// What a Policy's ring holds.
@@ -255,13 +320,28 @@ mod tests {
     }
 
     #[test]
-    fn a_very_long_incident_is_stored_with_shorter_observations() {
+    fn a_very_long_incident_is_stored_with_shorter_observations_and_actions() {
         let mut long = line("long", MAX_OBSERVATION_CHARS);
-        long.steps = (0..400).map(|_| long.steps[0].clone()).collect();
+        long.steps = (0..50).map(|_| long.steps[0].clone()).collect();
         let text = encode(&long).unwrap();
-        assert!(text.len() <= MAX_BYTES / 2, "{}", text.len());
+        assert!(text.len() <= MAX_LINE_BYTES, "{}", text.len());
         let back: TrajectoryLine = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.steps.len(), 400, "every step is kept");
+        assert_eq!(back.steps.len(), 50, "every step is kept");
+        assert!(!back.steps[0].observation.is_empty());
+        // Escaped bytes and long commands as well: still one bounded line.
+        let mut hostile = line("hostile", 0);
+        hostile.steps = (0..50)
+            .map(|_| StepTrace {
+                action: "x".repeat(4000),
+                observation: "\u{1}".repeat(MAX_OBSERVATION_CHARS),
+                ..hostile.steps[0].clone()
+            })
+            .collect();
+        hostile.tool_actions = vec!["y".repeat(4000); 50];
+        let text = encode(&hostile).unwrap();
+        assert!(text.len() <= MAX_LINE_BYTES, "{}", text.len());
+        let back: TrajectoryLine = serde_json::from_str(&text).unwrap();
+        assert_eq!((back.steps.len(), back.tool_actions.len()), (50, 50));
         let short = line("short", 100);
         assert_eq!(
             encode(&short).unwrap(),
@@ -269,10 +349,20 @@ mod tests {
         );
     }
 
-    /// Review: `record` returns Ok (condition `Recorded`) whatever
-    /// `with_line` kept. The ring orders by start time, so an incident that
-    /// started before the ring's 100 lines (it waited for an approval, or
-    /// had no `startedAt`) is inserted and evicted in the same write.
+    #[test]
+    fn names_too_long_for_kubernetes_still_give_a_valid_unique_config_map() {
+        let long = "p".repeat(253);
+        let name = config_map_name(&long);
+        assert!(
+            name.len() <= 253 && name.ends_with("-trajectories"),
+            "{name}"
+        );
+        assert_ne!(name, config_map_name(&format!("{}q", "p".repeat(252))));
+        assert_eq!(config_map_name("learner"), "learner-trajectories");
+        assert!(!labels(&long).contains_key("remediator.dev/policy"));
+        assert_eq!(labels("learner")["remediator.dev/policy"], "learner");
+    }
+
     #[test]
     fn a_line_that_finished_last_is_kept_even_if_it_started_first() {
         let mut data = BTreeMap::new();

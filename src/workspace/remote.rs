@@ -43,6 +43,17 @@ impl Remote {
         }
     }
 
+    /// The same sidecar with another bound on each request.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .unwrap_or_default(),
+            ..self
+        }
+    }
+
     async fn post<T: Serialize>(
         &self,
         path: &str,
