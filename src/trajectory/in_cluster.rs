@@ -111,7 +111,7 @@ pub fn with_line(
 /// cut further, then left out, before the line is refused.
 pub fn encode(line: &TrajectoryLine) -> Result<String, RecordError> {
     let text = serde_json::to_string(line)?;
-    if text.len() <= MAX_BYTES / 4 && text.len() <= MAX_LINE_BYTES {
+    if text.len() <= MAX_LINE_BYTES {
         return Ok(text);
     }
     let mut short = line.clone();
