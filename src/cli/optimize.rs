@@ -1,7 +1,8 @@
 //! `remediator optimize`: learn a better strategy hint from fresh (or
-//! recorded, locally or by the operator in a cluster) rollouts with GEPA or the iterative optimizer, write the run's
-//! result to `artifacts/<optimizer>/last_run.json`, and with `--publish`
-//! put it in use when it beats the current hint on validation.
+//! recorded, locally or by the operator in a cluster) rollouts with GEPA
+//! or the iterative optimizer, write the run's result to
+//! `artifacts/<optimizer>/last_run.json`, and with `--publish` put it in
+//! use when it beats the current hint on validation.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
