@@ -15,6 +15,13 @@ use crate::agent::Turn;
 use crate::risk::Permit;
 use crate::sandbox::server::{NoteRequest, StepAnswer, StepRequest, UndoAnswer, UndoRequest};
 
+fn client_with(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone)]
 pub struct Remote {
     client: reqwest::Client,
@@ -33,10 +40,7 @@ impl Remote {
         timeout: Duration,
     ) -> Self {
         Self {
-            client: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .unwrap_or_default(),
+            client: client_with(timeout),
             base: base.into().trim_end_matches('/').to_string(),
             token: token.into(),
             incident_uid: incident_uid.into(),
@@ -46,10 +50,7 @@ impl Remote {
     /// The same sidecar with another bound on each request.
     pub fn with_timeout(self, timeout: Duration) -> Self {
         Self {
-            client: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .unwrap_or_default(),
+            client: client_with(timeout),
             ..self
         }
     }
