@@ -20,7 +20,6 @@ use kube::client::Body;
 use kube::runtime::reflector;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use remediator::agent::Task;
 use remediator::agent::episode::{Episode, EpisodeConfig};
 use remediator::crd::{
     FIELD_MANAGER, Incident, IncidentPhase, IncidentSpec, IncidentStatus, Policy, PolicyRef,
@@ -33,6 +32,7 @@ use remediator::operator::metrics::Metrics;
 use remediator::operator::objects::{self, Settings};
 use remediator::operator::scorecard;
 use remediator::operator::session::Session;
+use remediator::protocol::Task;
 use remediator::sandbox::{Containment, Layer};
 use remediator::scenario::Catalog;
 use serde_json::{Value, json};

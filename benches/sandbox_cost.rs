@@ -32,7 +32,7 @@ async fn plain(root: &Path, command: &str) {
         .args(["-c", command])
         .current_dir(root)
         .env_clear()
-        .env("PATH", remediator::workspace::SAFE_PATH)
+        .env("PATH", remediator::sandbox::SAFE_PATH)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .output()
@@ -45,7 +45,7 @@ async fn contained(sandbox: &Sandbox, root: &Path, command: &str) {
     let job = Job {
         root,
         service: "127.0.0.1:9".parse().unwrap(),
-        env: vec![("PATH".into(), remediator::workspace::SAFE_PATH.into())],
+        env: vec![("PATH".into(), remediator::sandbox::SAFE_PATH.into())],
         timeout: Duration::from_secs(30),
         max_output_bytes: 16 * 1024,
     };

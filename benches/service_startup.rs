@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use remediator::scenario::{Catalog, ChildProgram, Launch};
-use remediator::workspace::http_get;
+use remediator::verify::http_get;
 
 /// A `/proc` memory figure in KiB: RSS counts shared library and binary
 /// pages in full; PSS shares them out, so it is what N services really cost.

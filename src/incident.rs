@@ -8,7 +8,6 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::agent::Task;
 use crate::agent::confirm::Confirmer;
 use crate::agent::driver;
 use crate::agent::episode::Episode;
@@ -16,6 +15,7 @@ use crate::agent::llm::LlmEnvironment;
 use crate::crd::conditions::*;
 use crate::crd::{AgentInfo, BrainKind, IncidentPhase, IncidentStatus, OnFailure, UndoReport};
 use crate::policy::{self, ResolvedPolicy};
+use crate::protocol::Task;
 use crate::redact::Redactor;
 use crate::risk::{Classifier, Gate, GatePolicy};
 use crate::sandbox::Sandbox;
@@ -34,6 +34,7 @@ pub struct LocalIncident {
     pub scenario: String,
     pub policy: ResolvedPolicy,
     /// Rate every action LOW (a containment test: the kernel alone holds).
+    /// Honoured only in builds with the `classifier-off` feature.
     pub classifier_off: bool,
     /// Keep the scratch directory (root and journal) afterwards.
     pub keep: bool,
@@ -98,7 +99,7 @@ pub async fn run(
     let started_at = status::time_from_ms(started_ms);
     let spec = &incident.policy.spec;
     let mut agent = AgentInfo {
-        brain: brain_label(spec.brain).into(),
+        brain: spec.brain.label().into(),
         policy: Some(incident.policy.name.clone()),
         policy_generation: incident.policy.generation,
         hint_source: Some(incident.policy.hint.source.as_str().into()),
@@ -161,14 +162,14 @@ pub async fn run(
         hint: incident.policy.hint.text.clone(),
     };
     let containment = env.sandbox.containment().clone();
-    let mut gate = if incident.classifier_off {
-        Gate::without_classifier(GatePolicy::from(spec))
-    } else {
-        Gate::new(
-            Classifier::new(&service.root, address.port()),
-            GatePolicy::from(spec),
-        )
-    };
+    let mut gate = Gate::new(
+        Classifier::new(&service.root, address.port()),
+        GatePolicy::from(spec),
+    );
+    #[cfg(feature = "classifier-off")]
+    if incident.classifier_off {
+        gate = Gate::without_classifier(GatePolicy::from(spec));
+    }
     if !containment.is_full() && !spec.accept_weak_containment {
         gate = gate.with_weak_containment(containment.missing_names());
     }
@@ -336,25 +337,6 @@ async fn finish(
         kept: None,
         trajectory: Some(line),
         record_error,
-    }
-}
-
-pub fn phase_name(phase: IncidentPhase) -> &'static str {
-    match phase {
-        IncidentPhase::Pending => "Pending",
-        IncidentPhase::Provisioning => "Provisioning",
-        IncidentPhase::Remediating => "Remediating",
-        IncidentPhase::AwaitingApproval => "AwaitingApproval",
-        IncidentPhase::Verifying => "Verifying",
-        IncidentPhase::Resolved => "Resolved",
-        IncidentPhase::Failed => "Failed",
-    }
-}
-
-pub fn brain_label(kind: BrainKind) -> &'static str {
-    match kind {
-        BrainKind::Runbook => "runbook",
-        BrainKind::Llm => "llm",
     }
 }
 

@@ -13,15 +13,20 @@ pub mod manifest;
 pub mod operator;
 pub mod optimize;
 pub mod policy;
+pub mod protocol;
 pub mod redact;
 pub mod risk;
 pub mod rng;
 pub mod sandbox;
 pub mod scenario;
 pub mod scratch;
+pub mod sidecar;
 pub mod status;
 pub mod tokens;
 pub mod trajectory;
 pub mod verify;
 pub mod web;
 pub mod workspace;
+
+#[cfg(test)]
+mod layers;

@@ -6,12 +6,13 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::agent::episode::{Episode, EpisodeEnd, Waiting};
+use crate::agent::episode::{Episode, Waiting};
 use crate::crd::conditions::*;
 use crate::crd::{
     ActionRecord, AgentInfo, Decision, IncidentPhase, IncidentStatus, MAX_STATUS_ACTIONS,
     OmittedActions, PendingApproval, UndoReport, Verification,
 };
+use crate::protocol::EpisodeEnd;
 use crate::sandbox::Containment;
 
 /// The fault as the probe saw it before the agent started.

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::agent::{Feedback, Turn, feedback_text};
+use crate::agent::feedback_text;
+use crate::crd::IncidentPhase;
 use crate::crd::{ActionRecord, IncidentStatus};
+use crate::protocol::{Feedback, Turn};
 
 /// Characters of each observation kept (head and tail).
 pub const MAX_OBSERVATION_CHARS: usize = 1200;
@@ -29,7 +31,7 @@ pub struct TrajectoryLine {
     pub strategy_hint: String,
     pub policy: String,
     pub brain: String,
-    pub phase: String,
+    pub phase: IncidentPhase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The outcome in words (why it failed, or what the probe saw).
@@ -77,7 +79,7 @@ impl TrajectoryLine {
                 .as_ref()
                 .map(|a| a.brain.clone())
                 .unwrap_or_default(),
-            phase: crate::incident::phase_name(status.phase).to_string(),
+            phase: status.phase,
             reason: status.reason.clone(),
             message: status.message.clone(),
             incident: origin.incident,

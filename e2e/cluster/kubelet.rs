@@ -168,7 +168,7 @@ impl FakeKubelet {
     }
 
     /// The sidecar's journal of a scenario Pod: every step it recorded.
-    pub fn journal(&self, pod: &str) -> Vec<remediator::agent::Turn> {
+    pub fn journal(&self, pod: &str) -> Vec<remediator::protocol::Turn> {
         let state = self.state.lock().unwrap();
         let Some(Running::Scenario { state: dir, .. }) = state.pods.get(pod) else {
             return Vec::new();

@@ -183,7 +183,7 @@ async fn operator_behind_service(cluster: &Cluster) -> (Operator, String, Socket
 }
 
 pub(crate) async fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let answer = remediator::workspace::http_get(address, path, 1 << 20)
+    let answer = remediator::verify::http_get(address, path, 1 << 20)
         .await
         .ok()?;
     Some((answer.status, answer.body))

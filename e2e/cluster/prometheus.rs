@@ -261,7 +261,7 @@ async fn agrees_with_status(chart: &Installed, report: &Json) {
         let status = incident.status.unwrap();
         assert_eq!(
             record["phase"].as_str(),
-            Some(remediator::incident::phase_name(status.phase)),
+            Some(status.phase.name()),
             "{name}"
         );
         assert_eq!(

@@ -129,7 +129,10 @@ async fn fanout_json_agrees_with_its_trajectory_file() {
     assert_eq!(lines.len(), 8);
     assert_eq!(
         report["fixed"],
-        lines.iter().filter(|l| l.phase == "Resolved").count()
+        lines
+            .iter()
+            .filter(|l| l.phase == remediator::crd::IncidentPhase::Resolved)
+            .count()
     );
     let records = report["records"].as_array().unwrap();
     for record in records {
@@ -293,7 +296,10 @@ async fn the_scorecard_has_a_row_for_every_approach_and_draws_its_plot() {
         assert_eq!(all["runs"], scenarios);
         let fixed = lines
             .iter()
-            .filter(|l| l.policy == a["name"].as_str().unwrap() && l.phase == "Resolved")
+            .filter(|l| {
+                l.policy == a["name"].as_str().unwrap()
+                    && l.phase == remediator::crd::IncidentPhase::Resolved
+            })
             .count();
         assert_eq!(all["fixed"], fixed, "{}", a["name"]);
     }

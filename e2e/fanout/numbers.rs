@@ -66,7 +66,7 @@ fn check_against_trajectory(
     }
     let fixed = lines
         .iter()
-        .filter(|l| l.phase == "Resolved" && l.service_up)
+        .filter(|l| l.phase == remediator::crd::IncidentPhase::Resolved && l.service_up)
         .count();
     assert_eq!(r.fixed, fixed);
     assert_eq!(r.failed, lines.len() - fixed);
@@ -158,7 +158,9 @@ fn check_against_trajectory(
         assert_eq!(row.completed, mine.len(), "{}", row.scenario);
         assert_eq!(
             row.fixed,
-            mine.iter().filter(|l| l.phase == "Resolved").count(),
+            mine.iter()
+                .filter(|l| l.phase == remediator::crd::IncidentPhase::Resolved)
+                .count(),
             "{}",
             row.scenario
         );

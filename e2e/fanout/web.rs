@@ -120,7 +120,10 @@ async fn the_api_runs_one_fanout_at_a_time_and_reports_it() {
     assert_eq!(lines.len(), 6);
     assert_eq!(
         last["fixed"],
-        lines.iter().filter(|l| l.phase == "Resolved").count()
+        lines
+            .iter()
+            .filter(|l| l.phase == remediator::crd::IncidentPhase::Resolved)
+            .count()
     );
     let (status, body) = http(addr, "GET", "/api/log", None).await;
     assert_eq!(status, 200);

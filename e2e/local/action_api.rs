@@ -7,15 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use remediator::agent::Task;
 use remediator::agent::driver::now_ms;
-use remediator::agent::episode::{Episode, EpisodeEnd};
+use remediator::agent::episode::Episode;
 use remediator::crd::PolicySpec;
 use remediator::operator::api;
 use remediator::operator::engine::Engine;
 use remediator::operator::memory::MemoryBackend;
-use remediator::operator::protocol::{Next, StepReply};
-use remediator::operator::session::{IncidentKey, Session};
+use remediator::operator::session::Session;
+use remediator::protocol::{EpisodeEnd, IncidentKey, Next, StepReply, Task};
 use remediator::scenario::Catalog;
 use serde_json::{Value, json};
 

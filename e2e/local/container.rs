@@ -24,10 +24,11 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 use remediator::action::Action;
+use remediator::protocol::Observation;
 use remediator::risk::{Classifier, Gate, GatePolicy, RiskLevel};
 use remediator::sandbox::{Containment, Identity, Layer};
 use remediator::scenario::{Catalog, Launch, RunningService};
-use remediator::workspace::{Observation, Remote, Workspace};
+use remediator::workspace::{Remote, Workspace};
 
 use crate::remediator_bin;
 

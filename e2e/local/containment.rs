@@ -334,6 +334,8 @@ fn action<'a>(status: &'a Value, command_part: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no action with `{command_part}` in {status}"))
 }
 
+// `--classifier-off` exists only in the test suite's builds.
+#[cfg(feature = "classifier-off")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kernel_sandbox_alone_holds_with_the_classifier_off() {
     let mut world = World::new();

@@ -51,7 +51,7 @@ async fn start_server() -> Option<Server> {
     let deadline = Instant::now() + Duration::from_secs(180);
     // Readiness poll: the server loads the model before it listens.
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    while !remediator::workspace::http_get(address, "/v1/models", 4096)
+    while !remediator::verify::http_get(address, "/v1/models", 4096)
         .await
         .is_ok_and(|answer| answer.status == 200)
     {

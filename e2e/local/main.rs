@@ -26,10 +26,11 @@ use std::sync::Arc;
 use remediator::action::Action;
 use remediator::agent::llm::LlmEnvironment;
 use remediator::incident::Environment;
+use remediator::protocol::{Observation, WorkspaceError};
 use remediator::risk::{Classifier, Gate, GatePolicy, RiskLevel};
 use remediator::sandbox::{HelperProgram, Sandbox};
 use remediator::scenario::{Catalog, Launch, RunningService};
-use remediator::workspace::{Local, LocalService, Observation, Workspace, WorkspaceError};
+use remediator::workspace::{Local, LocalService, Workspace};
 
 pub fn remediator_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_remediator"))

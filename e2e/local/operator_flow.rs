@@ -8,15 +8,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use remediator::agent::Task;
 use remediator::agent::driver::now_ms;
-use remediator::agent::episode::{Episode, EpisodeEnd, Waiting};
+use remediator::agent::episode::{Episode, Waiting};
 use remediator::agent::hint::MANUAL_HINT;
 use remediator::crd::{Decision, PolicySpec};
 use remediator::operator::api;
 use remediator::operator::engine::Engine;
 use remediator::operator::memory::MemoryBackend;
-use remediator::operator::session::{IncidentKey, Session};
+use remediator::operator::session::Session;
+use remediator::protocol::{EpisodeEnd, IncidentKey, Task};
 use remediator::risk::{DecidedBy, RiskLevel};
 use remediator::scenario::{Catalog, Split};
 

@@ -352,7 +352,7 @@ fn trace() -> TrajectoryLine {
         strategy_hint: MANUAL_HINT.into(),
         policy: "optimized".into(),
         brain: "llm".into(),
-        phase: "Resolved".into(),
+        phase: remediator::crd::IncidentPhase::Resolved,
         reason: None,
         message: None,
         incident: "i".into(),

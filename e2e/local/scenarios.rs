@@ -4,7 +4,7 @@
 
 use remediator::action::Action;
 use remediator::scenario::{Catalog, RunningService, Scenario, oracle_fix};
-use remediator::workspace::http_get;
+use remediator::verify::http_get;
 use target_service::catalog::{CheckTime, Visibility};
 
 use crate::{launch, run_allowed, workspace};

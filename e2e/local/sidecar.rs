@@ -8,9 +8,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use remediator::action::Action;
+use remediator::protocol::WorkspaceError;
 use remediator::risk::{Classifier, Gate, GatePolicy, RiskLevel};
 use remediator::scenario::{Catalog, RunningService};
-use remediator::workspace::{Remote, Workspace, WorkspaceError};
+use remediator::workspace::{Remote, Workspace};
 use serde_json::json;
 
 use crate::{launch, remediator_bin};

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use super::Brain;
 use super::confirm::{Answer, Confirmer};
-use super::episode::{BrainRole, Episode, Event, Request};
+use super::episode::{Episode, Event, Request};
 use super::llm::{LlmBrain, LlmConfig, LlmEnvironment};
 use super::runbook::RunbookBrain;
-use super::{Brain, Task, Turn};
 use crate::crd::{ActionRecord, BrainKind, LlmSpec, TokenUsage};
+use crate::protocol::{BrainRole, Task, Turn};
 use crate::risk::Gate;
 use crate::workspace::Workspace;
 

@@ -9,11 +9,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Feedback, Proposal, Turn};
 use crate::action::Action;
 use crate::crd::{ActionRecord, Decision, TokenUsage};
+use crate::protocol::{BrainRole, EpisodeEnd};
+use crate::protocol::{Feedback, Observation, Proposal, Turn, WorkspaceError};
 use crate::risk::{DecidedBy, Gate, OnRiskExceeded, Permit, Ruling, SecurityRisk, Verdict};
-use crate::workspace::{Observation, WorkspaceError};
 
 /// What an episode may spend, and how it treats failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,51 +27,6 @@ pub struct EpisodeConfig {
     pub allow_fallback: bool,
     /// Attempts at an execution whose executor did not answer.
     pub max_execute_attempts: u32,
-}
-
-/// Why an episode stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum EpisodeEnd {
-    /// The brain says it is done: a claim the caller verifies.
-    Claimed {
-        summary: String,
-    },
-    StepBudget,
-    TimeBudget,
-    /// A denied action under `onRiskExceeded: Fail`.
-    RiskLimitExceeded {
-        step: u32,
-        action: String,
-        reason: String,
-    },
-    /// A person (or nobody, without a terminal) refused an action.
-    ConfirmationRefused {
-        step: u32,
-        action: String,
-        by: DecidedBy,
-    },
-    ApprovalTimeout {
-        step: u32,
-        action: String,
-    },
-    /// The brain failed and no fallback was allowed (or it failed too).
-    BrainFailed {
-        reason: String,
-    },
-    /// The workspace could not run an action.
-    WorkspaceFailed {
-        step: u32,
-        reason: String,
-    },
-}
-
-/// Which brain a proposal is asked of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BrainRole {
-    Primary,
-    Fallback,
 }
 
 /// An action waiting for a person.

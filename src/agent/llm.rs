@@ -17,9 +17,10 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tower::Layer;
 
-use super::{Brain, BrainError, Proposal, Task, Turn, feedback_text};
+use super::{Brain, BrainError, feedback_text};
 use crate::action::Action;
 use crate::crd::{LlmSpec, TokenUsage};
+use crate::protocol::{Proposal, Task, Turn};
 use crate::risk::SecurityRisk;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";

@@ -13,72 +13,9 @@ pub mod remote;
 pub mod runbook;
 
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 
-use crate::action::Action;
 use crate::crd::TokenUsage;
-use crate::risk::SecurityRisk;
-use crate::workspace::Observation;
-
-/// What the agent is told about the incident: never the scenario id or
-/// the known fix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Task {
-    pub symptom: String,
-    /// The port health probes expect; inside the sandbox the service
-    /// answers on 127.0.0.1 at this port.
-    pub expected_port: u16,
-    /// The strategy hint or skill text the brain follows.
-    pub hint: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Proposal {
-    Act {
-        action: Action,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        declared_risk: Option<SecurityRisk>,
-    },
-    /// The brain claims it is finished; a claim, not a verdict.
-    Done { summary: String },
-}
-
-/// What became of a proposed action, as the brain learns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Feedback {
-    Observed(Observation),
-    /// The gate refused it (risk above the policy's maximum).
-    Denied {
-        reason: String,
-    },
-    /// Confirmation was refused.
-    Rejected {
-        reason: String,
-    },
-    /// The workspace could not run it.
-    Failed {
-        reason: String,
-    },
-}
-
-impl Feedback {
-    /// Whether the action did not run because the gate or a person said no.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, Feedback::Denied { .. } | Feedback::Rejected { .. })
-    }
-}
-
-/// One step of the history every brain reconstructs itself from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Turn {
-    pub step: u32,
-    pub action: Action,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub declared_risk: Option<SecurityRisk>,
-    pub feedback: Feedback,
-}
+use crate::protocol::{Feedback, Proposal, Task, Turn};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrainError {

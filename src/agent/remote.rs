@@ -8,11 +8,9 @@
 use std::time::{Duration, Instant};
 
 use super::driver::brains_for;
-use super::episode::EpisodeEnd;
 use super::llm::LlmEnvironment;
 use crate::crd::TokenUsage;
-use crate::operator::protocol::{AgentSession, Next, Offer, StepReply, Submission};
-use crate::operator::session::IncidentKey;
+use crate::protocol::{AgentSession, EpisodeEnd, IncidentKey, Next, Offer, StepReply, Submission};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

@@ -11,7 +11,7 @@ use clap::Args;
 
 use crate::agent::llm::LlmEnvironment;
 use crate::agent::remote::{self, Connection};
-use crate::operator::session::IncidentKey;
+use crate::protocol::IncidentKey;
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {

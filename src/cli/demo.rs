@@ -111,7 +111,7 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
                 "  [{done:>2}/{total}] {:<24} {:<9} {:<8} {:>2} steps {:>6.2}s{}",
                 scenario.id,
                 policy_name,
-                incident::phase_name(status.phase),
+                status.phase.name(),
                 status.steps,
                 latency_s,
                 match (&status.reason, status.phase) {

@@ -16,7 +16,6 @@ use super::common::{self, Recording};
 use super::run::BrainArg;
 use crate::agent::llm::{ChatClient, LlmConfig};
 use crate::crd::BrainKind;
-use crate::incident;
 use crate::optimize::artifacts::{self, BestHint, LAST_RUN};
 use crate::optimize::evaluate::{IncidentEpisodes, Rollouts, normalized};
 use crate::optimize::pool::Origin;
@@ -265,7 +264,7 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
     println!(
         "remediator optimize: {} on the {} brain, budget {} rollouts, minibatch {}, seed {}, {} at once",
         optimizer.as_str(),
-        incident::brain_label(brain),
+        brain.label(),
         args.budget,
         args.minibatch,
         args.seed,
@@ -290,7 +289,7 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
     let mut rollouts = Rollouts::new(&episodes, shortest.clone(), args.budget);
     let mut seeds = vec![(seed_hint.clone(), Origin::Seed)];
     if !recorded.is_empty() {
-        let taken = rollouts.with_recorded(&recorded, incident::brain_label(brain));
+        let taken = rollouts.with_recorded(&recorded, brain.label());
         let extra: Vec<String> = rollouts
             .recorded_hints_covering(&train)
             .into_iter()
@@ -330,7 +329,7 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
     drop(progress);
     let result = BestHint::from_outcome(
         &outcome,
-        incident::brain_label(brain),
+        brain.label(),
         args.seed,
         &recorder.run_id,
         &catalog_path

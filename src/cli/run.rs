@@ -12,10 +12,9 @@ use super::common::{self, Recording};
 use crate::agent::confirm;
 use crate::crd::{BrainKind, Incident, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef};
 use crate::incident::{self, LocalIncident};
-use crate::manifest;
 use crate::policy::{self, Overrides, Paths, ResolvedPolicy};
 use crate::risk::RiskLevel;
-use crate::trajectory;
+use crate::{manifest, trajectory};
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["file", "scenario"])))]
@@ -37,6 +36,7 @@ pub struct RunArgs {
     pub keep: bool,
     /// Containment tests only: switch the risk classifier off (every action
     /// counts as LOW), so only the kernel sandbox stands in the way.
+    #[cfg(feature = "classifier-off")]
     #[arg(long, hide = true)]
     pub classifier_off: bool,
     /// Output format of the printed Incident.
@@ -148,6 +148,7 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
     let incidents = incidents
         .into_iter()
         .map(|incident| LocalIncident {
+            #[cfg(feature = "classifier-off")]
             classifier_off: args.classifier_off,
             keep: args.keep,
             ..incident
@@ -281,10 +282,7 @@ fn table(incident: &Incident) -> String {
         (Some(reason), IncidentPhase::Failed) => format!(" ({reason})"),
         _ => String::new(),
     };
-    out.push_str(&format!(
-        "  phase:    {}{reason}\n",
-        incident::phase_name(status.phase)
-    ));
+    out.push_str(&format!("  phase:    {}{reason}\n", status.phase.name()));
     if let Some(message) = &status.message {
         out.push_str(&format!("  message:  {message}\n"));
     }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::common;
-use crate::sandbox::server::{self, Vault};
+use crate::sidecar::{self, Vault};
 use crate::workspace::journal::Journal;
 use crate::workspace::{Guard, Local, LocalService};
 
@@ -115,13 +115,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.root.display(),
         args.service
     );
-    let config = server::Config {
+    let config = sidecar::Config {
         incident_uid: args.incident_uid,
         token,
         listen: args.listen,
         state_dir: args.state_dir,
     };
-    server::serve(config, executor, Some(vault), async {
+    sidecar::serve(config, executor, Some(vault), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

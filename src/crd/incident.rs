@@ -71,6 +71,25 @@ impl IncidentPhase {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Resolved | Self::Failed)
     }
+
+    /// The name status and records show (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Provisioning => "Provisioning",
+            Self::Remediating => "Remediating",
+            Self::AwaitingApproval => "AwaitingApproval",
+            Self::Verifying => "Verifying",
+            Self::Resolved => "Resolved",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for IncidentPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The audit trail of an incident, written only by the operator.

@@ -199,6 +199,16 @@ pub enum BrainKind {
     Llm,
 }
 
+impl BrainKind {
+    /// The name records and metrics use (as serialized).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Runbook => "runbook",
+            Self::Llm => "llm",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum OnFailure {
     /// Restore the root to its state before the first step.

@@ -459,7 +459,7 @@ fn record_of(
         wait_s,
         service_s,
         latency_s: wait_s + service_s,
-        phase: incident::phase_name(status.phase).to_string(),
+        phase: status.phase,
         fixed: facts.fixed,
         steps: facts.steps,
         max_risk: facts.max_risk,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mix::Severity;
 use super::stats::{self, Spread};
+use crate::crd::IncidentPhase;
 use crate::risk::SecurityRisk;
 use crate::trajectory::TrajectoryLine;
 
@@ -28,7 +29,7 @@ pub struct IncidentRecord {
     pub service_s: f64,
     /// From arrival to outcome: wait + service.
     pub latency_s: f64,
-    pub phase: String,
+    pub phase: IncidentPhase,
     /// Resolved: verified healthy by the controller's own probe.
     pub fixed: bool,
     pub steps: u32,
@@ -64,7 +65,7 @@ impl LineFacts {
     pub fn of(line: &TrajectoryLine) -> Self {
         let risk = |text: &str| serde_json::from_value(serde_json::Value::String(text.into())).ok();
         Self {
-            fixed: line.phase == "Resolved" && line.service_up,
+            fixed: line.phase == IncidentPhase::Resolved && line.service_up,
             steps: line.step_count,
             max_risk: line.steps.iter().filter_map(|s| risk(&s.risk)).max(),
             refused: line
@@ -416,7 +417,11 @@ mod tests {
             wait_s: wait,
             service_s: service,
             latency_s: wait + service,
-            phase: if fixed { "Resolved" } else { "Failed" }.into(),
+            phase: if fixed {
+                IncidentPhase::Resolved
+            } else {
+                IncidentPhase::Failed
+            },
             fixed,
             steps,
             max_risk: Some(SecurityRisk::Low),
@@ -442,7 +447,7 @@ mod tests {
             strategy_hint: "h".into(),
             policy: "p".into(),
             brain: "llm+runbook".into(),
-            phase: "Resolved".into(),
+            phase: IncidentPhase::Resolved,
             reason: None,
             message: None,
             incident: "i".into(),

@@ -321,7 +321,7 @@ pub async fn run(request: Request, env: Arc<Environment>) -> Scorecard {
         run_id: request.run_id,
         split: request.split,
         repeats: request.repeats,
-        brain: crate::incident::brain_label(request.base.spec.brain).to_string(),
+        brain: request.base.spec.brain.label().to_string(),
         score_definition: SCORE_DEFINITION.to_string(),
         scenarios: request.scenarios,
         approaches: results,

@@ -21,8 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::engine::{Access, Engine, EngineError};
-use super::protocol::{MAX_BODY_BYTES, Submission};
-use super::session::IncidentKey;
+use crate::protocol::{IncidentKey, MAX_BODY_BYTES, Submission};
 
 /// Longest an agent's poll may wait for a change.
 const MAX_WAIT: Duration = Duration::from_secs(30);

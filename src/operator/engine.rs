@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::protocol::{AgentSession, Next, Offer, StepReply, Submission};
-use super::session::{IncidentKey, Session};
-use crate::agent::Turn;
+use super::session::Session;
 use crate::agent::driver::now_ms;
 use crate::agent::episode::{Advance, Event, Request, Waiting};
 use crate::crd::ActionRecord;
+use crate::protocol::{
+    AgentSession, IncidentKey, Next, Offer, StepReply, Submission, Turn, UndoAnswer,
+};
 use crate::risk::DecidedBy;
-use crate::sandbox::server::UndoAnswer;
 use crate::workspace::{Remote, Workspace};
 
 /// Who a bearer token belongs to.

@@ -16,9 +16,10 @@ use serde_json::json;
 use super::engine::{Access, Backend, BackendError};
 use super::metrics::Metrics;
 use super::objects::{self, Settings, TOKEN_KEY};
-use super::session::{IncidentKey, Session};
+use super::session::Session;
 use crate::agent::episode::Waiting;
 use crate::crd::{ActionRecord, FIELD_MANAGER, Incident, IncidentStatus};
+use crate::protocol::IncidentKey;
 use crate::status::{self, Facts};
 use crate::workspace::Remote;
 

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use futures::future::BoxFuture;
 
 use super::engine::{Access, Backend, BackendError};
-use super::session::{IncidentKey, Session};
+use super::session::Session;
 use crate::crd::ActionRecord;
+use crate::protocol::IncidentKey;
 use crate::workspace::Remote;
 
 struct Entry {

@@ -10,7 +10,6 @@ pub mod kube_backend;
 pub mod memory;
 pub mod metrics;
 pub mod objects;
-pub mod protocol;
 pub mod reconcile;
 pub mod recording;
 pub mod run;

@@ -10,13 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::annotations::{self, Directives};
 use super::session::Session;
-use crate::agent::Task;
 use crate::agent::episode::{Episode, Waiting};
 use crate::crd::conditions::*;
 use crate::crd::{
     AgentInfo, Incident, IncidentPhase, IncidentStatus, OnFailure, Policy, UndoReport, Verification,
 };
 use crate::policy::{self, Overrides, Paths};
+use crate::protocol::Task;
 use crate::sandbox::Containment;
 use crate::scenario::Catalog;
 use crate::status::{self, Facts, Failure, FaultObservation};
@@ -353,7 +353,7 @@ fn provisioning(o: &Observed<'_>) -> Plan {
     };
     let previous = previous(o);
     let agent = AgentInfo {
-        brain: crate::incident::brain_label(policy.spec.brain).into(),
+        brain: policy.spec.brain.label().into(),
         policy: Some(name),
         policy_generation: policy.metadata.generation,
         hint_source: Some(resolved.hint.source.as_str().into()),

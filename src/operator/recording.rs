@@ -8,9 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::session::Session;
-use crate::agent::Turn;
 use crate::crd::Incident;
 use crate::crd::conditions::TRAJECTORY_RECORDED;
+use crate::protocol::Turn;
 use crate::trajectory::{Origin, TrajectoryLine, in_cluster, step_traces};
 
 /// How long a recording that failed is tried again before the incident
@@ -92,13 +92,13 @@ mod tests {
 
     use super::*;
     use crate::action::Action;
-    use crate::agent::Feedback;
     use crate::crd::{
         ActionRecord, AgentInfo, Decision, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef,
         Verification,
     };
+    use crate::protocol::Feedback;
+    use crate::protocol::Observation;
     use crate::risk::SecurityRisk;
-    use crate::workspace::Observation;
 
     fn at(ms: i64) -> Time {
         Time(Timestamp::from_millisecond(ms).unwrap())
@@ -151,7 +151,7 @@ mod tests {
                 crate::policy::episode_config(&crate::crd::PolicySpec::default()),
                 0,
             ),
-            task: crate::agent::Task {
+            task: crate::protocol::Task {
                 symptom: "port 8080 refuses".into(),
                 expected_port: 8080,
                 hint: "check the port".into(),
@@ -194,7 +194,7 @@ mod tests {
             ("check the port", "learner")
         );
         assert_eq!(
-            (line.brain.as_str(), line.phase.as_str()),
+            (line.brain.as_str(), line.phase.name()),
             ("runbook", "Resolved")
         );
         assert!(line.service_up);

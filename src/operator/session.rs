@@ -6,25 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{BrainSettings, Next};
-use crate::agent::Task;
 use crate::agent::episode::{Episode, Waiting};
 use crate::crd::PolicySpec;
+use crate::protocol::{BrainSettings, Next, Task};
 use crate::risk::{Classifier, Gate, GatePolicy, RiskLevel};
 use crate::sandbox::Containment;
-
-/// Which incident: namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct IncidentKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl std::fmt::Display for IncidentKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -76,9 +62,9 @@ impl Session {
             Waiting::Proposal => Next::Propose {
                 step: next_step,
                 role: if self.episode.fallback_reason.is_some() {
-                    crate::agent::episode::BrainRole::Fallback
+                    crate::protocol::BrainRole::Fallback
                 } else {
-                    crate::agent::episode::BrainRole::Primary
+                    crate::protocol::BrainRole::Primary
                 },
             },
             Waiting::Approval(approval) => Next::Wait {

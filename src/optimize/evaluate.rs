@@ -13,6 +13,7 @@ use super::feedback::{self, Analysis};
 use super::score;
 use crate::agent::confirm::Refuse;
 use crate::agent::hint::{HintSource, ResolvedHint};
+use crate::crd::IncidentPhase;
 use crate::incident::{self, Environment, LocalIncident};
 use crate::policy::ResolvedPolicy;
 use crate::trajectory::TrajectoryLine;
@@ -67,7 +68,7 @@ impl IncidentEpisodes {
             strategy_hint: hint.to_string(),
             policy: self.policy.name.clone(),
             brain: String::new(),
-            phase: "Failed".into(),
+            phase: IncidentPhase::Failed,
             reason: outcome.status.reason.clone(),
             message: outcome.status.message.clone(),
             incident: incident.name.clone(),
@@ -371,7 +372,7 @@ pub(crate) mod tests {
         for reason in ["SandboxUnavailable", "AgentFailed"] {
             let mut infra = fake_line("a", "a");
             infra.service_up = false;
-            infra.phase = "Failed".into();
+            infra.phase = IncidentPhase::Failed;
             infra.reason = Some(reason.into());
             assert_eq!(
                 rollouts.with_recorded(&[infra], "runbook"),

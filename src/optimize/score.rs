@@ -76,6 +76,7 @@ pub fn mean(scores: impl IntoIterator<Item = f64>) -> f64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::crd::IncidentPhase;
     use crate::trajectory::StepTrace;
 
     pub fn step(step: u32, kind: &str, action: &str, risk: &str, decision: &str) -> StepTrace {
@@ -103,7 +104,11 @@ pub(crate) mod tests {
             strategy_hint: "h".into(),
             policy: "p".into(),
             brain: "runbook".into(),
-            phase: if up { "Resolved" } else { "Failed" }.into(),
+            phase: if up {
+                IncidentPhase::Resolved
+            } else {
+                IncidentPhase::Failed
+            },
             reason: None,
             message: None,
             incident: "i".into(),

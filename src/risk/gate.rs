@@ -1,11 +1,13 @@
 //! The gate every action passes at the point of execution. Pure: the same
 //! step, action, declared risk and policy always give the same decision.
-//! A [`Permit`] is the only thing a workspace executes, and only the gate
-//! issues one.
+//! A [`Permit`] is the only thing a workspace executes: the gate issues
+//! one, and the executor beside the service rebuilds it from a request
+//! that carries its token ([`Permit::relayed`]).
 
 use serde::{Deserialize, Serialize};
 
-use super::classify::{Assessment, Classifier};
+use super::classify::Classifier;
+use super::context::Assessment;
 use super::{OnRiskExceeded, RiskLevel, SecurityRisk};
 use crate::action::Action;
 
@@ -104,6 +106,25 @@ impl Permit {
     pub fn decided_by(&self) -> DecidedBy {
         self.decided_by
     }
+
+    /// The permit the operator's gate issued, as it reaches the executor
+    /// beside the service over the wire: honoured only when the caller
+    /// presents that executor's own token (compared in constant time), so
+    /// a request that skipped the check has nothing to execute with.
+    pub fn relayed(
+        presented_token: &str,
+        executor_token: &str,
+        step: u32,
+        action: Action,
+        risk: SecurityRisk,
+    ) -> Option<Permit> {
+        crate::tokens::equal(presented_token, executor_token).then_some(Permit {
+            step,
+            action,
+            risk,
+            decided_by: DecidedBy::Gate,
+        })
+    }
 }
 
 /// What [`Gate::permit`] gives back when it issues no permit.
@@ -136,7 +157,9 @@ impl Gate {
 
     /// A gate whose classifier is switched off: every action counts as
     /// LOW unless the agent declares more. Only for proving that the
-    /// kernel sandbox holds on its own.
+    /// kernel sandbox holds on its own, so only in builds with the
+    /// `classifier-off` feature (the test suite's), never in a release.
+    #[cfg(feature = "classifier-off")]
     pub fn without_classifier(policy: GatePolicy) -> Self {
         Self {
             classifier: None,

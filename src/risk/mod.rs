@@ -5,6 +5,7 @@
 
 mod classify;
 mod commands;
+mod context;
 mod expand;
 mod flags;
 mod gate;
@@ -21,7 +22,8 @@ mod tests;
 #[cfg(test)]
 mod tracking;
 
-pub use classify::{Assessment, Classifier};
+pub use classify::Classifier;
+pub use context::Assessment;
 pub use gate::{DecidedBy, Gate, GateDecision, GatePolicy, Permit, Ruling, Verdict, decide_risk};
 
 use schemars::JsonSchema;

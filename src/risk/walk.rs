@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use super::SecurityRisk::{High, Low, Unknown};
-use super::classify::{Access, Assessment, Ctx};
 use super::commands::{self, EnvName};
+use super::context::{Access, Assessment, Ctx};
 use super::expand::{self, Field, Vars, World};
 use super::paths::{self, Cwd};
 use super::shell::{self, Grammar, Piece, ast};

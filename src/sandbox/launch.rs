@@ -184,7 +184,7 @@ async fn execute(
         .args(&helper.prefix_args)
         .arg(HELPER_SUBCOMMAND)
         .env_clear()
-        .env("PATH", crate::workspace::SAFE_PATH)
+        .env("PATH", crate::sandbox::SAFE_PATH)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -23,7 +23,6 @@
 
 mod helper;
 mod launch;
-pub mod server;
 
 pub use helper::{Stage, main as helper_main};
 pub use launch::{HelperProgram, Job, Sandbox, SandboxError};
@@ -33,6 +32,10 @@ use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// The directories commands find programs in; nothing of the caller's own
+/// environment reaches a sandboxed process.
+pub const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The subcommand the helper runs as.
 pub const HELPER_SUBCOMMAND: &str = "sandbox-exec";

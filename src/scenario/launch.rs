@@ -136,7 +136,7 @@ impl Launch {
             .arg(self.bind.to_string())
             .arg("--exit-on-stdin-eof")
             .env_clear()
-            .env("PATH", crate::workspace::SAFE_PATH)
+            .env("PATH", crate::sandbox::SAFE_PATH)
             .env("LANG", "C.UTF-8")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

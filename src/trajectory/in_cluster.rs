@@ -260,7 +260,7 @@ mod tests {
             strategy_hint: "look at the port".into(),
             policy: "learner".into(),
             brain: "runbook".into(),
-            phase: "Resolved".into(),
+            phase: crate::crd::IncidentPhase::Resolved,
             reason: None,
             message: None,
             incident: incident.into(),

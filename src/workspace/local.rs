@@ -11,11 +11,13 @@ use futures::future::BoxFuture;
 
 use super::guard::{Checked, Guard};
 use super::journal::{JournalError, Restored};
-use super::{Limits, Observation, Workspace, WorkspaceError, http_get};
+use super::{Limits, Workspace};
 use crate::action::Action;
+use crate::protocol::{Observation, WorkspaceError};
 use crate::redact::Redactor;
 use crate::risk::{Permit, SecurityRisk};
 use crate::sandbox::{Job, Op, Outcome, Sandbox, SandboxError};
+use crate::verify::http_get;
 
 /// Where a local service lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +89,7 @@ impl Local {
     fn env(&self) -> Vec<(String, String)> {
         let root = self.service.root.display().to_string();
         vec![
-            ("PATH".into(), super::SAFE_PATH.into()),
+            ("PATH".into(), crate::sandbox::SAFE_PATH.into()),
             ("HOME".into(), root.clone()),
             ("LANG".into(), "C.UTF-8".into()),
             ("TERM".into(), "dumb".into()),
@@ -238,17 +240,12 @@ fn mutates(risk: SecurityRisk, action: &Action) -> bool {
 }
 
 impl Local {
-    /// Executes one action the gate rated `risk` at `step`: handles
-    /// revealed, snapshot and regression check around a mutating step,
-    /// the observation redacted. [`Workspace::run`] calls it with a
-    /// permit's contents; a sandbox sidecar calls it for the operator that
-    /// authenticated to it (the operator holds the permit).
-    pub async fn execute(
-        &self,
-        step: u32,
-        risk: SecurityRisk,
-        action: &Action,
-    ) -> Result<Observation, WorkspaceError> {
+    /// Executes one permitted action: handles revealed, snapshot and
+    /// regression check around a mutating step, the observation redacted.
+    /// Only [`Workspace::run`] reaches it, with a permit the gate issued or
+    /// the sidecar rebuilt from a checked request ([`Permit::relayed`]).
+    async fn execute(&self, permit: &Permit) -> Result<Observation, WorkspaceError> {
+        let (step, risk, action) = (permit.step(), permit.risk(), permit.action());
         let action = match self.reveal(action) {
             Ok(action) => action,
             Err(problem) => return Ok(Observation::failed(format!("not run: {problem}"), 0)),
@@ -278,7 +275,7 @@ impl Local {
 
 impl Workspace for Local {
     fn run<'a>(&'a self, permit: &'a Permit) -> BoxFuture<'a, Result<Observation, WorkspaceError>> {
-        Box::pin(self.execute(permit.step(), permit.risk(), permit.action()))
+        Box::pin(self.execute(permit))
     }
 }
 

@@ -10,10 +10,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::{Observation, Workspace, WorkspaceError};
-use crate::agent::Turn;
+use super::Workspace;
+use crate::protocol::{
+    NoteRequest, Observation, StepAnswer, StepRequest, Turn, UndoAnswer, UndoRequest,
+    WorkspaceError,
+};
 use crate::risk::Permit;
-use crate::sandbox::server::{NoteRequest, StepAnswer, StepRequest, UndoAnswer, UndoRequest};
 
 fn client_with(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use super::*;
 use crate::crd::Decision;
+use crate::protocol::{BrainRole, EpisodeEnd};
 use crate::risk::{Classifier, GatePolicy, RiskLevel};
 
 const ROOT: &str = "/srv/incident/root";

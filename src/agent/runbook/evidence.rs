@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::workspace::Observation;
+use crate::protocol::Observation;
 
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {

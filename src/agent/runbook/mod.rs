@@ -17,8 +17,9 @@ use std::collections::VecDeque;
 
 use futures::future::BoxFuture;
 
-use super::{Brain, BrainError, Feedback, Proposal, Task, Turn};
+use super::{Brain, BrainError};
 use crate::action::Action;
+use crate::protocol::{Feedback, Proposal, Task, Turn};
 use evidence::Evidence;
 use plan::exploration;
 

@@ -1,6 +1,6 @@
 use super::plan::DEFAULT_ORDER;
 use super::*;
-use crate::workspace::Observation;
+use crate::protocol::Observation;
 
 fn task(hint: &str) -> Task {
     Task {

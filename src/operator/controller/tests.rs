@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use tower_test::mock::{Handle, SendResponse};
 
 use super::*;
-use crate::agent::Task;
 use crate::agent::episode::{Episode, EpisodeConfig};
 use crate::crd::{IncidentSpec, IncidentStatus, PolicyRef, PolicySpec};
+use crate::protocol::Task;
 use crate::sandbox::{Containment, Layer};
 
 const INCIDENTS: &str = "/apis/remediator.dev/v1alpha1/namespaces/shop/incidents";
@@ -523,7 +523,7 @@ const CONFIG_MAPS: &str = "/api/v1/namespaces/shop/configmaps";
 
 /// A sandbox sidecar that answers `GET /v1/history` with `turns` to the
 /// token the test Secrets hold; returns its port.
-async fn sidecar_with_history(turns: Vec<crate::agent::Turn>) -> u16 {
+async fn sidecar_with_history(turns: Vec<crate::protocol::Turn>) -> u16 {
     use axum::http::HeaderMap;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -575,12 +575,12 @@ fn resolved() -> IncidentStatus {
     status
 }
 
-fn one_turn() -> Vec<crate::agent::Turn> {
-    vec![crate::agent::Turn {
+fn one_turn() -> Vec<crate::protocol::Turn> {
+    vec![crate::protocol::Turn {
         step: 1,
         action: crate::action::Action::Exec("rm -f /srv/app/app.lock".into()),
         declared_risk: None,
-        feedback: crate::agent::Feedback::Observed(crate::workspace::Observation {
+        feedback: crate::protocol::Feedback::Observed(crate::protocol::Observation {
             exit_code: Some(0),
             http_status: None,
             stdout: "removed the stale lock".into(),

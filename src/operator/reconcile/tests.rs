@@ -8,8 +8,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::*;
 use crate::action::Action;
-use crate::agent::episode::{Approval, EpisodeConfig, EpisodeEnd};
+use crate::agent::episode::{Approval, EpisodeConfig};
 use crate::crd::{IncidentSpec, PolicyRef, PolicySpec};
+use crate::protocol::EpisodeEnd;
 use crate::risk::{RiskLevel, SecurityRisk};
 use crate::sandbox::Layer;
 

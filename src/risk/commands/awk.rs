@@ -4,7 +4,7 @@
 //! reads), no functions and no gawk `@` directives. Anything else is High.
 
 use super::super::SecurityRisk::{High, Low};
-use super::super::classify::{Access, Assessment, Ctx};
+use super::super::context::{Access, Assessment, Ctx};
 use super::super::expand::Field;
 use super::super::flags::{self, Spec};
 use super::unknown_option;

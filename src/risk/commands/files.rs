@@ -4,7 +4,7 @@
 //! that point out of the root and copies of secrets are High too.
 
 use super::super::SecurityRisk::{High, Low, Medium, Unknown};
-use super::super::classify::{Access, Assessment, Ctx};
+use super::super::context::{Access, Assessment, Ctx};
 use super::super::expand::Field;
 use super::super::flags::{self, Parsed, Spec};
 use super::super::paths::{self, Scope};

@@ -2,7 +2,7 @@
 //! `sort -o`, `uniq IN OUT`, `find -exec`, `ps e`, `getent shadow`...
 
 use super::super::SecurityRisk::{High, Low, Unknown};
-use super::super::classify::{Access, Assessment, Ctx};
+use super::super::context::{Access, Assessment, Ctx};
 use super::super::expand::Field;
 use super::super::flags::{self, Parsed, Spec};
 use super::unknown_option;

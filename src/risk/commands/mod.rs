@@ -12,7 +12,7 @@ mod service;
 mod wrap;
 
 use super::SecurityRisk::{High, Low, Unknown};
-use super::classify::{Access, Assessment, Ctx};
+use super::context::{Access, Assessment, Ctx};
 use super::expand::Field;
 use super::flags::{self, Spec};
 

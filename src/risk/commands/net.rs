@@ -4,7 +4,7 @@
 //! scheme is High; sending data to the service is Medium.
 
 use super::super::SecurityRisk::{High, Low, Medium};
-use super::super::classify::{Access, Assessment, Ctx};
+use super::super::context::{Access, Assessment, Ctx};
 use super::super::expand::{Field, UNSEEN};
 use super::super::flags::{self, Parsed, Spec};
 use super::unknown_option;

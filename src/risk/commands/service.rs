@@ -2,7 +2,7 @@
 //! anything else they can do (stop, mask, edit, vacuum) is High.
 
 use super::super::SecurityRisk::{High, Low, Medium, Unknown};
-use super::super::classify::{Access, Assessment, Ctx};
+use super::super::context::{Access, Assessment, Ctx};
 use super::super::expand::Field;
 use super::super::flags::{self, Spec};
 use super::super::paths::Scope;

@@ -4,7 +4,7 @@
 //! parsed and walked like the top-level one.
 
 use super::super::SecurityRisk::{High, Low, Unknown};
-use super::super::classify::{Access, Assessment, Ctx};
+use super::super::context::{Access, Assessment, Ctx};
 use super::super::expand::Field;
 use super::super::flags::{self, Spec};
 use super::super::{paths, walk};

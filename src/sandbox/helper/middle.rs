@@ -20,7 +20,7 @@ pub fn run(namespaces: bool) -> i32 {
         .arg("--stage")
         .arg(Stage::Inner.arg())
         .env_clear()
-        .env("PATH", crate::workspace::SAFE_PATH)
+        .env("PATH", crate::sandbox::SAFE_PATH)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())

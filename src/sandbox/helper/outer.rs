@@ -57,7 +57,7 @@ pub fn run(spec: &Spec, spec_line: &str) -> Outcome {
         .arg("--stage")
         .arg(middle.arg())
         .env_clear()
-        .env("PATH", crate::workspace::SAFE_PATH)
+        .env("PATH", crate::sandbox::SAFE_PATH)
         .stdin(Stdio::from(OwnedFd::from(inner_end)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

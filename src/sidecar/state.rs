@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::agent::Turn;
+use crate::protocol::Turn;
 
 pub struct StepState {
     dir: PathBuf,

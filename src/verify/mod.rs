@@ -8,7 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::Verification;
-use crate::workspace::http_get;
+
+mod http;
+
+pub use http::{HttpAnswer, http_get};
 
 /// How long one probe request may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

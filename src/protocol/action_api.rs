@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::episode::{BrainRole, EpisodeEnd};
-use crate::agent::{Proposal, Task, Turn};
+use super::history::{Proposal, Task, Turn};
 use crate::crd::{BrainKind, LlmSpec, TokenUsage};
+use crate::risk::DecidedBy;
 
 /// Largest request body the Action API accepts.
 pub const MAX_BODY_BYTES: usize = 2 << 20;
@@ -67,4 +67,62 @@ pub struct StepReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn: Option<Turn>,
     pub next: Next,
+}
+
+/// Which brain a proposal is asked of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrainRole {
+    Primary,
+    Fallback,
+}
+
+/// Why an episode stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EpisodeEnd {
+    /// The brain says it is done: a claim the caller verifies.
+    Claimed {
+        summary: String,
+    },
+    StepBudget,
+    TimeBudget,
+    /// A denied action under `onRiskExceeded: Fail`.
+    RiskLimitExceeded {
+        step: u32,
+        action: String,
+        reason: String,
+    },
+    /// A person (or nobody, without a terminal) refused an action.
+    ConfirmationRefused {
+        step: u32,
+        action: String,
+        by: DecidedBy,
+    },
+    ApprovalTimeout {
+        step: u32,
+        action: String,
+    },
+    /// The brain failed and no fallback was allowed (or it failed too).
+    BrainFailed {
+        reason: String,
+    },
+    /// The workspace could not run an action.
+    WorkspaceFailed {
+        step: u32,
+        reason: String,
+    },
+}
+
+/// Which incident: namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IncidentKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for IncidentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
 }

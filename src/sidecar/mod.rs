@@ -1,5 +1,7 @@
 //! `remediator sandbox`: the executor beside a service (a sidecar in the
-//! scenario Pod, or a plain process locally). It runs only what the one
+//! scenario Pod, or a plain process locally). It uses the kernel sandbox
+//! (through [`crate::workspace::Local`]) for every step; it is not part of
+//! the containment itself. It runs only what the one
 //! operator that holds its token sends, in the kernel sandbox, and
 //! journals every step by number: a step sent again gets the recorded
 //! answer and never runs twice. Redaction and snapshots live here too, on
@@ -17,13 +19,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::action::Action;
-use crate::agent::{Feedback, Turn};
-use crate::risk::SecurityRisk;
-use crate::workspace::{Local, Observation, WorkspaceError};
+use crate::protocol::{
+    Feedback, NoteRequest, StepAnswer, StepRequest, Turn, UndoAnswer, UndoRequest, WorkspaceError,
+};
+use crate::risk::Permit;
+use crate::workspace::{Local, Workspace};
 pub use state::StepState;
 
 /// What the sidecar needs to serve one incident.
@@ -32,48 +34,6 @@ pub struct Config {
     pub token: String,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
-}
-
-/// A step to execute, as the operator sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepRequest {
-    pub incident: String,
-    pub action: Action,
-    pub risk: SecurityRisk,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub declared_risk: Option<SecurityRisk>,
-}
-
-/// A step that did not run (denied, refused), for the history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoteRequest {
-    pub incident: String,
-    pub turn: Turn,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UndoRequest {
-    pub incident: String,
-    pub before_step: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UndoAnswer {
-    pub before_step: u32,
-    pub written: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-/// The sidecar's answer to a step: what it observed, or that the sandbox
-/// refused to run uncontained.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepAnswer {
-    Observed(Observation),
-    Refused(WorkspaceError),
 }
 
 struct Shared {
@@ -161,13 +121,17 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// The caller must hold this sidecar's token and name its incident; the
 /// refusal otherwise.
 fn refusal(shared: &Shared, headers: &HeaderMap, incident: Option<&str>) -> Option<Response> {
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = presented_token(headers);
     let known = presented.is_some_and(|token| crate::tokens::equal(token, &shared.config.token));
     if !known {
         let why = if presented.is_none() {
@@ -220,10 +184,18 @@ async fn step(
         Ok(None) => {}
         Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-    let result = shared
-        .executor
-        .execute(step, request.risk, &request.action)
-        .await;
+    // The refusal check above passed, so the token matches; the permit is
+    // built from it all the same, so no path executes without one.
+    let Some(permit) = Permit::relayed(
+        presented_token(&headers).unwrap_or_default(),
+        &shared.config.token,
+        step,
+        request.action.clone(),
+        request.risk,
+    ) else {
+        return problem(StatusCode::UNAUTHORIZED, "the token is not this sandbox's");
+    };
+    let result = shared.executor.run(&permit).await;
     let feedback = match &result {
         Ok(observation) => Feedback::Observed(observation.clone()),
         Err(error) => Feedback::Failed {
