@@ -22,8 +22,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use remediator::agent::episode::{Episode, EpisodeConfig};
 use remediator::crd::{
-    FIELD_MANAGER, Incident, IncidentPhase, IncidentSpec, IncidentStatus, Policy, PolicyRef,
-    PolicySpec,
+    Incident, IncidentPhase, IncidentSpec, IncidentStatus, Policy, PolicyRef, PolicySpec,
 };
 use remediator::operator::controller::{self, Context};
 use remediator::operator::engine::Engine;
@@ -32,6 +31,7 @@ use remediator::operator::metrics::Metrics;
 use remediator::operator::objects::{self, Settings};
 use remediator::operator::scorecard;
 use remediator::operator::session::Session;
+use remediator::operator::status_writer::StatusWriter;
 use remediator::protocol::Task;
 use remediator::sandbox::{Containment, Layer};
 use remediator::scenario::Catalog;
@@ -285,10 +285,11 @@ async fn main() {
     let client = client(store.clone());
     let metrics = Arc::new(Metrics::new());
     let settings = Settings::default();
+    let status_writer = Arc::new(StatusWriter::new(client.clone(), metrics.clone()));
     let backend = Arc::new(KubeBackend::new(
         client.clone(),
         settings.clone(),
-        metrics.clone(),
+        status_writer.clone(),
     ));
     let (cache, mut writer) = reflector::store::<Incident>();
     let ctx = Arc::new(Context {
@@ -298,13 +299,7 @@ async fn main() {
         engine: Arc::new(Engine::new(backend.clone())),
         backend,
         metrics,
-        recorder: kube::runtime::events::Recorder::new(
-            client.clone(),
-            kube::runtime::events::Reporter {
-                controller: FIELD_MANAGER.into(),
-                instance: None,
-            },
-        ),
+        writer: status_writer,
         incidents: cache.clone(),
     });
     let rss_loaded = procs::status_kib("VmRSS:");

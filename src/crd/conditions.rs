@@ -1,5 +1,6 @@
-//! Condition types and reasons written into Incident status. Logic uses
-//! these constants, never string literals.
+//! Condition types and reasons written into Incident status, and the
+//! reasons of the Events the operator publishes. Logic uses these
+//! constants, never string literals.
 
 /// The fault was observed before the agent started.
 pub const FAULT_PRESENT: &str = "FaultPresent";
@@ -38,3 +39,15 @@ pub const REASON_POLICY_NOT_FOUND: &str = "PolicyNotFound";
 pub const REASON_AGENT_FAILED: &str = "AgentFailed";
 pub const REASON_RECORDED: &str = "Recorded";
 pub const REASON_RECORDING_FAILED: &str = "RecordingFailed";
+
+// Event reasons that are not also condition reasons (those above serve
+// both: `ApprovalRequested`, `Resolved`, `WeakContainment`, ...).
+pub const EVENT_PROVISIONING: &str = "Provisioning";
+pub const EVENT_REMEDIATING: &str = "Remediating";
+pub const EVENT_APPROVED: &str = "Approved";
+pub const EVENT_REJECTED: &str = "Rejected";
+pub const EVENT_RISK_TIGHTENED: &str = "RiskTightened";
+/// An annotation that could not be honoured (malformed, or loosening).
+pub const EVENT_ANNOTATION_IGNORED: &str = "AnnotationIgnored";
+pub const EVENT_FAILED: &str = "Failed";
+pub const EVENT_UNDO_REQUESTED: &str = "UndoRequested";

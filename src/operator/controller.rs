@@ -12,25 +12,24 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::engine::{Engine, EngineError};
-use super::kube_backend::{KubeBackend, write_status};
+use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
 use super::objects::{self, Settings};
 use super::reconcile::{self, Create, EngineCall, JobView, Observed, PodView};
 use super::session::Session;
+use super::status_writer::{Change, StatusWriter};
 use super::{recording, scorecard};
 use crate::agent::driver::now_ms;
-use crate::crd::conditions::{REASON_RECORDED, REASON_RECORDING_FAILED, TRAJECTORY_RECORDED};
+use crate::crd::conditions::{REASON_RECORDED, REASON_RECORDING_FAILED};
 use crate::crd::{FIELD_MANAGER, Incident, IncidentPhase, Policy};
 use crate::protocol::IncidentKey;
 use crate::risk::DecidedBy;
 use crate::scenario::Catalog;
-use crate::status;
 use crate::trajectory::in_cluster;
 
 pub struct Context {
@@ -40,7 +39,8 @@ pub struct Context {
     pub engine: Arc<Engine>,
     pub backend: Arc<KubeBackend>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// The one writer of Incident status (and its Events and metrics).
+    pub writer: Arc<StatusWriter>,
     /// Every Incident the operator watches, as its watch last saw them:
     /// a Policy's scorecard is computed from here, not from a LIST per
     /// reconcile.
@@ -259,38 +259,14 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
                 }
             }
         }
-        if let Some(mut status) = plan.status.clone() {
-            if let Some(session) = &pinned {
-                status.session = serde_json::to_value(session).ok();
-            }
-            let was_terminal = incident
-                .status
-                .as_ref()
-                .is_some_and(|s| s.phase.is_terminal());
-            write_status(client, key, &status).await?;
-            if status.phase.is_terminal() && !was_terminal {
-                ctx.metrics.record_outcome(&incident.spec.scenario, &status);
-            }
-        }
+        let change = Change::Planned {
+            status: plan.status.clone().map(Box::new),
+            pinned: pinned.as_ref(),
+            events: plan.events.clone(),
+        };
+        ctx.writer.write(&incident, change).await?;
         (plan, incident, session, policy)
     };
-    for event in &plan.events {
-        let event = Event {
-            type_: if event.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: event.reason.into(),
-            note: Some(event.message.chars().take(1000).collect()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        let _ = ctx
-            .recorder
-            .publish(&event, &incident.object_ref(&()))
-            .await;
-    }
     for call in &plan.engine {
         match call {
             EngineCall::Start(_) => {}
@@ -323,17 +299,11 @@ async fn undo(ctx: &Context, key: &IncidentKey, step: u32) -> Result<(), Error> 
     let Some(incident) = incidents.get_opt(&key.name).await? else {
         return Ok(());
     };
-    let mut status = incident.status.unwrap_or_default();
-    let report = status.undone.get_or_insert_with(Default::default);
-    report.before_step = step;
-    match answer {
-        Ok(answer) => {
-            report.written = answer.written.len() as u32;
-            report.removed = answer.removed.len() as u32;
-        }
-        Err(e) => report.message = format!("the undo failed: {e}"),
-    }
-    write_status(&ctx.client, key, &status).await?;
+    let change = Change::Undone {
+        before_step: step,
+        answer: answer.map_err(|e| e.to_string()),
+    };
+    ctx.writer.write(&incident, change).await?;
     Ok(())
 }
 
@@ -385,17 +355,12 @@ async fn record(
     let Some(fresh) = incidents.get_opt(&key.name).await? else {
         return Ok(());
     };
-    let mut status = fresh.status.unwrap_or_default();
-    status::set_condition(
-        &mut status.conditions,
-        TRAJECTORY_RECORDED,
+    let change = Change::Recorded {
         ok,
         reason,
         message,
-        &Time(k8s_openapi::jiff::Timestamp::now()),
-        fresh.metadata.generation,
-    );
-    write_status(&ctx.client, key, &status).await?;
+    };
+    ctx.writer.write(&fresh, change).await?;
     Ok(())
 }
 

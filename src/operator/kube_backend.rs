@@ -1,26 +1,21 @@
 //! Sessions kept where a cluster keeps state: the running episode in the
-//! Incident's status (written with server-side apply under the operator's
-//! one field manager), tokens in the Secrets the Incident owns, the
-//! sandbox at its Pod's address.
+//! Incident's status (through the one [`StatusWriter`]), tokens in the
+//! Secrets the Incident owns, the sandbox at its Pod's address.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
-use serde_json::json;
+use kube::Client;
+use kube::api::{Api, ListParams};
 
 use super::engine::{Access, Backend, BackendError};
-use super::metrics::Metrics;
 use super::objects::{self, Settings, TOKEN_KEY};
 use super::session::Session;
-use crate::agent::episode::Waiting;
-use crate::crd::{ActionRecord, FIELD_MANAGER, Incident, IncidentStatus};
+use super::status_writer::{Change, StatusWriter};
+use crate::crd::{ActionRecord, Incident};
 use crate::protocol::IncidentKey;
-use crate::status::{self, Facts};
 use crate::workspace::Remote;
 
 /// How long one sandbox request may take: the longest command plus grace.
@@ -29,34 +24,11 @@ const SANDBOX_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct KubeBackend {
     client: Client,
     settings: Settings,
-    metrics: Arc<Metrics>,
-    recorder: Recorder,
+    writer: Arc<StatusWriter>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::Unavailable(e.to_string())
-}
-
-/// Writes `status` with server-side apply under the operator's field
-/// manager (forced: the operator owns the status).
-pub async fn write_status(
-    client: &Client,
-    key: &IncidentKey,
-    status: &IncidentStatus,
-) -> kube::Result<Incident> {
-    let api: Api<Incident> = Api::namespaced(client.clone(), &key.namespace);
-    let patch = json!({
-        "apiVersion": Incident::api_version(&()),
-        "kind": Incident::kind(&()),
-        "metadata": {"name": key.name},
-        "status": status,
-    });
-    api.patch_status(
-        &key.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
 }
 
 /// The token in a Secret the Incident owns, if it exists.
@@ -74,19 +46,11 @@ pub async fn token(
 }
 
 impl KubeBackend {
-    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: FIELD_MANAGER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+    pub fn new(client: Client, settings: Settings, writer: Arc<StatusWriter>) -> Self {
         Self {
             client,
             settings,
-            metrics,
-            recorder,
+            writer,
         }
     }
 
@@ -153,69 +117,10 @@ impl Backend for KubeBackend {
                 .incident(key)
                 .await?
                 .ok_or_else(|| BackendError::NotFound(key.to_string()))?;
-            let previous = incident.status.clone().unwrap_or_default();
-            let mut all: Vec<ActionRecord> = previous.actions.clone();
-            all.extend_from_slice(records);
-            let facts = Facts {
-                generation: incident.metadata.generation,
-                now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    k8s_openapi::jiff::Timestamp::now(),
-                ),
-                started_at: previous
-                    .started_at
-                    .clone()
-                    .unwrap_or_else(|| status::time_from_ms(session.episode.started_at_ms)),
-                fault: None,
-                episode: Some(&session.episode),
-                records: &all,
-                verification: None,
-                failure: None,
-                agent: previous.agent.clone().unwrap_or_default(),
-                containment: Some(&session.containment),
-                undone: previous.undone.as_ref(),
-            };
-            let mut status = status::build(&previous, &facts);
-            status.actions_omitted = merge_omitted(
-                previous.actions_omitted.as_ref(),
-                status.actions_omitted.take(),
-            );
-            status.session = Some(serde_json::to_value(session).map_err(unavailable)?);
-            write_status(&self.client, key, &status)
+            self.writer
+                .write(&incident, Change::Steps { session, records })
                 .await
-                .map_err(unavailable)?;
-            self.metrics.record_actions(&session.policy_name, records);
-            let newly_waiting = match &session.episode.waiting {
-                Waiting::Approval(approval) => previous
-                    .pending_approval
-                    .as_ref()
-                    .is_none_or(|p| p.step != approval.step)
-                    .then_some(approval),
-                _ => None,
-            };
-            if let Some(approval) = newly_waiting {
-                let event = Event {
-                    type_: EventType::Normal,
-                    reason: "ApprovalRequested".into(),
-                    note: Some(format!(
-                        "step {} `{}` [{}] waits: kubectl annotate incident {} {}={} (or {}={})",
-                        approval.step,
-                        approval.action.summary(),
-                        approval.risk,
-                        key.name,
-                        super::annotations::APPROVE,
-                        approval.step,
-                        super::annotations::REJECT,
-                        approval.step
-                    )),
-                    action: "Remediating".into(),
-                    secondary: None,
-                };
-                let _ = self
-                    .recorder
-                    .publish(&event, &incident.object_ref(&()))
-                    .await;
-            }
-            Ok(())
+                .map_err(unavailable)
         })
     }
 
@@ -258,24 +163,5 @@ impl Backend for KubeBackend {
                 (false, true) => Access::Unknown,
             })
         })
-    }
-}
-
-/// The older summary of dropped actions combined with the newer one.
-pub fn merge_omitted(
-    older: Option<&crate::crd::OmittedActions>,
-    newer: Option<crate::crd::OmittedActions>,
-) -> Option<crate::crd::OmittedActions> {
-    match (older, newer) {
-        (None, newer) => newer,
-        (Some(older), None) => Some(older.clone()),
-        (Some(older), Some(newer)) => Some(crate::crd::OmittedActions {
-            count: older.count + newer.count,
-            first_step: older.first_step.min(newer.first_step),
-            last_step: older.last_step.max(newer.last_step),
-            denied: older.denied + newer.denied,
-            rejected: older.rejected + newer.rejected,
-            max_risk: older.max_risk.max(newer.max_risk),
-        }),
     }
 }

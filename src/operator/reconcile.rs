@@ -143,7 +143,7 @@ pub fn decide(o: &Observed<'_>) -> Plan {
     };
     for problem in &directives.problems {
         plan.events
-            .push(warning("AnnotationIgnored", problem.clone()));
+            .push(warning(EVENT_ANNOTATION_IGNORED, problem.clone()));
     }
     // Writing an unchanged status is skipped.
     if plan.status.as_ref() == o.incident.status.as_ref() {
@@ -260,7 +260,7 @@ fn pending(o: &Observed<'_>) -> Plan {
         create: missing_objects(o),
         status: Some(status),
         events: vec![normal(
-            "Provisioning",
+            EVENT_PROVISIONING,
             format!("starting scenario {}", o.incident.spec.scenario),
         )],
         requeue: Some(WAIT),
@@ -376,7 +376,7 @@ fn provisioning(o: &Observed<'_>) -> Plan {
     };
     let status = status::build(&previous, &facts);
     let mut events = vec![normal(
-        "Remediating",
+        EVENT_REMEDIATING,
         format!(
             "the agent starts ({} brain, {} hint); containment: {}",
             facts.agent.brain,
@@ -466,7 +466,11 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
                 approved,
             });
             plan.events.push(normal(
-                if approved { "Approved" } else { "Rejected" },
+                if approved {
+                    EVENT_APPROVED
+                } else {
+                    EVENT_REJECTED
+                },
                 format!(
                     "step {} `{}` {}",
                     approval.step,
@@ -484,7 +488,7 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
         if wanted < current {
             plan.engine.push(EngineCall::Tighten(wanted));
             plan.events.push(normal(
-                "RiskTightened",
+                EVENT_RISK_TIGHTENED,
                 format!(
                     "maxRisk for this incident is now {wanted} (the Policy says {})",
                     session.policy.max_risk
@@ -492,7 +496,7 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
             ));
         } else if wanted > current {
             plan.events.push(warning(
-                "AnnotationIgnored",
+                EVENT_ANNOTATION_IGNORED,
                 format!(
                     "{}={wanted} would loosen maxRisk {current}; annotations may only tighten a Policy",
                     annotations::MAX_RISK
@@ -570,7 +574,7 @@ fn verifying(o: &Observed<'_>) -> Plan {
             format!("verified healthy after {} steps", status.steps),
         ),
         _ => warning(
-            "Failed",
+            EVENT_FAILED,
             format!(
                 "{}: {}",
                 status.reason.as_deref().unwrap_or("Failed"),
@@ -615,7 +619,7 @@ fn undo_requested(o: &Observed<'_>, directives: &Directives) -> Plan {
                 status: Some(status),
                 engine: vec![EngineCall::Undo(step)],
                 events: vec![normal(
-                    "UndoRequested",
+                    EVENT_UNDO_REQUESTED,
                     format!("restoring the root as it was before step {step}"),
                 )],
                 ..Plan::default()

@@ -19,7 +19,6 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::Api;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, ResourceExt};
@@ -29,6 +28,7 @@ use super::engine::Engine;
 use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
 use super::objects::Settings;
+use super::status_writer::StatusWriter;
 use crate::crd::{FIELD_MANAGER, Incident, Policy};
 use crate::scenario::Catalog;
 
@@ -77,10 +77,11 @@ pub async fn run(
         .await
         .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::new());
+    let writer = Arc::new(StatusWriter::new(client.clone(), metrics.clone()));
     let backend = Arc::new(KubeBackend::new(
         client.clone(),
         config.settings.clone(),
-        metrics.clone(),
+        writer.clone(),
     ));
     let engine = Arc::new(Engine::new(backend.clone()));
     let leadership = Leadership::default();
@@ -191,13 +192,6 @@ pub async fn run(
         }
     }
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
-    );
     // The Incident cache the Policy scorecards read; filled before any
     // Policy is reconciled, so no scorecard is computed from a partial list.
     let (incident_cache, cache_writer) = kube::runtime::reflector::store::<Incident>();
@@ -216,7 +210,7 @@ pub async fn run(
         engine,
         backend,
         metrics,
-        recorder,
+        writer,
         incidents: incident_cache.clone(),
     });
     let policies: Api<Policy> = api_for(&client, &config.namespace);

@@ -130,18 +130,12 @@ fn context_of(cached: Vec<Incident>, settings: Settings) -> (Arc<Context>, ApiSe
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "shop");
     let metrics = Arc::new(Metrics::new());
+    let status_writer = Arc::new(StatusWriter::new(client.clone(), metrics.clone()));
     let backend = Arc::new(KubeBackend::new(
         client.clone(),
         settings.clone(),
-        metrics.clone(),
+        status_writer.clone(),
     ));
-    let recorder = Recorder::new(
-        client.clone(),
-        kube::runtime::events::Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: None,
-        },
-    );
     let (incidents, mut writer) = kube::runtime::reflector::store();
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
     for incident in cached {
@@ -155,7 +149,7 @@ fn context_of(cached: Vec<Incident>, settings: Settings) -> (Arc<Context>, ApiSe
         engine: Arc::new(Engine::new(backend.clone())),
         backend,
         metrics,
-        recorder,
+        writer: status_writer,
         incidents,
     };
     (Arc::new(ctx), ApiServer(handle))

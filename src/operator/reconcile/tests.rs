@@ -1,126 +1,16 @@
 //! Every phase transition and every bad input, as a table of observations
 //! and the plan each gives. No I/O: builders make the objects.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
 use crate::action::Action;
-use crate::agent::episode::{Approval, EpisodeConfig};
-use crate::crd::{IncidentSpec, PolicyRef, PolicySpec};
+use crate::crd::PolicySpec;
+use crate::operator::fixtures::*;
 use crate::protocol::EpisodeEnd;
-use crate::risk::{RiskLevel, SecurityRisk};
+use crate::risk::RiskLevel;
 use crate::sandbox::Layer;
-
-const NOW_MS: u64 = 1_800_000_000_000;
-
-fn now() -> Time {
-    Time(Timestamp::from_millisecond(NOW_MS as i64).unwrap())
-}
-
-/// An Incident under construction.
-struct IncidentBuilder(Incident);
-
-impl IncidentBuilder {
-    fn new(scenario: &str) -> Self {
-        let mut incident = Incident::new(
-            "inc",
-            IncidentSpec {
-                scenario: scenario.into(),
-                policy_ref: PolicyRef {
-                    name: "optimized".into(),
-                },
-            },
-        );
-        incident.metadata.namespace = Some("ns".into());
-        incident.metadata.uid = Some("uid-1".into());
-        incident.metadata.generation = Some(1);
-        Self(incident)
-    }
-
-    fn phase(mut self, phase: IncidentPhase) -> Self {
-        let status = self.0.status.get_or_insert_with(Default::default);
-        status.phase = phase;
-        status.started_at = Some(now());
-        self
-    }
-
-    fn started_ms_ago(mut self, ms: u64) -> Self {
-        let status = self.0.status.get_or_insert_with(Default::default);
-        status.started_at = Some(Time(
-            Timestamp::from_millisecond((NOW_MS - ms) as i64).unwrap(),
-        ));
-        self
-    }
-
-    fn annotate(mut self, key: &str, value: &str) -> Self {
-        self.0
-            .metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(key.into(), value.into());
-        self
-    }
-
-    fn build(self) -> Incident {
-        self.0
-    }
-}
-
-fn policy(spec: PolicySpec, generation: i64) -> Policy {
-    let mut policy = Policy::new("optimized", spec);
-    policy.metadata.generation = Some(generation);
-    policy
-}
-
-fn full() -> Containment {
-    Containment {
-        layers: Layer::ALL.to_vec(),
-        missing: Vec::new(),
-    }
-}
-
-fn session(spec: PolicySpec) -> Session {
-    Session {
-        episode: Episode::new(
-            EpisodeConfig {
-                max_steps: 20,
-                timeout_ms: 60_000,
-                approval_timeout_ms: Some(10_000),
-                allow_fallback: false,
-                max_execute_attempts: 3,
-            },
-            NOW_MS - 1_000,
-        ),
-        task: Task {
-            symptom: "s".into(),
-            expected_port: 8080,
-            hint: "h".into(),
-        },
-        policy: spec,
-        policy_name: "optimized".into(),
-        policy_generation: Some(1),
-        root: ROOT.into(),
-        max_risk: None,
-        containment: full(),
-    }
-}
-
-fn waiting_approval(mut session: Session, step: u32, deadline_ms: u64) -> Session {
-    session.episode.steps = step;
-    session.episode.waiting = Waiting::Approval(Approval {
-        step,
-        action: Action::Exec("rm -f service.lock".into()),
-        declared_risk: None,
-        risk: SecurityRisk::Medium,
-        reason: "changes a file".into(),
-        requested_at_ms: NOW_MS - 500,
-        deadline_ms,
-    });
-    session
-}
 
 struct World {
     catalog: Catalog,
@@ -200,7 +90,7 @@ fn with_session(incident: Incident, session: &Session) -> Incident {
 
 #[test]
 fn an_unknown_scenario_fails_at_once() {
-    let plan = World::new().decide(&IncidentBuilder::new("no_such").build());
+    let plan = World::new().decide(&Incident::test("no_such").build());
     let status = plan.status.unwrap();
     assert_eq!(status.phase, IncidentPhase::Failed);
     assert_eq!(status.reason.as_deref(), Some(REASON_UNKNOWN_SCENARIO));
@@ -214,7 +104,7 @@ fn a_missing_policy_waits_and_retries() {
         policy: None,
         ..World::new()
     };
-    let plan = world.decide(&IncidentBuilder::new("stale_lockfile").build());
+    let plan = world.decide(&Incident::test("stale_lockfile").build());
     let status = plan.status.unwrap();
     assert_eq!(status.phase, IncidentPhase::Pending);
     assert_eq!(status.reason.as_deref(), Some(REASON_POLICY_NOT_FOUND));
@@ -238,7 +128,7 @@ fn a_missing_policy_waits_and_retries() {
 
 #[test]
 fn a_new_incident_provisions_its_secrets_and_pod() {
-    let plan = World::new().decide(&IncidentBuilder::new("stale_lockfile").build());
+    let plan = World::new().decide(&Incident::test("stale_lockfile").build());
     assert_eq!(
         plan.create,
         vec![
@@ -255,8 +145,8 @@ fn a_new_incident_provisions_its_secrets_and_pod() {
 
 #[test]
 fn provisioning_waits_for_the_pod_then_times_out() {
-    let incident = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Provisioning)
+    let incident = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Provisioning)
         .build();
     let world = World {
         pod: Some(PodView::default()),
@@ -266,8 +156,8 @@ fn provisioning_waits_for_the_pod_then_times_out() {
     let plan = world.decide(&incident);
     assert_eq!((plan.status, plan.create.len()), (None, 0));
     assert_eq!(plan.requeue, Some(WAIT));
-    let late = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Provisioning)
+    let late = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Provisioning)
         .started_ms_ago(PROVISIONING_TIMEOUT.as_millis() as u64 + 1)
         .build();
     let status = world.decide(&late).status.unwrap();
@@ -276,8 +166,8 @@ fn provisioning_waits_for_the_pod_then_times_out() {
 
 #[test]
 fn a_failed_scenario_pod_fails_the_incident() {
-    let incident = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Provisioning)
+    let incident = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Provisioning)
         .build();
     let world = World {
         pod: Some(PodView {
@@ -293,8 +183,8 @@ fn a_failed_scenario_pod_fails_the_incident() {
 
 #[test]
 fn a_ready_pod_with_the_fault_present_starts_the_agent_pinning_the_policy() {
-    let incident = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Provisioning)
+    let incident = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Provisioning)
         .build();
     let pinned = PolicySpec {
         max_risk: RiskLevel::High,
@@ -303,7 +193,7 @@ fn a_ready_pod_with_the_fault_present_starts_the_agent_pinning_the_policy() {
     };
     let world = World {
         policy: Some(policy(pinned.clone(), 4)),
-        containment: Some(full()),
+        containment: Some(full_containment()),
         ..World::new()
     }
     .ready_pod()
@@ -331,8 +221,8 @@ fn a_ready_pod_with_the_fault_present_starts_the_agent_pinning_the_policy() {
 
 #[test]
 fn weak_containment_and_a_healthy_service_are_said_out_loud() {
-    let incident = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Provisioning)
+    let incident = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Provisioning)
         .build();
     let weak = Containment {
         layers: vec![Layer::LandlockFs],
@@ -362,7 +252,7 @@ fn weak_containment_and_a_healthy_service_are_said_out_loud() {
 }
 
 fn remediating(session: &Session, annotations: &[(&str, &str)]) -> (Incident, World) {
-    let mut builder = IncidentBuilder::new("stale_lockfile").phase(IncidentPhase::AwaitingApproval);
+    let mut builder = Incident::test("stale_lockfile").with_phase(IncidentPhase::AwaitingApproval);
     for (k, v) in annotations {
         builder = builder.annotate(k, v);
     }
@@ -506,8 +396,8 @@ fn verifying(spec: PolicySpec, healthy: bool) -> Plan {
         },
     };
     let incident = with_session(
-        IncidentBuilder::new("stale_lockfile")
-            .phase(IncidentPhase::Verifying)
+        Incident::test("stale_lockfile")
+            .with_phase(IncidentPhase::Verifying)
             .build(),
         &ended,
     );
@@ -544,8 +434,8 @@ fn only_the_probe_resolves_and_a_failure_is_undone_unless_kept() {
 
 #[test]
 fn an_undo_annotation_on_a_finished_incident_runs_once() {
-    let done = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Failed)
+    let done = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Failed)
         .annotate(annotations::UNDO, "2")
         .build();
     let world = World::new();
@@ -558,8 +448,8 @@ fn an_undo_annotation_on_a_finished_incident_runs_once() {
 
 #[test]
 fn nothing_changed_means_no_status_write() {
-    let incident = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Resolved)
+    let incident = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Resolved)
         .build();
     let plan = World::new().decide(&incident);
     assert_eq!(plan, Plan::default());
@@ -593,8 +483,8 @@ fn a_finished_episode_is_recorded_once_and_a_failed_recording_is_retried_for_a_w
     };
     let finished = |conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>| {
         let mut incident = with_session(
-            IncidentBuilder::new("stale_lockfile")
-                .phase(IncidentPhase::Resolved)
+            Incident::test("stale_lockfile")
+                .with_phase(IncidentPhase::Resolved)
                 .build(),
             &ran,
         );
@@ -620,8 +510,8 @@ fn a_finished_episode_is_recorded_once_and_a_failed_recording_is_retried_for_a_w
     )]));
     assert_eq!(given_up, Plan::default());
     // An incident that failed before its episode started has nothing to learn from.
-    let never_started = IncidentBuilder::new("stale_lockfile")
-        .phase(IncidentPhase::Failed)
+    let never_started = Incident::test("stale_lockfile")
+        .with_phase(IncidentPhase::Failed)
         .build();
     assert!(!World::new().decide(&never_started).record);
 }
