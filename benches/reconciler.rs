@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, Request, Response, StatusCode};
 use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::client::Body;
 use kube::runtime::reflector;
 use kube::runtime::watcher;
@@ -32,6 +34,7 @@ use remediator::operator::objects::{self, Settings};
 use remediator::operator::scorecard;
 use remediator::operator::session::Session;
 use remediator::operator::status_writer::StatusWriter;
+use remediator::operator::stores::Stores;
 use remediator::protocol::Task;
 use remediator::sandbox::{Containment, Layer};
 use remediator::scenario::Catalog;
@@ -44,12 +47,81 @@ const NS: &str = "bench";
 const INCIDENTS: &str = "/apis/remediator.dev/v1alpha1/namespaces/bench/incidents";
 
 /// Objects by path, as an API server would keep them: serialized, so the
-/// fake server's share of the process's memory stays small.
-#[derive(Default)]
+/// fake server's share of the process's memory stays small. Every write
+/// also reaches the operator's stores, as its watches would deliver it.
 struct Store {
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
     requests: AtomicU64,
     version: AtomicU64,
+    watches: Mutex<Watches>,
+}
+
+/// The writing ends of the operator's stores: what its watches feed.
+struct Watches {
+    incidents: reflector::store::Writer<Incident>,
+    policies: reflector::store::Writer<Policy>,
+    pods: reflector::store::Writer<Pod>,
+    jobs: reflector::store::Writer<Job>,
+    secrets: reflector::store::Writer<Secret>,
+}
+
+fn listed<K>() -> (reflector::Store<K>, reflector::store::Writer<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    (store, writer)
+}
+
+impl Store {
+    fn new() -> (Self, Stores) {
+        let (incidents, incident_writer) = listed();
+        let (policies, policy_writer) = listed();
+        let (pods, pod_writer) = listed();
+        let (jobs, job_writer) = listed();
+        let (secrets, secret_writer) = listed();
+        let store = Self {
+            objects: Mutex::default(),
+            requests: AtomicU64::default(),
+            version: AtomicU64::default(),
+            watches: Mutex::new(Watches {
+                incidents: incident_writer,
+                policies: policy_writer,
+                pods: pod_writer,
+                jobs: job_writer,
+                secrets: secret_writer,
+            }),
+        };
+        let stores = Stores {
+            incidents,
+            policies,
+            pods,
+            jobs,
+            secrets,
+        };
+        (store, stores)
+    }
+
+    /// What a watch of `path`'s kind would deliver for `object`.
+    fn deliver(&self, path: &str, object: &Value) {
+        fn applied<K: serde::de::DeserializeOwned>(object: &Value) -> watcher::Event<K> {
+            watcher::Event::Apply(serde_json::from_value(object.clone()).unwrap())
+        }
+        let mut watches = self.watches.lock().unwrap();
+        if path.contains("/incidents/") {
+            watches.incidents.apply_watcher_event(&applied(object));
+        } else if path.contains("/policies/") {
+            watches.policies.apply_watcher_event(&applied(object));
+        } else if path.contains("/pods/") {
+            watches.pods.apply_watcher_event(&applied(object));
+        } else if path.contains("/jobs/") {
+            watches.jobs.apply_watcher_event(&applied(object));
+        } else if path.contains("/secrets/") {
+            watches.secrets.apply_watcher_event(&applied(object));
+        }
+    }
 }
 
 fn answer(status: StatusCode, body: &Value) -> Response<Body> {
@@ -69,6 +141,7 @@ impl Store {
         let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
         object["metadata"]["resourceVersion"] = json!(version.to_string());
         let bytes = serde_json::to_vec(&object).unwrap();
+        self.deliver(&path, &object);
         self.objects.lock().unwrap().insert(path, bytes);
     }
 
@@ -268,7 +341,8 @@ async fn main() {
     let n = numbers.first().copied().unwrap_or(1000);
     let concurrency = numbers.get(1).copied().unwrap_or(16).max(1);
     let rss_at_start = procs::status_kib("VmRSS:");
-    let store = Arc::new(Store::default());
+    let (store, stores) = Store::new();
+    let store = Arc::new(store);
     let mut policy = Policy::new("optimized", PolicySpec::default());
     policy.metadata.namespace = Some(NS.into());
     policy.metadata.generation = Some(1);
@@ -290,8 +364,9 @@ async fn main() {
         client.clone(),
         settings.clone(),
         status_writer.clone(),
+        stores.clone(),
     ));
-    let (cache, mut writer) = reflector::store::<Incident>();
+    let cache = stores.incidents.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings,
@@ -300,7 +375,9 @@ async fn main() {
         backend,
         metrics,
         writer: status_writer,
-        incidents: cache.clone(),
+        stores,
+        backoff: Default::default(),
+        policy_backoff: Default::default(),
     });
     let rss_loaded = procs::status_kib("VmRSS:");
 
@@ -396,9 +473,6 @@ async fn main() {
         object["status"] = json!({"phase": if i % 10 == 0 { "Failed" } else { "Resolved" },
                                   "steps": 3 + i % 7, "timeToResolveSeconds": 10.0 + (i % 50) as f64});
         store.put(path.clone(), object.clone());
-        writer.apply_watcher_event(&watcher::Event::Apply(
-            serde_json::from_value(object).unwrap(),
-        ));
     }
     let rounds = 50;
     let policy = Arc::new(policy);

@@ -13,6 +13,7 @@ mod agent;
 mod common;
 mod demo;
 mod fanout;
+mod logging;
 mod operator;
 mod optimize;
 mod run;

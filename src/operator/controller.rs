@@ -1,9 +1,10 @@
-//! The controller's I/O around the pure [`decide`]: it gathers what the
-//! cluster and the incident's own processes say, reconciles, and carries
-//! the plan out (objects, status, events, calls into the engine). Under
-//! the incident's lock the Incident is read afresh, so a status the engine
-//! just wrote is never overwritten with an older one.
+//! The controller's I/O around the pure [`reconcile::decide`], in three
+//! stages: [`observe`] (the Incident read afresh under its lock, its Policy
+//! and owned objects from the watches' stores, the sidecar and the probe
+//! where the phase needs them), decide, and apply (objects created, the
+//! status written through the one [`StatusWriter`], calls into the engine).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +13,11 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
+use tracing::Instrument;
 
+use super::backoff::Backoff;
 use super::engine::{Engine, EngineError};
 use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
@@ -23,6 +25,7 @@ use super::objects::{self, Settings};
 use super::reconcile::{self, Create, EngineCall, JobView, Observed, PodView};
 use super::session::Session;
 use super::status_writer::{Change, StatusWriter};
+use super::stores::{Stores, find};
 use super::{recording, scorecard};
 use crate::agent::driver::now_ms;
 use crate::crd::conditions::{REASON_RECORDED, REASON_RECORDING_FAILED};
@@ -41,16 +44,21 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The one writer of Incident status (and its Events and metrics).
     pub writer: Arc<StatusWriter>,
-    /// Every Incident the operator watches, as its watch last saw them:
-    /// a Policy's scorecard is computed from here, not from a LIST per
-    /// reconcile.
-    pub incidents: Store<Incident>,
+    /// What the watches last saw (Incidents, Policies, owned objects): a
+    /// reconcile observes from here, and a Policy's scorecard is computed
+    /// from here, not from a LIST per reconcile.
+    pub stores: Stores,
+    pub backoff: Backoff<IncidentKey>,
+    /// Policies by namespace and name.
+    pub policy_backoff: Backoff<IncidentKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error("the Kubernetes API did not answer within {}s", .0.as_secs())]
+    Timeout(Duration),
     #[error("{0}")]
     Engine(#[from] EngineError),
 }
@@ -107,166 +115,255 @@ fn job_view(job: &Job) -> JobView {
     JobView { failed }
 }
 
-async fn create<K>(api: Api<K>, object: &K) -> Result<(), kube::Error>
+async fn create<K>(api: Api<K>, object: &K) -> Result<(), Error>
 where
     K: Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    match api.create(&PostParams::default(), object).await {
+    match call(api.create(&PostParams::default(), object)).await {
         Ok(_) => Ok(()),
         // Created already (by a reconcile the watch has not shown yet).
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(()),
         Err(e) => Err(e),
     }
 }
 
+/// How long one API request may take before the reconcile gives up on it
+/// (and is retried by the error policy).
+const API_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An API request, bounded by [`API_TIMEOUT`].
+async fn call<T>(request: impl Future<Output = kube::Result<T>>) -> Result<T, Error> {
+    tokio::time::timeout(API_TIMEOUT, request)
+        .await
+        .map_err(|_| Error::Timeout(API_TIMEOUT))?
+        .map_err(Error::Kube)
+}
+
+/// Times one reconcile, however it ends.
+struct ReconcileTimer<'a> {
+    started: Instant,
+    metrics: &'a Metrics,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .reconcile_duration
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
 pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
+    let _timer = ReconcileTimer {
+        started: Instant::now(),
+        metrics: &ctx.metrics,
+    };
     let key = key_of(&incident);
-    let result = reconcile_locked(&key, &ctx).await;
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
+    let span = tracing::info_span!(
+        "reconcile",
+        incident = %key,
+        policy = %incident.spec.policy_ref.name,
+        phase = %incident.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+    );
+    // Decide nothing on a partial view: a Pod the watch has not listed yet
+    // is not a Pod gone.
+    if ctx.stores.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let result = reconcile_locked(&key, &ctx).instrument(span).await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
     result
 }
 
-async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Error> {
-    let client = &ctx.client;
+/// What one reconcile saw: the Incident read afresh, everything else from
+/// the watches' stores, and what the incident's own processes answered.
+struct Observation {
+    policy: Option<Arc<Policy>>,
+    pod: Option<PodView>,
+    job: Option<JobView>,
+    has_agent_secret: bool,
+    has_sandbox_secret: bool,
+    session: Option<Session>,
+    probe: Option<(crate::crd::Verification, String)>,
+    containment: Option<crate::sandbox::Containment>,
+    now: Time,
+    now_ms: u64,
+}
+
+impl Observation {
+    fn observed<'a>(&'a self, incident: &'a Incident, catalog: &'a Catalog) -> Observed<'a> {
+        Observed {
+            incident,
+            policy: self.policy.as_deref(),
+            catalog,
+            pod: self.pod.as_ref(),
+            job: self.job.as_ref(),
+            has_agent_secret: self.has_agent_secret,
+            has_sandbox_secret: self.has_sandbox_secret,
+            session: self.session.as_ref(),
+            probe: self.probe.as_ref(),
+            containment: self.containment.as_ref(),
+            now: self.now.clone(),
+            now_ms: self.now_ms,
+        }
+    }
+}
+
+/// Gathers what the incident needs decided on: its owned objects and its
+/// Policy from the stores, the sidecar's containment while provisioning,
+/// and the service's health when the phase asks for a probe.
+async fn observe(ctx: &Context, key: &IncidentKey, incident: &Incident) -> Observation {
+    let stores = &ctx.stores;
     let ns = &key.namespace;
-    let incidents: Api<Incident> = Api::namespaced(client.clone(), ns);
-    let (plan, incident, session, policy) = {
+    let policy = find(&stores.policies, ns, &incident.spec.policy_ref.name);
+    let pod = find(&stores.pods, ns, &objects::pod_name(&key.name)).map(|p| pod_view(&p));
+    let job = find(&stores.jobs, ns, &objects::job_name(&key.name)).map(|j| job_view(&j));
+    let has_agent_secret =
+        find(&stores.secrets, ns, &objects::agent_secret_name(&key.name)).is_some();
+    let has_sandbox_secret = find(
+        &stores.secrets,
+        ns,
+        &objects::sandbox_secret_name(&key.name),
+    )
+    .is_some();
+    let session: Option<Session> = incident
+        .status
+        .as_ref()
+        .and_then(|s| s.session.clone())
+        .and_then(|v| serde_json::from_value(v).ok());
+    let phase = incident
+        .status
+        .as_ref()
+        .map(|s| s.phase)
+        .unwrap_or_default();
+    let ready = pod.as_ref().is_some_and(|p| p.ready && p.ip.is_some());
+    let containment = if phase == IncidentPhase::Provisioning && ready {
+        let uid = incident.metadata.uid.clone().unwrap_or_default();
+        match ctx.backend.remote(key, &uid) {
+            Ok(remote) => remote.containment().await.ok(),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let probe = match reconcile::needs_probe(incident, session.as_ref(), pod.as_ref()) {
+        Some(consecutive) => {
+            let ip = pod.as_ref().and_then(|p| p.ip.clone()).unwrap_or_default();
+            let path = ctx
+                .catalog
+                .get(&incident.spec.scenario)
+                .map(|s| s.verify.path.clone())
+                .unwrap_or_else(|_| "/health".into());
+            match format!("{ip}:{}", ctx.settings.service_port).parse() {
+                Ok(address) => Some(crate::verify::probe(address, &path, consecutive).await),
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    Observation {
+        policy,
+        pod,
+        job,
+        has_agent_secret,
+        has_sandbox_secret,
+        session,
+        probe,
+        containment,
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+        now_ms: now_ms(),
+    }
+}
+
+async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Error> {
+    let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let (plan, incident, observation) = {
         let _exclusive = ctx.engine.exclusive(key).await;
-        let Some(incident) = incidents.get_opt(&key.name).await? else {
+        // Read afresh: a status the engine just wrote is never overwritten
+        // with an older one from the store.
+        let Some(incident) = call(incidents.get_opt(&key.name)).await? else {
             ctx.engine.forget(key);
             return Ok(Action::await_change());
         };
-        let policies: Api<Policy> = Api::namespaced(client.clone(), ns);
-        let policy = policies.get_opt(&incident.spec.policy_ref.name).await?;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let pod = pods
-            .get_opt(&objects::pod_name(&key.name))
-            .await?
-            .map(|p| pod_view(&p));
-        let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-        let job = jobs
-            .get_opt(&objects::job_name(&key.name))
-            .await?
-            .map(|j| job_view(&j));
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-        let has_agent_secret = secrets
-            .get_opt(&objects::agent_secret_name(&key.name))
-            .await?
-            .is_some();
-        let has_sandbox_secret = secrets
-            .get_opt(&objects::sandbox_secret_name(&key.name))
-            .await?
-            .is_some();
-        let session: Option<Session> = incident
-            .status
-            .as_ref()
-            .and_then(|s| s.session.clone())
-            .and_then(|v| serde_json::from_value(v).ok());
-        let phase = incident
-            .status
-            .as_ref()
-            .map(|s| s.phase)
-            .unwrap_or_default();
-        let ready = pod.as_ref().is_some_and(|p| p.ready && p.ip.is_some());
-        let containment = if phase == IncidentPhase::Provisioning && ready {
-            let uid = incident.metadata.uid.clone().unwrap_or_default();
-            match ctx.backend.remote(key, &uid).await {
-                Ok(remote) => remote.containment().await.ok(),
-                Err(_) => None,
-            }
-        } else {
-            None
-        };
-        let probe = match reconcile::needs_probe(&incident, session.as_ref(), pod.as_ref()) {
-            Some(consecutive) => {
-                let ip = pod.as_ref().and_then(|p| p.ip.clone()).unwrap_or_default();
-                let path = ctx
-                    .catalog
-                    .get(&incident.spec.scenario)
-                    .map(|s| s.verify.path.clone())
-                    .unwrap_or_else(|_| "/health".into());
-                match format!("{ip}:{}", ctx.settings.service_port).parse() {
-                    Ok(address) => Some(crate::verify::probe(address, &path, consecutive).await),
-                    Err(_) => None,
-                }
-            }
-            None => None,
-        };
-        let now_ms = now_ms();
-        let observed = Observed {
-            incident: &incident,
-            policy: policy.as_ref(),
-            catalog: &ctx.catalog,
-            pod: pod.as_ref(),
-            job: job.as_ref(),
-            has_agent_secret,
-            has_sandbox_secret,
-            session: session.as_ref(),
-            probe: probe.as_ref(),
-            containment: containment.as_ref(),
-            now: Time(k8s_openapi::jiff::Timestamp::now()),
-            now_ms,
-        };
-        let plan = reconcile::decide(&observed);
-        let pinned = plan.engine.iter().find_map(|call| match call {
-            EngineCall::Start(session) => Some(session.as_ref().clone()),
-            _ => None,
-        });
-        // Objects follow the Policy the incident pinned when it started
-        // (now, or earlier), never an edit made since.
-        let spec = pinned
-            .as_ref()
-            .or(session.as_ref())
-            .map(|s| s.policy.clone())
-            .or_else(|| policy.as_ref().map(|p| p.spec.clone()))
-            .unwrap_or_default();
-        for object in &plan.create {
-            match object {
-                Create::AgentSecret => {
-                    let secret = objects::token_secret(
-                        &incident,
-                        objects::agent_secret_name(&key.name),
-                        "agent",
-                        &crate::tokens::generate(),
-                    );
-                    create(secrets.clone(), &secret).await?;
-                }
-                Create::SandboxSecret => {
-                    let secret = objects::token_secret(
-                        &incident,
-                        objects::sandbox_secret_name(&key.name),
-                        "sandbox",
-                        &crate::tokens::generate(),
-                    );
-                    create(secrets.clone(), &secret).await?;
-                }
-                Create::ScenarioPod => {
-                    create(
-                        pods.clone(),
-                        &objects::scenario_pod(&incident, &spec, &ctx.settings),
-                    )
-                    .await?;
-                }
-                Create::AgentJob => {
-                    create(
-                        jobs.clone(),
-                        &objects::agent_job(&incident, &spec, &ctx.settings),
-                    )
-                    .await?;
-                }
-            }
-        }
+        let observation = observe(ctx, key, &incident).await;
+        let plan = reconcile::decide(&observation.observed(&incident, &ctx.catalog));
+        apply_objects(ctx, key, &incident, &plan, &observation).await?;
+        let pinned = pinned(&plan);
         let change = Change::Planned {
             status: plan.status.clone().map(Box::new),
             pinned: pinned.as_ref(),
             events: plan.events.clone(),
         };
-        ctx.writer.write(&incident, change).await?;
-        (plan, incident, session, policy)
+        call(ctx.writer.write(&incident, change)).await?;
+        (plan, incident, observation)
     };
+    apply_engine_calls(ctx, key, &plan).await?;
+    if let (true, Some(session)) = (plan.record, &observation.session) {
+        record(ctx, key, &incident, session, observation.policy.as_deref()).await?;
+    }
+    Ok(match plan.requeue {
+        Some(after) => Action::requeue(after),
+        None => Action::requeue(Duration::from_secs(300)),
+    })
+}
+
+/// The session the plan starts the episode with, if it starts it now.
+fn pinned(plan: &reconcile::Plan) -> Option<Session> {
+    plan.engine.iter().find_map(|call| match call {
+        EngineCall::Start(session) => Some(session.as_ref().clone()),
+        _ => None,
+    })
+}
+
+/// Creates the objects the plan asks for. They follow the Policy the
+/// incident pinned when it started (now, or earlier), never an edit made
+/// since.
+async fn apply_objects(
+    ctx: &Context,
+    key: &IncidentKey,
+    incident: &Incident,
+    plan: &reconcile::Plan,
+    observation: &Observation,
+) -> Result<(), Error> {
+    let ns = &key.namespace;
+    let spec = pinned(plan)
+        .as_ref()
+        .or(observation.session.as_ref())
+        .map(|s| s.policy.clone())
+        .or_else(|| observation.policy.as_ref().map(|p| p.spec.clone()))
+        .unwrap_or_default();
+    for object in &plan.create {
+        match object {
+            Create::AgentSecret | Create::SandboxSecret => {
+                let (name, role) = if *object == Create::AgentSecret {
+                    (objects::agent_secret_name(&key.name), "agent")
+                } else {
+                    (objects::sandbox_secret_name(&key.name), "sandbox")
+                };
+                let secret =
+                    objects::token_secret(incident, name, role, &crate::tokens::generate());
+                create(Api::<Secret>::namespaced(ctx.client.clone(), ns), &secret).await?;
+            }
+            Create::ScenarioPod => {
+                let pod = objects::scenario_pod(incident, &spec, &ctx.settings);
+                create(Api::<Pod>::namespaced(ctx.client.clone(), ns), &pod).await?;
+            }
+            Create::AgentJob => {
+                let job = objects::agent_job(incident, &spec, &ctx.settings);
+                create(Api::<Job>::namespaced(ctx.client.clone(), ns), &job).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply_engine_calls(
+    ctx: &Context,
+    key: &IncidentKey,
+    plan: &reconcile::Plan,
+) -> Result<(), Error> {
     for call in &plan.engine {
         match call {
             EngineCall::Start(_) => {}
@@ -282,13 +379,7 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
             EngineCall::Undo(step) => undo(ctx, key, *step).await?,
         }
     }
-    if let (true, Some(session)) = (plan.record, &session) {
-        record(ctx, key, &incident, session, policy.as_ref()).await?;
-    }
-    Ok(match plan.requeue {
-        Some(after) => Action::requeue(after),
-        None => Action::requeue(Duration::from_secs(300)),
-    })
+    Ok(())
 }
 
 /// Restores the root through the sandbox and records what was restored.
@@ -296,14 +387,14 @@ async fn undo(ctx: &Context, key: &IncidentKey, step: u32) -> Result<(), Error> 
     let answer = ctx.engine.undo(key, step).await;
     let _exclusive = ctx.engine.exclusive(key).await;
     let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let Some(incident) = incidents.get_opt(&key.name).await? else {
+    let Some(incident) = call(incidents.get_opt(&key.name)).await? else {
         return Ok(());
     };
     let change = Change::Undone {
         before_step: step,
         answer: answer.map_err(|e| e.to_string()),
     };
-    ctx.writer.write(&incident, change).await?;
+    call(ctx.writer.write(&incident, change)).await?;
     Ok(())
 }
 
@@ -323,7 +414,7 @@ async fn record(
     let uid = incident.metadata.uid.clone().unwrap_or_default();
     // Briefly: a sandbox that does not answer must not hold a reconcile
     // worker; the line is then kept without what came back.
-    let history = match ctx.backend.remote(key, &uid).await {
+    let history = match ctx.backend.remote(key, &uid) {
         Ok(remote) => remote
             .with_timeout(HISTORY_TIMEOUT)
             .history()
@@ -332,15 +423,23 @@ async fn record(
         Err(e) => Err(e.to_string()),
     };
     let line = recording::line_of(incident, session, history.as_deref().unwrap_or_default());
-    let recorded = in_cluster::record(
+    let ring_key = recording::key_of(incident);
+    let recording = in_cluster::record(
         &ctx.client,
         &key.namespace,
         &session.policy_name,
         policy.filter(|p| p.name_any() == session.policy_name),
-        &recording::key_of(incident),
+        &ring_key,
         &line,
-    )
-    .await;
+    );
+    // A read and a replace, retried on conflicts: a few API calls' worth.
+    let recorded = match tokio::time::timeout(4 * API_TIMEOUT, recording).await {
+        Ok(recorded) => recorded.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the Kubernetes API did not answer within {}s",
+            (4 * API_TIMEOUT).as_secs()
+        )),
+    };
     let (ok, reason, message) = match (&recorded, &history) {
         (Ok(name), Ok(_)) => (true, REASON_RECORDED, format!("in ConfigMap {name}")),
         (Ok(name), Err(why)) => (
@@ -348,11 +447,11 @@ async fn record(
             REASON_RECORDED,
             format!("in ConfigMap {name}, without what came back (the sandbox's journal: {why})"),
         ),
-        (Err(e), _) => (false, REASON_RECORDING_FAILED, e.to_string()),
+        (Err(e), _) => (false, REASON_RECORDING_FAILED, e.clone()),
     };
     let _exclusive = ctx.engine.exclusive(key).await;
     let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let Some(fresh) = incidents.get_opt(&key.name).await? else {
+    let Some(fresh) = call(incidents.get_opt(&key.name)).await? else {
         return Ok(());
     };
     let change = Change::Recorded {
@@ -360,14 +459,17 @@ async fn record(
         reason,
         message,
     };
-    ctx.writer.write(&fresh, change).await?;
+    call(ctx.writer.write(&fresh, change)).await?;
     Ok(())
 }
 
-pub fn error_policy(_: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Action {
+/// A failed reconcile is retried after its own incident's backoff.
+pub fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_errors.inc();
-    eprintln!("reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(5))
+    let key = key_of(&incident);
+    let retry = ctx.backoff.failed(&key);
+    tracing::warn!(incident = %key, retry_s = retry.as_secs(), "reconcile failed: {error}");
+    Action::requeue(retry)
 }
 
 /// Keeps a Policy's status a scorecard of the incidents that follow it.
@@ -375,6 +477,7 @@ pub async fn reconcile_policy(policy: Arc<Policy>, ctx: Arc<Context>) -> Result<
     let ns = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let following: Vec<Incident> = ctx
+        .stores
         .incidents
         .state()
         .iter()
@@ -390,21 +493,25 @@ pub async fn reconcile_policy(policy: Arc<Policy>, ctx: Arc<Context>) -> Result<
             "metadata": {"name": name},
             "status": status,
         });
-        policies
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
+        call(policies.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        ))
+        .await?;
     }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-pub fn policy_error_policy(_: Arc<Policy>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn policy_error_policy(policy: Arc<Policy>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_errors.inc();
-    eprintln!("policy reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(10))
+    let key = IncidentKey {
+        namespace: policy.namespace().unwrap_or_default(),
+        name: policy.name_any(),
+    };
+    let retry = ctx.policy_backoff.failed(&key);
+    tracing::warn!(policy = %key, retry_s = retry.as_secs(), "policy reconcile failed: {error}");
+    Action::requeue(retry)
 }
 
 #[cfg(test)]

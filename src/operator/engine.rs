@@ -183,6 +183,19 @@ impl Engine {
             })?;
         }
         self.backend.save(key, session, &records).await?;
+        for record in &records {
+            tracing::info!(
+                incident = %key,
+                policy = %session.policy_name,
+                step = record.step,
+                kind = %record.kind,
+                risk = %record.risk,
+                decision = ?record.decision,
+                decided_by = %record.decided_by,
+                exit_code = ?record.exit_code,
+                "step decided"
+            );
+        }
         self.notify_of(key).notify_waiters();
         Ok(turns)
     }

@@ -6,17 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::Client;
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
 
 use super::engine::{Access, Backend, BackendError};
 use super::objects::{self, Settings, TOKEN_KEY};
 use super::session::Session;
 use super::status_writer::{Change, StatusWriter};
+use super::stores::{Stores, find};
 use crate::crd::{ActionRecord, Incident};
 use crate::protocol::IncidentKey;
 use crate::workspace::Remote;
+
+/// How long a step waits for the operator's caches after a start.
+const CACHES_WAIT: Duration = Duration::from_secs(5);
 
 /// How long one sandbox request may take: the longest command plus grace.
 const SANDBOX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,32 +29,36 @@ pub struct KubeBackend {
     client: Client,
     settings: Settings,
     writer: Arc<StatusWriter>,
+    /// Pods and Secrets as the watches saw them: a step reads no object
+    /// from the API but its Incident.
+    stores: Stores,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::Unavailable(e.to_string())
 }
 
-/// The token in a Secret the Incident owns, if it exists.
-pub async fn token(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<String>, BackendError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = api.get_opt(name).await.map_err(unavailable)?;
-    Ok(secret
-        .and_then(|s| s.data)
-        .and_then(|mut d| d.remove(TOKEN_KEY))
-        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned()))
+/// The token a Secret holds, if it holds one.
+fn token_of(secret: &Secret) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(TOKEN_KEY))
+        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned())
 }
 
 impl KubeBackend {
-    pub fn new(client: Client, settings: Settings, writer: Arc<StatusWriter>) -> Self {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        writer: Arc<StatusWriter>,
+        stores: Stores,
+    ) -> Self {
         Self {
             client,
             settings,
             writer,
+            stores,
         }
     }
 
@@ -59,24 +67,35 @@ impl KubeBackend {
         api.get_opt(&key.name).await.map_err(unavailable)
     }
 
+    async fn caches_ready(&self) -> Result<(), BackendError> {
+        if self.stores.ready_within(CACHES_WAIT).await {
+            Ok(())
+        } else {
+            Err(unavailable(
+                "the operator is still reading the cluster; try again",
+            ))
+        }
+    }
+
     /// The sandbox beside the incident's service.
-    pub async fn remote(&self, key: &IncidentKey, uid: &str) -> Result<Remote, BackendError> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
-        let pod = pods
-            .get_opt(&objects::pod_name(&key.name))
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| unavailable(format!("the scenario Pod of {key} is gone")))?;
+    pub fn remote(&self, key: &IncidentKey, uid: &str) -> Result<Remote, BackendError> {
+        let pod = find(
+            &self.stores.pods,
+            &key.namespace,
+            &objects::pod_name(&key.name),
+        )
+        .ok_or_else(|| unavailable(format!("the scenario Pod of {key} is gone")))?;
         let ip = pod
             .status
-            .and_then(|s| s.pod_ip)
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
             .ok_or_else(|| unavailable(format!("the scenario Pod of {key} has no address yet")))?;
-        let token = token(
-            &self.client,
+        let token = find(
+            &self.stores.secrets,
             &key.namespace,
             &objects::sandbox_secret_name(&key.name),
         )
-        .await?
+        .and_then(|secret| token_of(&secret))
         .ok_or_else(|| unavailable(format!("the sandbox token of {key} is gone")))?;
         Ok(Remote::new(
             format!("http://{ip}:{}", self.settings.sandbox_port),
@@ -93,6 +112,7 @@ impl Backend for KubeBackend {
         key: &'a IncidentKey,
     ) -> BoxFuture<'a, Result<Option<(Session, Remote)>, BackendError>> {
         Box::pin(async move {
+            self.caches_ready().await?;
             let Some(incident) = self.incident(key).await? else {
                 return Ok(None);
             };
@@ -102,7 +122,7 @@ impl Backend for KubeBackend {
             let session: Session = serde_json::from_value(session)
                 .map_err(|e| unavailable(format!("the session of {key} is unreadable: {e}")))?;
             let uid = incident.metadata.uid.clone().unwrap_or_default();
-            Ok(Some((session, self.remote(key, &uid).await?)))
+            Ok(Some((session, self.remote(key, &uid)?)))
         })
     }
 
@@ -130,12 +150,13 @@ impl Backend for KubeBackend {
         presented: &'a str,
     ) -> BoxFuture<'a, Result<Access, BackendError>> {
         Box::pin(async move {
-            let own = token(
-                &self.client,
+            self.caches_ready().await?;
+            let own = find(
+                &self.stores.secrets,
                 &key.namespace,
                 &objects::agent_secret_name(&key.name),
             )
-            .await?;
+            .and_then(|secret| token_of(&secret));
             if own
                 .as_deref()
                 .is_some_and(|t| crate::tokens::equal(t, presented))
@@ -144,18 +165,13 @@ impl Backend for KubeBackend {
             }
             // Another incident's agent token (in this namespace): forbidden
             // rather than unknown.
-            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
-            let agents = secrets
-                .list(&ListParams::default().labels(&format!("{}=agent", objects::ROLE_LABEL)))
-                .await
-                .map_err(unavailable)?;
-            let foreign = agents.items.iter().any(|s| {
-                s.data
-                    .as_ref()
-                    .and_then(|d| d.get(TOKEN_KEY))
-                    .is_some_and(|t| {
-                        crate::tokens::equal(&String::from_utf8_lossy(&t.0), presented)
-                    })
+            let foreign = self.stores.secrets.state().iter().any(|secret| {
+                secret.metadata.namespace.as_deref() == Some(key.namespace.as_str())
+                    && secret
+                        .labels()
+                        .get(objects::ROLE_LABEL)
+                        .is_some_and(|role| role == "agent")
+                    && token_of(secret).is_some_and(|t| crate::tokens::equal(&t, presented))
             });
             Ok(match (foreign, own.is_some()) {
                 (true, _) => Access::OtherIncident,

@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod api;
+pub mod backoff;
 pub mod controller;
 pub mod engine;
 pub mod fixtures;
@@ -17,3 +18,4 @@ pub mod run;
 pub mod scorecard;
 pub mod session;
 pub mod status_writer;
+pub mod stores;

@@ -19,16 +19,18 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::Api;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use super::backoff::Backoff;
 use super::controller::{self, Context};
 use super::engine::Engine;
 use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
 use super::objects::Settings;
 use super::status_writer::StatusWriter;
+use super::stores::Stores;
 use crate::crd::{FIELD_MANAGER, Incident, Policy};
 use crate::scenario::Catalog;
 
@@ -58,6 +60,28 @@ impl Leadership {
     }
 }
 
+/// The label every object the operator creates carries.
+const OWNED: &str = "app.kubernetes.io/name=remediator";
+
+/// The objects of one owned kind: the watch fills `store` and triggers the
+/// Incident reconcile (one watch per kind serves both).
+fn owned_objects<K>(
+    store: reflector::store::Writer<K>,
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let owned = watcher::Config::default().labels(OWNED);
+    reflector::reflector(store, watcher(api, owned)).touched_objects()
+}
+
 fn api_for<K>(client: &Client, namespace: &Option<String>) -> Api<K>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
@@ -78,10 +102,24 @@ pub async fn run(
         .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::new());
     let writer = Arc::new(StatusWriter::new(client.clone(), metrics.clone()));
+    // What the watches see, once this replica leads and starts them.
+    let (incident_cache, incident_writer) = reflector::store::<Incident>();
+    let (policy_cache, policy_writer) = reflector::store::<Policy>();
+    let (pod_cache, pod_writer) = reflector::store::<Pod>();
+    let (job_cache, job_writer) = reflector::store::<Job>();
+    let (secret_cache, secret_writer) = reflector::store::<Secret>();
+    let stores = Stores {
+        incidents: incident_cache.clone(),
+        policies: policy_cache,
+        pods: pod_cache,
+        jobs: job_cache,
+        secrets: secret_cache,
+    };
     let backend = Arc::new(KubeBackend::new(
         client.clone(),
         config.settings.clone(),
         writer.clone(),
+        stores.clone(),
     ));
     let engine = Arc::new(Engine::new(backend.clone()));
     let leadership = Leadership::default();
@@ -129,9 +167,10 @@ pub async fn run(
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
-    eprintln!(
-        "remediator operator: Action API on {}, metrics and health on {}",
-        config.api_listen, config.metrics_listen
+    tracing::info!(
+        api = %config.api_listen,
+        metrics = %config.metrics_listen,
+        "Action API and metrics listening"
     );
 
     let forward = tokio::spawn(async move {
@@ -157,9 +196,10 @@ pub async fn run(
                     .await
                     .context("setting up leader election")?;
             let (mut leading, task) = manager.watch().await;
-            eprintln!(
-                "remediator operator {identity}: waiting to lead (Lease {namespace}/{})",
-                config.lease_name
+            tracing::info!(
+                %identity,
+                lease = %format!("{namespace}/{}", config.lease_name),
+                "waiting to lead"
             );
             let mut stop = stop_rx.clone();
             let won = tokio::select! {
@@ -171,14 +211,14 @@ pub async fn run(
                 let _ = task.await;
                 return finish(ops_server, api_server, forward).await;
             }
-            eprintln!("remediator operator {identity}: leading");
+            tracing::info!(%identity, "leading");
             leadership.set(true);
             let lost = leadership.clone();
             let mut stop = stop_rx.clone();
             lease_task = Some(tokio::spawn(async move {
                 tokio::select! {
                     _ = leading.wait_for(|l| !*l) => {
-                        eprintln!("remediator operator: lost the lease; stopping");
+                        tracing::error!("lost the lease; stopping");
                         lost.set(false);
                         // A replica that no longer leads must not act: exit,
                         // to be restarted as a follower.
@@ -192,17 +232,26 @@ pub async fn run(
         }
     }
 
-    // The Incident cache the Policy scorecards read; filled before any
-    // Policy is reconciled, so no scorecard is computed from a partial list.
-    let (incident_cache, cache_writer) = kube::runtime::reflector::store::<Incident>();
+    // The Incident and Policy caches reconciles read; a reconcile waits
+    // until every cache has listed once, so nothing is decided on a
+    // partial view (a Pod not yet seen is not a Pod gone).
     let _ = seen.set(incident_cache.clone());
     let incidents: Api<Incident> = api_for(&client, &config.namespace);
-    let reflect = kube::runtime::reflector(
-        cache_writer,
-        watcher(incidents.clone(), watcher::Config::default()),
-    )
-    .for_each(|_| async {});
-    let reflect = tokio::spawn(reflect);
+    let policies: Api<Policy> = api_for(&client, &config.namespace);
+    let reflect_incidents = tokio::spawn(
+        reflector::reflector(
+            incident_writer,
+            watcher(incidents.clone(), watcher::Config::default()),
+        )
+        .for_each(|_| async {}),
+    );
+    let reflect_policies = tokio::spawn(
+        reflector::reflector(
+            policy_writer,
+            watcher(policies.clone(), watcher::Config::default()),
+        )
+        .for_each(|_| async {}),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: config.settings.clone(),
@@ -211,17 +260,26 @@ pub async fn run(
         backend,
         metrics,
         writer,
-        incidents: incident_cache.clone(),
+        stores,
+        backoff: Backoff::default(),
+        policy_backoff: Backoff::default(),
     });
-    let policies: Api<Policy> = api_for(&client, &config.namespace);
-    let owned = || watcher::Config::default().labels("app.kubernetes.io/name=remediator");
     let incident_controller = Controller::new(incidents.clone(), watcher::Config::default())
         .with_config(
             kube::runtime::controller::Config::default().concurrency(config.concurrent_reconciles),
         )
-        .owns(api_for::<Pod>(&client, &config.namespace), owned())
-        .owns(api_for::<Job>(&client, &config.namespace), owned())
-        .owns(api_for::<Secret>(&client, &config.namespace), owned())
+        .owns_stream(owned_objects(
+            pod_writer,
+            api_for::<Pod>(&client, &config.namespace),
+        ))
+        .owns_stream(owned_objects(
+            job_writer,
+            api_for::<Job>(&client, &config.namespace),
+        ))
+        .owns_stream(owned_objects(
+            secret_writer,
+            api_for::<Secret>(&client, &config.namespace),
+        ))
         .graceful_shutdown_on(stopped())
         .run(controller::reconcile, controller::error_policy, ctx.clone())
         .for_each(|_| async {});
@@ -248,7 +306,8 @@ pub async fn run(
         }
     };
     tokio::join!(incident_controller, policy_controller);
-    reflect.abort();
+    reflect_incidents.abort();
+    reflect_policies.abort();
     if let Some(task) = lease_task {
         let _ = task.await;
     }

@@ -117,31 +117,65 @@ impl Answer {
     }
 }
 
-fn context() -> (Arc<Context>, ApiServer) {
-    context_with(Vec::new())
+/// What the watches have seen: the stores a reconcile observes from.
+#[derive(Default)]
+struct Cluster {
+    incidents: Vec<Incident>,
+    policies: Vec<Policy>,
+    pods: Vec<Value>,
+    secrets: Vec<Value>,
 }
 
-/// A context whose Incident cache holds `cached` (as the watch filled it).
-fn context_with(cached: Vec<Incident>) -> (Arc<Context>, ApiServer) {
-    context_of(cached, Settings::default())
+impl Cluster {
+    fn with_policy(policy: Policy) -> Self {
+        Self {
+            policies: vec![policy],
+            ..Self::default()
+        }
+    }
+
+    /// The scenario Pod ready at `ip`, and both token Secrets.
+    fn provisioned(mut self, ip: &str) -> Self {
+        self.pods.push(ready_pod(ip));
+        self.secrets = ["checkout-agent-token", "checkout-sandbox-token"]
+            .map(secret)
+            .to_vec();
+        self
+    }
+
+    fn stores(self) -> Stores {
+        fn typed<K: serde::de::DeserializeOwned>(values: Vec<Value>) -> Vec<K> {
+            values
+                .into_iter()
+                .map(|v| serde_json::from_value(v).unwrap())
+                .collect()
+        }
+        Stores::holding(
+            self.incidents,
+            self.policies,
+            typed(self.pods),
+            Vec::new(),
+            typed(self.secrets),
+        )
+    }
 }
 
-fn context_of(cached: Vec<Incident>, settings: Settings) -> (Arc<Context>, ApiServer) {
+fn context(cluster: Cluster) -> (Arc<Context>, ApiServer) {
+    context_of(cluster, Settings::default())
+}
+
+fn context_of(cluster: Cluster, settings: Settings) -> (Arc<Context>, ApiServer) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "shop");
     let metrics = Arc::new(Metrics::new());
     let status_writer = Arc::new(StatusWriter::new(client.clone(), metrics.clone()));
+    let stores = cluster.stores();
     let backend = Arc::new(KubeBackend::new(
         client.clone(),
         settings.clone(),
         status_writer.clone(),
+        stores.clone(),
     ));
-    let (incidents, mut writer) = kube::runtime::reflector::store();
-    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
-    for incident in cached {
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(incident));
-    }
-    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
     let ctx = Context {
         client,
         settings,
@@ -150,7 +184,9 @@ fn context_of(cached: Vec<Incident>, settings: Settings) -> (Arc<Context>, ApiSe
         backend,
         metrics,
         writer: status_writer,
-        incidents,
+        stores,
+        backoff: Backoff::default(),
+        policy_backoff: Backoff::default(),
     };
     (Arc::new(ctx), ApiServer(handle))
 }
@@ -239,19 +275,13 @@ async fn status_and_event(api: &mut ApiServer) -> (Value, Value) {
 
 #[tokio::test]
 async fn a_new_incident_gets_its_secrets_and_pod_then_provisioning_status_and_an_event() {
-    let (ctx, mut api) = context();
+    let (ctx, mut api) = context(Cluster::with_policy(policy()));
     let new = incident(None);
     let reconcile = tokio::spawn(reconcile(Arc::new(new.clone()), ctx.clone()));
 
+    // One read, of the Incident; the Policy and the owned objects come from
+    // the stores (the Policy there, no Pod, Job or Secret yet).
     api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&new)))
-        .await;
-    api.get(&format!("{POLICIES}/careful"), Some(to_value(&policy())))
-        .await;
-    api.get(&format!("{PODS}/checkout-scenario"), None).await;
-    api.get(&format!("{JOBS}/checkout-agent"), None).await;
-    api.get(&format!("{SECRETS}/checkout-agent-token"), None)
-        .await;
-    api.get(&format!("{SECRETS}/checkout-sandbox-token"), None)
         .await;
 
     let mut tokens = Vec::new();
@@ -320,17 +350,10 @@ async fn a_new_incident_gets_its_secrets_and_pod_then_provisioning_status_and_an
 
 #[tokio::test]
 async fn a_missing_policy_is_reported_and_retried_and_nothing_is_created() {
-    let (ctx, mut api) = context();
+    let (ctx, mut api) = context(Cluster::default());
     let new = incident(None);
     let reconcile = tokio::spawn(reconcile(Arc::new(new.clone()), ctx.clone()));
     api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&new)))
-        .await;
-    api.get(&format!("{POLICIES}/careful"), None).await;
-    api.get(&format!("{PODS}/checkout-scenario"), None).await;
-    api.get(&format!("{JOBS}/checkout-agent"), None).await;
-    api.get(&format!("{SECRETS}/checkout-agent-token"), None)
-        .await;
-    api.get(&format!("{SECRETS}/checkout-sandbox-token"), None)
         .await;
     let (status, event) = status_and_event(&mut api).await;
     assert_eq!(status["phase"], "Pending");
@@ -382,39 +405,24 @@ fn remediating() -> IncidentStatus {
     }
 }
 
-fn ready_pod() -> Value {
+fn ready_pod(ip: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "checkout-scenario", "namespace": "shop"},
-           "status": {"phase": "Running", "podIP": "10.0.0.7",
+           "status": {"phase": "Running", "podIP": ip,
                       "conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
 #[tokio::test]
 async fn a_remediating_incident_without_its_job_gets_one_and_no_status_write() {
-    let (ctx, mut api) = context();
     let running = incident(Some(remediating()));
     // The Policy was edited since the incident started; the Job follows
     // the spec the incident pinned (timeout 300 s), not this one.
     let mut edited = policy();
     edited.spec.timeout_seconds = 900;
     edited.metadata.generation = Some(5);
+    let (ctx, mut api) = context(Cluster::with_policy(edited).provisioned("10.0.0.7"));
     let reconcile = tokio::spawn(reconcile(Arc::new(running.clone()), ctx.clone()));
     api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&running)))
         .await;
-    api.get(&format!("{POLICIES}/careful"), Some(to_value(&edited)))
-        .await;
-    api.get(&format!("{PODS}/checkout-scenario"), Some(ready_pod()))
-        .await;
-    api.get(&format!("{JOBS}/checkout-agent"), None).await;
-    api.get(
-        &format!("{SECRETS}/checkout-agent-token"),
-        Some(secret("checkout-agent-token")),
-    )
-    .await;
-    api.get(
-        &format!("{SECRETS}/checkout-sandbox-token"),
-        Some(secret("checkout-sandbox-token")),
-    )
-    .await;
     let job = created(&mut api, JOBS).await;
     assert_eq!(
         job,
@@ -475,7 +483,10 @@ async fn a_policy_status_is_applied_from_the_cache_only_when_its_scorecard_chang
     ];
 
     // The scorecard comes from the cache: the API sees one apply, no LIST.
-    let (ctx, mut api) = context_with(cached);
+    let (ctx, mut api) = context(Cluster {
+        incidents: cached,
+        ..Cluster::default()
+    });
     let reconcile = tokio::spawn(reconcile_policy(Arc::new(policy()), ctx.clone()));
     let (seen, answer) = api
         .expect(
@@ -586,31 +597,12 @@ fn one_turn() -> Vec<crate::protocol::Turn> {
     }]
 }
 
-/// The GETs every reconcile of a finished incident makes, the sidecar at
-/// 127.0.0.1; then the Pod and token the sandbox is reached with.
-async fn finished_incident_reads(api: &mut ApiServer, finished: &Incident, policy: &Policy) {
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "checkout-scenario", "namespace": "shop"},
-        "status": {"phase": "Running", "podIP": "127.0.0.1",
-                   "conditions": [{"type": "Ready", "status": "True"}]}});
+/// The one read every reconcile of a finished incident makes: the
+/// Incident itself (the Pod at 127.0.0.1, the tokens and the Policy are in
+/// the stores).
+async fn finished_incident_reads(api: &mut ApiServer, finished: &Incident) {
     api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(finished)))
         .await;
-    api.get(&format!("{POLICIES}/careful"), Some(to_value(policy)))
-        .await;
-    api.get(&format!("{PODS}/checkout-scenario"), Some(pod.clone()))
-        .await;
-    api.get(&format!("{JOBS}/checkout-agent"), None).await;
-    for name in ["checkout-agent-token", "checkout-sandbox-token"] {
-        api.get(&format!("{SECRETS}/{name}"), Some(secret(name)))
-            .await;
-    }
-    api.get(&format!("{PODS}/checkout-scenario"), Some(pod))
-        .await;
-    api.get(
-        &format!("{SECRETS}/checkout-sandbox-token"),
-        Some(secret("checkout-sandbox-token")),
-    )
-    .await;
 }
 
 /// The condition status apply the recording ends with.
@@ -634,11 +626,12 @@ async fn recorded_condition(api: &mut ApiServer, finished: &Incident) -> Value {
         .expect("a TrajectoryRecorded condition")
 }
 
-/// A resolved incident whose sidecar (on 127.0.0.1) still answers.
-async fn finished_with_a_sidecar() -> (Arc<Context>, ApiServer, Incident) {
+/// A resolved incident following `policy` whose sidecar (on 127.0.0.1)
+/// still answers.
+async fn finished_with_a_sidecar(policy: Policy) -> (Arc<Context>, ApiServer, Incident) {
     let port = sidecar_with_history(one_turn()).await;
     let (ctx, api) = context_of(
-        Vec::new(),
+        Cluster::with_policy(policy).provisioned("127.0.0.1"),
         Settings {
             sandbox_port: port,
             ..Settings::default()
@@ -649,11 +642,11 @@ async fn finished_with_a_sidecar() -> (Arc<Context>, ApiServer, Incident) {
 
 #[tokio::test]
 async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back() {
-    let (ctx, mut api, finished) = finished_with_a_sidecar().await;
     let mut owner = policy();
     owner.metadata.uid = Some("pol-uid".into());
+    let (ctx, mut api, finished) = finished_with_a_sidecar(owner).await;
     let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
-    finished_incident_reads(&mut api, &finished, &owner).await;
+    finished_incident_reads(&mut api, &finished).await;
     api.get(&format!("{CONFIG_MAPS}/careful-trajectories"), None)
         .await;
     let ring = created(&mut api, CONFIG_MAPS).await;
@@ -704,7 +697,7 @@ async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back
 
 #[tokio::test]
 async fn a_recording_that_races_another_reads_again_and_keeps_both_lines() {
-    let (ctx, mut api, finished) = finished_with_a_sidecar().await;
+    let (ctx, mut api, finished) = finished_with_a_sidecar(policy()).await;
     let ring = |version: &str, keys: &[&str]| {
         let data: serde_json::Map<String, Value> =
             keys.iter().map(|k| (k.to_string(), json!("{}"))).collect();
@@ -714,7 +707,7 @@ async fn a_recording_that_races_another_reads_again_and_keeps_both_lines() {
                "data": data})
     };
     let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
-    finished_incident_reads(&mut api, &finished, &policy()).await;
+    finished_incident_reads(&mut api, &finished).await;
     let path = format!("{CONFIG_MAPS}/careful-trajectories");
     api.get(&path, Some(ring("7", &["0000000000001-older.json"])))
         .await;
@@ -755,9 +748,9 @@ async fn a_recording_that_races_another_reads_again_and_keeps_both_lines() {
 
 #[tokio::test]
 async fn a_recording_the_api_refuses_is_said_in_a_false_condition() {
-    let (ctx, mut api, finished) = finished_with_a_sidecar().await;
+    let (ctx, mut api, finished) = finished_with_a_sidecar(policy()).await;
     let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
-    finished_incident_reads(&mut api, &finished, &policy()).await;
+    finished_incident_reads(&mut api, &finished).await;
     let (_, answer) = api
         .expect(Method::GET, &format!("{CONFIG_MAPS}/careful-trajectories"))
         .await;
