@@ -8,7 +8,7 @@ use std::time::Instant;
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
 use remediator::crd::{IncidentPhase, PolicySpec};
-use remediator::incident::{self, Environment, LocalIncident};
+use remediator::local::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::{Catalog, Split, oracle_fix};
 
@@ -43,7 +43,7 @@ async fn measure(
             classifier_off: false,
             keep: false,
         };
-        let outcome = incident::run(&incident, env, &Refuse).await;
+        let outcome = local::run(&incident, env, &Refuse).await;
         steps = outcome.status.steps;
         resolved &= outcome.status.phase == IncidentPhase::Resolved;
     }

@@ -13,7 +13,7 @@ use remediator::agent::hint::ResolvedHint;
 use remediator::crd::PolicySpec;
 use remediator::eval::fanout::{self, Snapshot, Stop};
 use remediator::eval::params::FanoutParams;
-use remediator::incident::Environment;
+use remediator::local::Environment;
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::Catalog;
 use tokio::sync::watch;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use remediator::agent::hint::{BASELINE_HINT, MANUAL_HINT, ResolvedHint};
 use remediator::crd::PolicySpec;
-use remediator::incident::Environment;
+use remediator::local::Environment;
 use remediator::optimize::evaluate::{IncidentEpisodes, Rollout, Rollouts};
 use remediator::optimize::pool::Origin;
 use remediator::optimize::progress::Recorded;

@@ -7,7 +7,7 @@
 const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["web", "operator", "optimize", "eval"],
-    &["incident"],
+    &["local"],
     &["status", "policy", "trajectory"],
     &["agent"],
     &["sidecar"],

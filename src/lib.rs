@@ -8,7 +8,7 @@ pub mod agent;
 pub mod cli;
 pub mod crd;
 pub mod eval;
-pub mod incident;
+pub mod local;
 pub mod manifest;
 pub mod operator;
 pub mod optimize;

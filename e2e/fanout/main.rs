@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use remediator::agent::llm::LlmEnvironment;
-use remediator::incident::{Environment, Recorder};
+use remediator::local::{Environment, Recorder};
 use remediator::sandbox::{HelperProgram, Sandbox};
 use remediator::scenario::{Catalog, Launch};
 use remediator::trajectory::TrajectoryLine;

@@ -11,7 +11,7 @@ use remediator::agent::hint::ResolvedHint;
 use remediator::crd::PolicySpec;
 use remediator::eval::fanout::{self, Snapshot, Stop};
 use remediator::eval::params::FanoutParams;
-use remediator::incident::{Environment, Recorder};
+use remediator::local::{Environment, Recorder};
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::{Catalog, PortLease};
 use tokio::sync::watch;

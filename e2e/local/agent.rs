@@ -4,7 +4,7 @@
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
 use remediator::crd::{IncidentPhase, PolicySpec};
-use remediator::incident::{self, LocalIncident};
+use remediator::local::{self, LocalIncident};
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::{Catalog, oracle_fix};
 
@@ -29,7 +29,7 @@ async fn steps_with(
         keep: false,
     };
     let env = environment(catalog.clone()).await;
-    let outcome = incident::run(&incident, &env, &Refuse).await;
+    let outcome = local::run(&incident, &env, &Refuse).await;
     let healthy = outcome.status.verified.as_ref().is_some_and(|v| v.healthy);
     (outcome.status.phase, outcome.status.steps, healthy)
 }

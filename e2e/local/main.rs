@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use remediator::action::Action;
 use remediator::agent::llm::LlmEnvironment;
-use remediator::incident::Environment;
+use remediator::local::Environment;
 use remediator::protocol::{Observation, WorkspaceError};
 use remediator::risk::{Classifier, Gate, GatePolicy, RiskLevel};
 use remediator::sandbox::{HelperProgram, Sandbox};

@@ -12,7 +12,7 @@ use remediator::agent::hint::{MANUAL_HINT, ResolvedHint};
 use remediator::agent::llm::{ChatClient, LlmConfig};
 use remediator::agent::runbook::Check;
 use remediator::crd::{IncidentPhase, PolicySpec};
-use remediator::incident::{self, Environment, LocalIncident};
+use remediator::local::{self, Environment, LocalIncident};
 use remediator::optimize::evaluate::Rollout;
 use remediator::optimize::feedback;
 use remediator::optimize::general;
@@ -303,7 +303,7 @@ async fn a_learned_hint_still_resolves_a_catalog_with_every_name_changed() {
                 classifier_off: false,
                 keep: false,
             };
-            let outcome = incident::run(&incident, &env, &Refuse).await;
+            let outcome = local::run(&incident, &env, &Refuse).await;
             // The renamed fault really was there before the agent acted.
             let fault = outcome
                 .status

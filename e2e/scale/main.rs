@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
 use remediator::crd::{IncidentPhase, PolicySpec};
-use remediator::incident::{self, Environment, LocalIncident};
+use remediator::local::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::{Catalog, PortLease, Split};
 
@@ -55,7 +55,7 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
     const TOTAL: usize = 500;
     let mut marks = Vec::new();
     for i in 0..TOTAL {
-        let outcome = incident::run(&run(i), &env, &Refuse).await;
+        let outcome = local::run(&run(i), &env, &Refuse).await;
         assert_eq!(
             outcome.status.phase,
             IncidentPhase::Resolved,

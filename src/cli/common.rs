@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::agent::llm::LlmEnvironment;
-use crate::incident::{Environment, Recorder};
+use crate::local::{Environment, Recorder};
 use crate::policy::Paths;
 use crate::sandbox::{HelperProgram, Sandbox};
 use crate::scenario::{self, Launch};

@@ -16,7 +16,7 @@ use super::run::BrainArg;
 use crate::agent::confirm::Refuse;
 use crate::crd::IncidentPhase;
 use crate::eval::scorecard;
-use crate::incident::{self, LocalIncident};
+use crate::local::{self, LocalIncident};
 use crate::policy::{self, Overrides};
 use crate::scenario::Split;
 use crate::trajectory;
@@ -99,7 +99,7 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
                 keep: false,
             };
             let policy_name = &policy.name;
-            let outcome = incident::run(&incident, &env, &Refuse).await;
+            let outcome = local::run(&incident, &env, &Refuse).await;
             if let Some(error) = &outcome.record_error {
                 eprintln!("warning: {error}");
             }

@@ -11,7 +11,7 @@ use kube::api::ObjectMeta;
 use super::common::{self, Recording};
 use crate::agent::confirm;
 use crate::crd::{BrainKind, Incident, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef};
-use crate::incident::{self, LocalIncident};
+use crate::local::{self, LocalIncident};
 use crate::policy::{self, Overrides, Paths, ResolvedPolicy};
 use crate::risk::RiskLevel;
 use crate::{manifest, trajectory};
@@ -160,7 +160,7 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
     let mut all_resolved = true;
     let mut recorded = false;
     for incident in incidents {
-        let outcome = incident::run(&incident, &env, confirmer.as_ref()).await;
+        let outcome = local::run(&incident, &env, confirmer.as_ref()).await;
         if let Some(error) = &outcome.record_error {
             eprintln!("warning: {error}");
         }

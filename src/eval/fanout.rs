@@ -1,6 +1,6 @@
 //! Many incidents at once: arrivals go into a severity-ordered queue, C
 //! workers take the most severe waiting incident and refill as each one
-//! finishes. Every incident is real: on this machine an `incident::run`
+//! finishes. Every incident is real: on this machine an `local::run`
 //! (its own scratch root, leased port and sandboxed commands) that records
 //! its trajectory line, or in a cluster an Incident the operator resolves
 //! (`super::kube`); the harness adds only its clock (arrival, start,
@@ -25,7 +25,7 @@ use super::queue::Queue;
 use super::report::{IncidentRecord, LineFacts, Report, RunInfo, Unfinished};
 use super::trace::{LinkFields, TraceLinks};
 use crate::agent::confirm::Confirmer;
-use crate::incident::{self, Environment, LocalIncident, Outcome};
+use crate::local::{self, Environment, LocalIncident, Outcome};
 use crate::policy::ResolvedPolicy;
 
 /// Recent completions a snapshot keeps.
@@ -128,7 +128,7 @@ pub trait Runner: Send + Sync + 'static {
     fn run(&self, name: String, scenario: String) -> BoxFuture<'static, Outcome>;
 }
 
-/// Incidents on this machine: `incident::run` under the plan's policy.
+/// Incidents on this machine: `local::run` under the plan's policy.
 pub struct LocalRunner {
     pub policy: ResolvedPolicy,
     pub env: Arc<Environment>,
@@ -145,7 +145,7 @@ impl Runner for LocalRunner {
             keep: false,
         };
         let (env, confirmer) = (self.env.clone(), self.confirmer.clone());
-        Box::pin(async move { incident::run(&incident, &env, confirmer.as_ref()).await })
+        Box::pin(async move { local::run(&incident, &env, confirmer.as_ref()).await })
     }
 }
 

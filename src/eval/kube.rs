@@ -13,7 +13,7 @@ use kube::runtime::wait::{Condition, await_condition};
 
 use super::fanout::{Runner, incident_name};
 use crate::crd::{Incident, IncidentSpec, IncidentStatus, PolicyRef};
-use crate::incident::Outcome;
+use crate::local::Outcome;
 
 /// The label every Incident of one fan-out carries: `kubectl get incidents
 /// -l remediator.dev/fanout-run=<run id>`.

@@ -24,7 +24,7 @@ use super::report::{IncidentRecord, RunInfo, ratio};
 use super::stats::{self, Spread};
 use crate::agent::confirm::Refuse;
 use crate::agent::hint::{self, HintSource, ResolvedHint};
-use crate::incident::Environment;
+use crate::local::Environment;
 use crate::policy::{Paths, ResolvedPolicy};
 use crate::risk::SecurityRisk;
 use crate::scenario::{Catalog, Split, oracle_fix};

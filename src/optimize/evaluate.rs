@@ -14,7 +14,7 @@ use super::score;
 use crate::agent::confirm::Refuse;
 use crate::agent::hint::{HintSource, ResolvedHint};
 use crate::crd::IncidentPhase;
-use crate::incident::{self, Environment, LocalIncident};
+use crate::local::{self, Environment, LocalIncident};
 use crate::policy::ResolvedPolicy;
 use crate::trajectory::TrajectoryLine;
 
@@ -27,7 +27,7 @@ pub trait Episodes: Send + Sync {
     ) -> BoxFuture<'a, Vec<TrajectoryLine>>;
 }
 
-/// Real incidents through `incident::run`, several at once, each with its
+/// Real incidents through `local::run`, several at once, each with its
 /// own service, port and sandbox.
 pub struct IncidentEpisodes {
     pub env: Environment,
@@ -54,7 +54,7 @@ impl IncidentEpisodes {
             classifier_off: false,
             keep: false,
         };
-        let outcome = incident::run(&incident, &self.env, &Refuse).await;
+        let outcome = local::run(&incident, &self.env, &Refuse).await;
         if let Some(error) = &outcome.record_error {
             eprintln!("warning: {error}");
         }

@@ -15,7 +15,7 @@ use crate::eval::params::{FanoutParams, parse_split};
 use crate::eval::plot;
 use crate::eval::report::{Report, RunInfo};
 use crate::eval::scorecard::{self, Scorecard};
-use crate::incident::{Environment, Recorder};
+use crate::local::{Environment, Recorder};
 use crate::policy::{self, Overrides, Paths};
 use crate::trajectory;
 
