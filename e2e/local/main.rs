@@ -9,6 +9,7 @@ mod cleanup;
 mod cli;
 mod container;
 mod containment;
+mod docs;
 mod llama;
 mod llm;
 mod no_harm;
