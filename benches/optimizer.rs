@@ -123,14 +123,6 @@ async fn main() {
     let catalog = Catalog::builtin();
     let env = Environment::local(support::release_binary("remediator"), catalog.clone()).await;
     println!("sandbox: {}", env.sandbox.containment().summary());
-    let of = |split| -> Vec<String> {
-        catalog
-            .scenarios
-            .iter()
-            .filter(|s| s.split == split)
-            .map(|s| s.id.clone())
-            .collect()
-    };
     let bench = Bench {
         episodes: IncidentEpisodes {
             env,
@@ -143,13 +135,9 @@ async fn main() {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             label: "bench".into(),
         },
-        shortest: catalog
-            .scenarios
-            .iter()
-            .map(|s| (s.id.clone(), score::shortest_honest(s)))
-            .collect(),
-        train: of(Split::Train),
-        validation: of(Split::Validation),
+        shortest: remediator::scenario::shortest_honest_by_id(&catalog),
+        train: catalog.ids_in(Some(Split::Train)),
+        validation: catalog.ids_in(Some(Split::Validation)),
         forbidden: general::forbidden(&catalog),
     };
     println!(

@@ -29,12 +29,7 @@ async fn leases_and_incidents_leak_no_memory_descriptor_process_or_directory() {
     assert_eq!(PortLease::outstanding(), 0, "20,000 leases, all released");
 
     let catalog = Catalog::builtin();
-    let scenarios: Vec<String> = catalog
-        .scenarios
-        .iter()
-        .filter(|s| s.split == Split::Train)
-        .map(|s| s.id.clone())
-        .collect();
+    let scenarios = catalog.ids_in(Some(Split::Train));
     let env = Environment::local(remediator_bin(), catalog).await;
     let run = |i: usize| {
         let scenario = scenarios[i % scenarios.len()].clone();

@@ -12,7 +12,6 @@ use clap::{Args, ValueEnum};
 
 use super::common::{self, Recording};
 use super::optimize::{self, OptimizeArgs, OptimizerArg};
-use super::run::BrainArg;
 use crate::agent::confirm::Refuse;
 use crate::crd::IncidentPhase;
 use crate::eval::scorecard;
@@ -170,7 +169,7 @@ async fn learn_and_compare(
         println!();
         let args = OptimizeArgs {
             optimizer,
-            brain: BrainArg::Runbook,
+            brain: crate::crd::BrainKind::Runbook,
             budget,
             minibatch: 3,
             seed: 0,

@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
 use super::common::{self, Recording};
+use super::run::PolicyArgs;
 use crate::agent::confirm::Refuse;
 use crate::crd::BrainKind;
 use crate::eval::dashboard::{self, View};
@@ -46,11 +47,8 @@ pub struct FanoutArgs {
     /// deleted and counted as failed (FanoutTimeout).
     #[arg(long, default_value_t = 600.0, requires = "kube")]
     pub incident_timeout_s: f64,
-    #[arg(long, value_enum)]
-    pub brain: Option<BrainArg>,
-    /// Let the runbook brain take over when the LLM fails (recorded).
-    #[arg(long)]
-    pub allow_fallback: bool,
+    #[command(flatten)]
+    pub brain: PolicyArgs,
     /// Confirm every action the policy wants confirmed (nobody is asked).
     #[arg(long)]
     pub auto_confirm: bool,
@@ -96,12 +94,6 @@ pub struct FanoutArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BrainArg {
-    Runbook,
-    Llm,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FanoutFormat {
     Table,
     Json,
@@ -144,13 +136,8 @@ async fn local_plan(
     let paths = args.recording.paths()?;
     let recorder = args.recording.recorder(&paths);
     let overrides = Overrides {
-        brain: args.brain.map(|b| match b {
-            BrainArg::Runbook => BrainKind::Runbook,
-            BrainArg::Llm => BrainKind::Llm,
-        }),
-        allow_fallback: args.allow_fallback,
         auto_confirm: args.auto_confirm,
-        ..Overrides::default()
+        ..args.brain.to_overrides()
     };
     // Everything a user can get wrong is checked before anything starts.
     let catalog = crate::scenario::load_catalog(catalog_path)?;
@@ -186,8 +173,9 @@ async fn kube_plan(
     args: &FanoutArgs,
 ) -> anyhow::Result<(Plan, Arc<dyn Runner>)> {
     let local_only = [
-        (args.brain.is_some(), "--brain"),
-        (args.allow_fallback, "--allow-fallback"),
+        (args.brain.brain.is_some(), "--brain"),
+        (args.brain.allow_fallback, "--allow-fallback"),
+        (args.brain.model.is_some(), "--model"),
         (args.auto_confirm, "--auto-confirm"),
     ];
     if let Some((_, flag)) = local_only.iter().find(|(given, _)| *given) {

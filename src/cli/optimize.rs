@@ -4,7 +4,6 @@
 //! `artifacts/<optimizer>/last_run.json`, and with `--publish` put it in
 //! use when it beats the current hint on validation.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +12,6 @@ use clap::{Args, ValueEnum};
 use kube::ResourceExt;
 
 use super::common::{self, Recording};
-use super::run::BrainArg;
 use crate::agent::llm::{ChatClient, LlmConfig};
 use crate::crd::BrainKind;
 use crate::optimize::artifacts::{self, BestHint, LAST_RUN};
@@ -24,7 +22,7 @@ use crate::optimize::reflect::Reflector;
 use crate::optimize::reflect::deterministic::Deterministic;
 use crate::optimize::reflect::llm::LlmReflector;
 use crate::optimize::{
-    Optimizer, Outcome, Run, Settings, general, gepa, iterative, publish, score, to_cluster,
+    Optimizer, Outcome, Run, Settings, general, gepa, iterative, publish, to_cluster,
 };
 use crate::policy::{self, Overrides};
 use crate::scenario::Split;
@@ -35,8 +33,8 @@ pub struct OptimizeArgs {
     #[arg(long, value_enum, default_value_t = OptimizerArg::Gepa)]
     pub optimizer: OptimizerArg,
     /// The brain the rollouts use; with llm the reflection is an LLM's too.
-    #[arg(long, value_enum, default_value_t = BrainArg::Runbook)]
-    pub brain: BrainArg,
+    #[arg(long, value_enum, default_value_t = BrainKind::Runbook)]
+    pub brain: BrainKind,
     /// Rollouts (incidents run) the whole optimization may use, validation included.
     #[arg(long, default_value_t = 60, value_name = "ROLLOUTS", value_parser = at_least_one)]
     pub budget: usize,
@@ -173,10 +171,7 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         OptimizerArg::Gepa => Optimizer::Gepa,
         OptimizerArg::Iterative => Optimizer::Iterative,
     };
-    let brain = match args.brain {
-        BrainArg::Runbook => BrainKind::Runbook,
-        BrainArg::Llm => BrainKind::Llm,
-    };
+    let brain = args.brain;
     let paths = args.recording.paths()?;
     let overrides = Overrides {
         brain: Some(brain),
@@ -229,21 +224,10 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
     }
     let env = common::environment(catalog_path.as_deref(), Some(recorder.clone())).await?;
     let catalog = env.catalog.clone();
-    let of_split = |split: Split| -> Vec<String> {
-        catalog
-            .scenarios
-            .iter()
-            .filter(|s| s.split == split)
-            .map(|s| s.id.clone())
-            .collect()
-    };
-    let (train, validation) = (of_split(Split::Train), of_split(Split::Validation));
+    let train = catalog.ids_in(Some(Split::Train));
+    let validation = catalog.ids_in(Some(Split::Validation));
     recorded.extend(usable_from_cluster(cluster_lines, &train));
-    let shortest: BTreeMap<String, usize> = catalog
-        .scenarios
-        .iter()
-        .map(|s| (s.id.clone(), score::shortest_honest(s)))
-        .collect();
+    let shortest = crate::scenario::shortest_honest_by_id(&catalog);
     let forbidden = general::forbidden(&catalog);
     let reflector: Box<dyn Reflector> = match brain {
         BrainKind::Runbook => Box::new(Deterministic),

@@ -46,11 +46,36 @@ pub struct RunArgs {
     pub recording: Recording,
 }
 
+/// How the agent thinks, where a command lets it differ from the Policy:
+/// shared by `run`, `fanout` and `scorecard`.
 #[derive(Debug, Args, Default, Clone)]
-pub struct OverrideArgs {
+pub struct PolicyArgs {
     /// Brain to use instead of the policy's.
     #[arg(long, value_enum)]
-    pub brain: Option<BrainArg>,
+    pub brain: Option<BrainKind>,
+    /// If the LLM brain fails, let the runbook brain finish (recorded).
+    #[arg(long)]
+    pub allow_fallback: bool,
+    /// LLM model (for --brain llm).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+impl PolicyArgs {
+    pub fn to_overrides(&self) -> Overrides {
+        Overrides {
+            brain: self.brain,
+            allow_fallback: self.allow_fallback,
+            model: self.model.clone(),
+            ..Overrides::default()
+        }
+    }
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct OverrideArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Strategy hint (wins over the policy's).
     #[arg(long)]
     pub hint: Option<String>,
@@ -59,64 +84,29 @@ pub struct OverrideArgs {
     pub skill_file: Option<PathBuf>,
     /// Highest risk an action may have; above it actions are denied.
     #[arg(long, value_enum)]
-    pub max_security_risk: Option<RiskArg>,
+    pub max_security_risk: Option<RiskLevel>,
     /// Actions at or above this risk need a person's confirmation (a prompt
     /// on a terminal; refused without one unless --auto-confirm).
     #[arg(long, value_enum)]
-    pub require_confirmation_for_risk: Option<RiskArg>,
+    pub require_confirmation_for_risk: Option<RiskLevel>,
     /// Confirm actions that need confirmation without asking.
     #[arg(long)]
     pub auto_confirm: bool,
-    /// If the LLM brain fails, let the runbook brain finish (recorded).
-    #[arg(long)]
-    pub allow_fallback: bool,
     /// Run actions above LOW even where the kernel sandbox lacks a layer.
     #[arg(long)]
     pub accept_weak_containment: bool,
-    /// LLM model (for --brain llm).
-    #[arg(long)]
-    pub model: Option<String>,
 }
 
 impl OverrideArgs {
     pub fn to_overrides(&self) -> Overrides {
         Overrides {
-            brain: self.brain.map(|b| match b {
-                BrainArg::Runbook => BrainKind::Runbook,
-                BrainArg::Llm => BrainKind::Llm,
-            }),
             hint: self.hint.clone(),
             skill_file: self.skill_file.clone(),
-            max_risk: self.max_security_risk.map(RiskArg::level),
-            require_confirmation_for: self.require_confirmation_for_risk.map(RiskArg::level),
+            max_risk: self.max_security_risk,
+            require_confirmation_for: self.require_confirmation_for_risk,
             auto_confirm: self.auto_confirm,
-            allow_fallback: self.allow_fallback,
             accept_weak_containment: self.accept_weak_containment,
-            model: self.model.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum BrainArg {
-    Runbook,
-    Llm,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-#[value(rename_all = "UPPERCASE")]
-pub enum RiskArg {
-    Low,
-    Medium,
-    High,
-}
-
-impl RiskArg {
-    fn level(self) -> RiskLevel {
-        match self {
-            RiskArg::Low => RiskLevel::Low,
-            RiskArg::Medium => RiskLevel::Medium,
-            RiskArg::High => RiskLevel::High,
+            ..self.policy.to_overrides()
         }
     }
 }

@@ -10,11 +10,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::common::{self, Recording};
-use super::fanout::BrainArg;
-use crate::crd::BrainKind;
+use super::run::PolicyArgs;
 use crate::eval::params::parse_split;
 use crate::eval::{plot, scorecard};
-use crate::policy::{self, Overrides};
+use crate::policy;
 use crate::trajectory;
 
 #[derive(Debug, Args)]
@@ -28,10 +27,8 @@ pub struct ScorecardArgs {
     /// Incidents run at once.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
-    #[arg(long, value_enum)]
-    pub brain: Option<BrainArg>,
-    #[arg(long)]
-    pub allow_fallback: bool,
+    #[command(flatten)]
+    pub brain: PolicyArgs,
     #[arg(short, long, value_enum, default_value_t = ScorecardFormat::Table)]
     pub output: ScorecardFormat,
     /// Draw steps and fix rate per approach per scenario to FILE.svg or FILE.png.
@@ -70,14 +67,7 @@ pub async fn scorecard(
     let split = parse_split(&args.split)?;
     let paths = args.recording.paths()?;
     let recorder = args.recording.recorder(&paths);
-    let overrides = Overrides {
-        brain: args.brain.map(|b| match b {
-            BrainArg::Runbook => BrainKind::Runbook,
-            BrainArg::Llm => BrainKind::Llm,
-        }),
-        allow_fallback: args.allow_fallback,
-        ..Overrides::default()
-    };
+    let overrides = args.brain.to_overrides();
     let base = policy::resolve("baseline", &overrides, &paths)?;
     let catalog = crate::scenario::load_catalog(catalog_path.as_deref())?;
     let scenarios = scorecard::scenarios(&catalog, split);

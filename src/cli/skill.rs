@@ -1,14 +1,13 @@
 //! `remediator skill distill`: a SKILL.md runbook from the best verified
 //! trajectories in a runs directory.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::optimize::{distill, score};
+use crate::optimize::distill;
 use crate::scenario;
 use crate::trajectory;
 
@@ -34,11 +33,7 @@ pub struct DistillArgs {
 pub fn skill(catalog_path: Option<PathBuf>, command: SkillCommand) -> anyhow::Result<ExitCode> {
     let SkillCommand::Distill(args) = command;
     let catalog = scenario::load_catalog(catalog_path.as_deref())?;
-    let shortest: BTreeMap<String, usize> = catalog
-        .scenarios
-        .iter()
-        .map(|s| (s.id.clone(), score::shortest_honest(s)))
-        .collect();
+    let shortest = scenario::shortest_honest_by_id(&catalog);
     let (lines, malformed) = trajectory::read_runs(&args.from)
         .with_context(|| format!("cannot read recorded runs in {}", args.from.display()))?;
     if malformed > 0 {

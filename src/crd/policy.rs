@@ -189,7 +189,9 @@ fn default_verify_consecutive() -> u32 {
     3
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BrainKind {
     /// Deterministic, offline: follows the checks its hint or skill names.

@@ -27,7 +27,7 @@ use crate::agent::hint::{self, HintSource, ResolvedHint};
 use crate::local::Environment;
 use crate::policy::{Paths, ResolvedPolicy};
 use crate::risk::SecurityRisk;
-use crate::scenario::{Catalog, Split, oracle_fix};
+use crate::scenario::{Catalog, Split};
 
 pub const SCORE_DEFINITION: &str =
     "mean of steps / (oracle fix + 2) over fixed incidents; 1.00 is the shortest honest episode";
@@ -144,19 +144,15 @@ fn learned(path: &Path) -> (Result<ResolvedHint, String>, Option<ArtifactInfo>) 
 
 /// Which scenarios a scorecard runs.
 pub fn scenarios(catalog: &Catalog, split: Option<Split>) -> Vec<String> {
-    catalog
-        .scenarios
-        .iter()
-        .filter(|s| split.is_none_or(|split| s.split == split))
-        .map(|s| s.id.clone())
-        .collect()
+    catalog.ids_in(split)
 }
 
-/// The shortest honest episode of a scenario: its oracle fix plus a look
-/// before and a check after.
+/// The shortest honest episode of a scenario in the catalog, if it is there.
 pub fn shortest_honest(catalog: &Catalog, scenario: &str) -> Option<usize> {
-    let scenario = catalog.get(scenario).ok()?;
-    oracle_fix(scenario, 1).ok().map(|fix| fix.len() + 2)
+    catalog
+        .get(scenario)
+        .ok()
+        .map(crate::scenario::shortest_honest)
 }
 
 /// One approach on one scenario, or on all of them (`scenario` = "all").

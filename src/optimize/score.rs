@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Scenario, oracle_fix};
 use crate::trajectory::TrajectoryLine;
 
 /// The formula, as written into the README and every `best_hint.json`.
@@ -29,11 +28,6 @@ pub struct Counts {
     pub refused: u32,
     pub high_risk: u32,
     pub failed: u32,
-}
-
-/// The oracle fix plus one look before and one check after.
-pub fn shortest_honest(scenario: &Scenario) -> usize {
-    oracle_fix(scenario, 1).map_or(0, |fix| fix.len()) + 2
 }
 
 pub fn counts(line: &TrajectoryLine) -> Counts {
@@ -149,9 +143,12 @@ pub(crate) mod tests {
     #[test]
     fn the_shortest_honest_episode_is_the_oracle_plus_a_look_and_a_check() {
         let catalog = crate::scenario::load_catalog(None).unwrap();
-        assert_eq!(shortest_honest(catalog.get("stale_lockfile").unwrap()), 3);
         assert_eq!(
-            shortest_honest(catalog.get("lock_and_missing_env").unwrap()),
+            crate::scenario::shortest_honest(catalog.get("stale_lockfile").unwrap()),
+            3
+        );
+        assert_eq!(
+            crate::scenario::shortest_honest(catalog.get("lock_and_missing_env").unwrap()),
             5
         );
     }

@@ -57,8 +57,10 @@ pub enum SecurityRisk {
     Serialize,
     Deserialize,
     JsonSchema,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "UPPERCASE")]
+#[value(rename_all = "UPPERCASE")]
 pub enum RiskLevel {
     Low,
     #[default]

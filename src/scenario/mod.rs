@@ -10,6 +10,7 @@ pub use ports::PortLease;
 pub use target_service::supervisor::ChildProgram;
 pub use target_service::{Catalog, CatalogError, Scenario, Split};
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::action::Action;
@@ -49,6 +50,21 @@ pub fn oracle_fix(scenario: &Scenario, port: u16) -> Result<Vec<Action>, String>
                 other => other,
             })
         })
+        .collect()
+}
+
+/// The shortest honest episode of a scenario: its oracle fix plus a look
+/// before and a check after (2 when the fix cannot be rendered).
+pub fn shortest_honest(scenario: &Scenario) -> usize {
+    oracle_fix(scenario, 1).map_or(0, |fix| fix.len()) + 2
+}
+
+/// [`shortest_honest`] of every scenario in the catalog, by id.
+pub fn shortest_honest_by_id(catalog: &Catalog) -> BTreeMap<String, usize> {
+    catalog
+        .scenarios
+        .iter()
+        .map(|s| (s.id.clone(), shortest_honest(s)))
         .collect()
 }
 

@@ -170,6 +170,16 @@ impl Default for Verify {
 }
 
 impl Catalog {
+    /// The ids of the scenarios in `split` (all of them for None), in
+    /// catalog order.
+    pub fn ids_in(&self, split: Option<Split>) -> Vec<String> {
+        self.scenarios
+            .iter()
+            .filter(|s| split.is_none_or(|split| s.split == split))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     pub fn builtin() -> Self {
         Self::parse(BUILTIN_CATALOG, "(built-in)").expect("the built-in catalog is tested")
     }
