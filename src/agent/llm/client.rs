@@ -1,0 +1,150 @@
+//! The one chat client every model call goes through (the brain's tool
+//! calls and the optimizer's reflection): async-openai over reqwest, with
+//! its retry layer (429, 5xx and connection errors retried with backoff),
+//! the request timeout, token counting, and errors that say what to check.
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::ReqwestService;
+use async_openai::middleware::retry::OpenAIRetryLayer;
+use async_openai::types::chat::CreateChatCompletionRequest;
+use serde_json::{Value, json};
+use tower::Layer;
+
+use super::LlmConfig;
+use crate::agent::BrainError;
+use crate::crd::TokenUsage;
+
+/// One chat completion request.
+#[derive(Debug, Clone, Default)]
+pub struct Chat<'a> {
+    pub messages: &'a [Value],
+    /// The tools the model may call (the brain's), if any.
+    pub tools: Option<Value>,
+    /// Asks the server for repeatable sampling where it supports it.
+    pub seed: Option<u64>,
+}
+
+pub struct ChatClient {
+    client: Client<OpenAIConfig>,
+    config: LlmConfig,
+}
+
+impl ChatClient {
+    pub fn new(config: LlmConfig) -> Result<Self, BrainError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| BrainError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        let service =
+            OpenAIRetryLayer::new(config.max_retries as usize).layer(ReqwestService::new(http));
+        let openai = OpenAIConfig::new()
+            .with_api_base(config.base_url.trim_end_matches('/'))
+            .with_api_key(config.api_key.clone());
+        Ok(Self {
+            client: Client::with_config(openai).with_http_service(service),
+            config,
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    pub fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
+    /// The model's reply message (as JSON: content and tool calls) and the
+    /// tokens it took.
+    pub async fn chat(&self, chat: Chat<'_>) -> Result<(Value, TokenUsage), BrainError> {
+        let mut request = json!({
+            "model": self.config.model,
+            "messages": chat.messages,
+            "temperature": 0,
+            "max_tokens": self.config.max_tokens,
+        });
+        if let Some(tools) = chat.tools {
+            request["tools"] = tools;
+            request["tool_choice"] = json!("auto");
+        }
+        if let Some(seed) = chat.seed {
+            request["seed"] = json!(seed);
+        }
+        let request: CreateChatCompletionRequest = serde_json::from_value(request)
+            .map_err(|e| BrainError::Protocol(format!("building the request: {e}")))?;
+        let response = self
+            .client
+            .chat()
+            .create(request)
+            .await
+            .map_err(|e| describe(&self.config, e))?;
+        let usage = response
+            .usage
+            .as_ref()
+            .map(|u| TokenUsage {
+                prompt: u64::from(u.prompt_tokens),
+                completion: u64::from(u.completion_tokens),
+            })
+            .unwrap_or_default();
+        let choice = response
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| BrainError::Protocol("the model returned no choices".into()))?;
+        let message = serde_json::to_value(choice.message)
+            .map_err(|e| BrainError::Protocol(e.to_string()))?;
+        Ok((message, usage))
+    }
+
+    /// A plain completion without tools: the reply's text and the tokens
+    /// it took (what the optimizer's reflection asks a model).
+    pub async fn complete(
+        &self,
+        messages: &[Value],
+        seed: Option<u64>,
+    ) -> Result<(String, TokenUsage), BrainError> {
+        let chat = Chat {
+            messages,
+            tools: None,
+            seed,
+        };
+        let (message, usage) = self.chat(chat).await?;
+        let text = message["content"]
+            .as_str()
+            .ok_or_else(|| BrainError::Protocol("the model returned no text".into()))?;
+        Ok((text.to_string(), usage))
+    }
+}
+
+/// An API error in words that say what to check.
+fn describe(config: &LlmConfig, error: OpenAIError) -> BrainError {
+    let endpoint = &config.base_url;
+    let message = match &error {
+        OpenAIError::ApiError(api) if api.status_code.as_u16() == 401 => {
+            format!(
+                "the LLM endpoint {endpoint} rejected the API key (401 Unauthorized): check OPENAI_API_KEY"
+            )
+        }
+        OpenAIError::ApiError(api) => format!("the LLM endpoint {endpoint} answered {api}"),
+        OpenAIError::Reqwest(e) if e.is_timeout() => format!(
+            "the LLM endpoint {endpoint} did not answer within {}s",
+            config.request_timeout.as_secs()
+        ),
+        OpenAIError::Reqwest(e) if e.is_connect() => {
+            format!(
+                "cannot reach the LLM endpoint {endpoint} (after {} retries): {e}",
+                config.max_retries
+            )
+        }
+        OpenAIError::JSONDeserialize(e, body) => {
+            let body: String = body.chars().take(200).collect();
+            format!(
+                "the LLM endpoint {endpoint} sent a response that is not a chat completion ({e}): {body}"
+            )
+        }
+        other => format!("LLM request to {endpoint} failed: {other}"),
+    };
+    BrainError::Unavailable(message)
+}

@@ -1,0 +1,140 @@
+use serde_json::{Value, json};
+
+use super::prompt::shorten;
+use super::*;
+use crate::action::Action;
+use crate::crd::LlmSpec;
+use crate::protocol::{Proposal, Task, Turn};
+use crate::risk::SecurityRisk;
+
+fn call(name: &str, arguments: &str) -> Value {
+    json!({"id": "c1", "type": "function", "function": {"name": name, "arguments": arguments}})
+}
+
+#[test]
+fn tool_calls_become_actions_with_declared_risk() {
+    let p = parse_tool_call(&call(
+        "run_command",
+        r#"{"command":"rm -rf /","security_risk":"LOW"}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        p,
+        Proposal::Act {
+            action: Action::Exec("rm -rf /".into()),
+            declared_risk: Some(SecurityRisk::Low)
+        }
+    );
+    let p = parse_tool_call(&call("restart_service", r#"{"security_risk":"bogus"}"#)).unwrap();
+    assert_eq!(
+        p,
+        Proposal::Act {
+            action: Action::RestartService,
+            declared_risk: Some(SecurityRisk::Unknown)
+        }
+    );
+    let done = parse_tool_call(&call("finish", r#"{"summary":"fixed"}"#)).unwrap();
+    assert_eq!(
+        done,
+        Proposal::Done {
+            summary: "fixed".into()
+        }
+    );
+}
+
+#[test]
+fn long_observations_keep_head_and_tail() {
+    let text = format!("{}{}", "a".repeat(5000), "z".repeat(5000));
+    let short = shorten(&text, 1000);
+    assert!(short.starts_with(&"a".repeat(500)) && short.ends_with(&"z".repeat(500)));
+    assert!(
+        short.contains("[... 9000 characters cut ...]"),
+        "{}",
+        &short[490..560]
+    );
+    assert_eq!(shorten("small", 1000), "small");
+}
+
+#[test]
+fn bad_calls_are_explained() {
+    let err = parse_tool_call(&call("run_command", "{not json")).unwrap_err();
+    assert!(err.contains("not valid JSON"), "{err}");
+    let err = parse_tool_call(&call("run_command", r#"{"cmd":"ls"}"#)).unwrap_err();
+    assert!(err.contains("needs a string `command`"), "{err}");
+    let err = parse_tool_call(&call("format_disk", "{}")).unwrap_err();
+    assert!(err.contains("unknown tool"), "{err}");
+}
+
+#[test]
+fn a_missing_key_is_a_clear_error_and_the_endpoint_is_resolved() {
+    let spec = LlmSpec::default();
+    let err = LlmConfig::resolve(&spec, &LlmEnvironment::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing API key"), "{err}");
+    let env = LlmEnvironment {
+        api_key: Some("k".into()),
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        secrets_dir: None,
+    };
+    let config = LlmConfig::resolve(&spec, &env).unwrap();
+    assert_eq!(config.base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(config.model, "gpt-4.1-mini");
+}
+
+#[test]
+fn a_secret_ref_reads_the_mounted_key_file_or_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = LlmSpec {
+        api_key_secret_ref: Some(crate::crd::SecretKeyRef {
+            name: "llm".into(),
+            key: "apiKey".into(),
+        }),
+        ..LlmSpec::default()
+    };
+    let env = LlmEnvironment {
+        api_key: Some("from-env".into()),
+        secrets_dir: Some(dir.path().to_path_buf()),
+        ..LlmEnvironment::default()
+    };
+    let err = LlmConfig::resolve(&spec, &env).unwrap_err().to_string();
+    assert!(err.contains("llm/apiKey"), "{err}");
+    std::fs::create_dir(dir.path().join("llm")).unwrap();
+    std::fs::write(dir.path().join("llm/apiKey"), "sk-mounted\n").unwrap();
+    assert_eq!(
+        LlmConfig::resolve(&spec, &env).unwrap().api_key,
+        "sk-mounted"
+    );
+    let no_dir = LlmEnvironment {
+        secrets_dir: None,
+        ..env
+    };
+    let err = LlmConfig::resolve(&spec, &no_dir).unwrap_err().to_string();
+    assert!(err.contains("REMEDIATOR_SECRETS_DIR"), "{err}");
+}
+
+#[test]
+fn the_conversation_is_rebuilt_from_history() {
+    let task = Task {
+        symptom: "500".into(),
+        expected_port: 8080,
+        hint: "h".into(),
+    };
+    let history = vec![Turn {
+        step: 1,
+        action: Action::Exec("ls".into()),
+        declared_risk: Some(SecurityRisk::Low),
+        feedback: super::super::Feedback::Denied {
+            reason: "no".into(),
+        },
+    }];
+    let messages = conversation(&task, &history, 1000);
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[2]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(
+        messages[2]["tool_calls"][0]["function"]["arguments"],
+        r#"{"command":"ls","security_risk":"LOW"}"#
+    );
+    assert_eq!(messages[3]["tool_call_id"], "call_1");
+    assert_eq!(messages[3]["content"], "NOT EXECUTED: no");
+}
