@@ -12,18 +12,10 @@ use clap::{Args, ValueEnum};
 use kube::ResourceExt;
 
 use super::common::{self, Recording};
-use crate::agent::llm::{ChatClient, LlmConfig};
 use crate::crd::BrainKind;
-use crate::optimize::artifacts::{self, BestHint, LAST_RUN};
-use crate::optimize::evaluate::{IncidentEpisodes, Rollouts, normalized};
-use crate::optimize::pool::Origin;
+use crate::optimize::artifacts::BestHint;
 use crate::optimize::progress::Stderr;
-use crate::optimize::reflect::Reflector;
-use crate::optimize::reflect::deterministic::Deterministic;
-use crate::optimize::reflect::llm::LlmReflector;
-use crate::optimize::{
-    Optimizer, Outcome, Run, Settings, general, gepa, iterative, publish, to_cluster,
-};
+use crate::optimize::{Optimizer, Outcome, Settings, learn, publish, to_cluster};
 use crate::policy::{self, Overrides};
 use crate::scenario::Split;
 use crate::trajectory::{self, TrajectoryLine, in_cluster};
@@ -99,9 +91,6 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Recorded hints besides the seed that may join the first pool.
-const MAX_RECORDED_SEEDS: usize = 4;
-
 pub async fn optimize(
     catalog_path: Option<PathBuf>,
     args: OptimizeArgs,
@@ -164,17 +153,17 @@ impl Learned {
     }
 }
 
-/// Runs the optimizer the arguments name, prints what it found and writes
-/// `artifacts/<optimizer>/last_run.json`; publishing is the caller's choice.
+/// Gathers what the arguments name (the policy, recorded runs, the cluster
+/// Policy and its recordings), runs [`learn::learn`] and prints what it
+/// found; publishing is the caller's choice.
 pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow::Result<Learned> {
     let optimizer = match args.optimizer {
         OptimizerArg::Gepa => Optimizer::Gepa,
         OptimizerArg::Iterative => Optimizer::Iterative,
     };
-    let brain = args.brain;
     let paths = args.recording.paths()?;
     let overrides = Overrides {
-        brain: Some(brain),
+        brain: Some(args.brain),
         model: args.model.clone(),
         ..Overrides::default()
     };
@@ -187,33 +176,17 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         None => policy::resolve(&args.policy, &overrides, &paths),
     }
     .context("resolving the policy whose hint is the seed")?;
-    let mut recorded: Vec<TrajectoryLine> = match &args.from_trajectories {
-        Some(dir) => {
-            let (lines, malformed) = trajectory::read_runs(dir)
-                .with_context(|| format!("cannot read recorded runs in {}", dir.display()))?;
-            if malformed > 0 {
-                eprintln!(
-                    "warning: {malformed} malformed lines in {} were skipped",
-                    dir.display()
-                );
-            }
-            if lines.is_empty() {
-                eprintln!(
-                    "warning: no recorded trajectories in {}; every rollout will be fresh",
-                    dir.display()
-                );
-            }
-            lines
-        }
+    let mut recorded = match &args.from_trajectories {
+        Some(dir) => recorded_in(dir)?,
         None => Vec::new(),
     };
-    let (cluster_lines, in_cluster) = match &target {
-        Some((client, found)) => {
-            let (lines, said) = recorded_in_cluster(client, found).await;
-            (lines, Some(said))
-        }
-        None => (Vec::new(), None),
-    };
+    let mut notes = Vec::new();
+    let mut cluster_lines = Vec::new();
+    if let Some((client, found)) = &target {
+        let (lines, said) = recorded_in_cluster(client, found).await;
+        notes.push(said);
+        cluster_lines = lines;
+    }
     let mut recorder = args.recording.recorder(&paths);
     if args.recording.run_id.is_none() {
         recorder.run_id = format!(
@@ -223,125 +196,73 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
         );
     }
     let env = common::environment(catalog_path.as_deref(), Some(recorder.clone())).await?;
-    let catalog = env.catalog.clone();
-    let train = catalog.ids_in(Some(Split::Train));
-    let validation = catalog.ids_in(Some(Split::Validation));
+    let train = env.catalog.ids_in(Some(Split::Train));
     recorded.extend(usable_from_cluster(cluster_lines, &train));
-    let shortest = crate::scenario::shortest_honest_by_id(&catalog);
-    let forbidden = general::forbidden(&catalog);
-    let reflector: Box<dyn Reflector> = match brain {
-        BrainKind::Runbook => Box::new(Deterministic),
-        BrainKind::Llm => {
-            let config = LlmConfig::resolve(&policy.spec.llm.clone().unwrap_or_default(), &env.llm)
-                .context("the LLM reflection needs the LLM brain's configuration")?;
-            Box::new(LlmReflector::new(
-                ChatClient::new(config)?,
-                forbidden.clone(),
-                args.seed,
-            ))
-        }
-    };
-    let concurrency = args
-        .concurrency
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let seed_hint = policy.hint.text.clone();
-    println!(
-        "remediator optimize: {} on the {} brain, budget {} rollouts, minibatch {}, seed {}, {} at once",
-        optimizer.as_str(),
-        brain.label(),
-        args.budget,
-        args.minibatch,
-        args.seed,
-        concurrency
-    );
-    println!(
-        "  train {} scenarios, validation {}; seed hint ({}): {}",
-        train.len(),
-        validation.len(),
-        policy.hint.source.as_str(),
-        one_line(&seed_hint, 90)
-    );
-    if let Some(said) = &in_cluster {
-        println!("{said}");
-    }
-    let episodes = IncidentEpisodes {
-        env,
-        policy: policy.clone(),
-        concurrency,
-        label: format!("opt-{}", optimizer.as_str()),
-    };
-    let mut rollouts = Rollouts::new(&episodes, shortest.clone(), args.budget);
-    let mut seeds = vec![(seed_hint.clone(), Origin::Seed)];
-    if !recorded.is_empty() {
-        let taken = rollouts.with_recorded(&recorded, brain.label());
-        let extra: Vec<String> = rollouts
-            .recorded_hints_covering(&train)
-            .into_iter()
-            .filter(|h| normalized(h) != normalized(&seed_hint))
-            .filter(|h| general::check(h, &forbidden).is_ok())
-            .take(MAX_RECORDED_SEEDS)
-            .collect();
-        println!(
-            "  recorded: {taken} rollouts reusable, {} more hints recorded on every train scenario join the pool",
-            extra.len()
-        );
-        seeds.extend(extra.into_iter().map(|h| (h, Origin::Recorded)));
-    }
-    let mut progress = Stderr::new();
-    let settings = Settings {
-        optimizer,
-        budget: args.budget,
-        minibatch: args.minibatch,
-        seed: args.seed,
-        max_merges: args.max_merges,
-        patience: args.patience,
-        dedupe_by_strategy: brain == BrainKind::Runbook,
-    };
-    let run = Run::new(
-        settings,
-        rollouts,
-        reflector.as_ref(),
-        &mut progress,
-        forbidden,
-        train,
-        validation,
-    )?;
-    let outcome = match optimizer {
-        Optimizer::Gepa => gepa::optimize(run, seeds).await?,
-        Optimizer::Iterative => iterative::optimize(run, seeds).await?,
-    };
-    drop(progress);
-    let result = BestHint::from_outcome(
-        &outcome,
-        brain.label(),
-        args.seed,
-        &recorder.run_id,
-        &catalog_path
+    let request = learn::Request {
+        settings: Settings {
+            optimizer,
+            budget: args.budget,
+            minibatch: args.minibatch,
+            seed: args.seed,
+            max_merges: args.max_merges,
+            patience: args.patience,
+            dedupe_by_strategy: args.brain == BrainKind::Runbook,
+        },
+        brain: args.brain,
+        policy,
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        recorded,
+        notes,
+        catalog_origin: catalog_path
             .as_ref()
             .map_or("(built-in)".to_string(), |p| p.display().to_string()),
-        artifacts::now(),
-    );
-    let last = artifacts::dir(&paths.artifacts_dir, optimizer).join(LAST_RUN);
-    result.write(&last)?;
-    print!("{}", summary(&outcome, &result));
-    let usage = reflector.usage();
+        run_id: recorder.run_id.clone(),
+        artifacts_dir: paths.artifacts_dir.clone(),
+    };
+    let mut progress = Stderr::new();
+    let learned = learn::learn(env, request, &mut progress, &mut |line| println!("{line}")).await;
+    drop(progress);
+    let learned = learned?;
+    print!("{}", summary(&learned.outcome, &learned.result));
+    let usage = learned.reflection;
     if usage.prompt + usage.completion > 0 {
         println!(
             "reflection tokens: {} prompt + {} completion",
             usage.prompt, usage.completion
         );
     }
-    println!("result: {}", last.display());
+    println!("result: {}", learned.last_run.display());
     println!(
         "trajectories: {}",
         trajectory::run_file(&recorder.artifacts_dir, &recorder.run_id).display()
     );
     Ok(Learned {
-        result,
-        episodes: episodes_of(&outcome),
+        result: learned.result,
+        episodes: learned.episodes,
         paths,
         to_policy: target,
     })
+}
+
+/// The runs recorded under `dir`, with a warning for what was skipped.
+fn recorded_in(dir: &std::path::Path) -> anyhow::Result<Vec<TrajectoryLine>> {
+    let (lines, malformed) = trajectory::read_runs(dir)
+        .with_context(|| format!("cannot read recorded runs in {}", dir.display()))?;
+    if malformed > 0 {
+        eprintln!(
+            "warning: {malformed} malformed lines in {} were skipped",
+            dir.display()
+        );
+    }
+    if lines.is_empty() {
+        eprintln!(
+            "warning: no recorded trajectories in {}; every rollout will be fresh",
+            dir.display()
+        );
+    }
+    Ok(lines)
 }
 
 /// The cluster Policy `--to-policy` names, checked before any rollout.
@@ -408,18 +329,6 @@ fn usable_from_cluster(lines: Vec<TrajectoryLine>, train: &[String]) -> Vec<Traj
         .collect()
 }
 
-/// Every trajectory the optimization ran or reused.
-fn episodes_of(outcome: &Outcome) -> Vec<TrajectoryLine> {
-    outcome
-        .pool
-        .candidates
-        .iter()
-        .flat_map(|c| c.train.iter())
-        .chain(outcome.validated.iter().flat_map(|(_, r)| r.iter()))
-        .map(|r| r.line.clone())
-        .collect()
-}
-
 fn summary(outcome: &Outcome, result: &BestHint) -> String {
     let mut out = format!(
         "\n{} rollouts used of {} ({} reused from recordings); {} proposals evaluated, {} kept ({} merges)\n",
@@ -461,15 +370,6 @@ fn summary(outcome: &Outcome, result: &BestHint) -> String {
         result.hint
     ));
     out
-}
-
-fn one_line(text: &str, max: usize) -> String {
-    let flat = normalized(text);
-    if flat.chars().count() > max {
-        format!("{}…", flat.chars().take(max).collect::<String>())
-    } else {
-        flat
-    }
 }
 
 #[cfg(test)]

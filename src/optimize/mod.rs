@@ -20,6 +20,7 @@ pub mod feedback;
 pub mod general;
 pub mod gepa;
 pub mod iterative;
+pub mod learn;
 pub mod merge;
 pub mod pareto;
 pub mod pool;
