@@ -17,13 +17,10 @@ use crate::trajectory;
 /// Where artifacts go and how this run is named.
 #[derive(Debug, Args, Clone)]
 pub struct Recording {
+    // No `--out` alias: `--out` names a file wherever it appears (`skill
+    // distill --out SKILL.md`); a directory is always `--artifacts-dir`.
     /// Where runs/, gepa/ and other artifacts live.
-    #[arg(
-        long,
-        visible_alias = "out",
-        default_value = "artifacts",
-        env = "REMEDIATOR_ARTIFACTS"
-    )]
+    #[arg(long, default_value = "artifacts", env = "REMEDIATOR_ARTIFACTS")]
     pub artifacts_dir: PathBuf,
     /// The distilled runbook the optimized policy follows when it exists.
     #[arg(
