@@ -1,18 +1,17 @@
 //! `remediator run`: one incident (or every Incident in a manifest)
 //! locally, printed as the Incident the operator would write.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::{ArgGroup, Args, ValueEnum};
 use kube::api::ObjectMeta;
 
 use super::common::{self, Recording};
 use crate::agent::confirm;
 use crate::crd::{BrainKind, Incident, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef};
-use crate::local::{self, LocalIncident};
-use crate::policy::{self, Overrides, Paths, ResolvedPolicy};
+use crate::local::{self, LocalIncident, plan};
+use crate::policy::Overrides;
 use crate::risk::RiskLevel;
 use crate::{manifest, trajectory};
 
@@ -122,17 +121,13 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
     let paths = args.recording.paths()?;
     let overrides = args.overrides.to_overrides();
     let incidents = match &args.file {
-        Some(file) => from_manifest(file, &overrides, &paths)?,
+        Some(file) => {
+            let manifests = manifest::load(file)?;
+            plan::from_manifests(manifests, &file.display().to_string(), &overrides, &paths)?
+        }
         None => {
             let scenario = args.scenario.clone().unwrap_or_default();
-            let policy = policy::resolve(&args.policy, &overrides, &paths)?;
-            vec![LocalIncident {
-                name: name_for(&scenario),
-                scenario,
-                policy,
-                classifier_off: false,
-                keep: false,
-            }]
+            vec![plan::one(&scenario, &args.policy, &overrides, &paths)?]
         }
     };
     let incidents = incidents
@@ -183,52 +178,6 @@ pub async fn run(catalog_path: Option<PathBuf>, args: RunArgs) -> anyhow::Result
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn from_manifest(
-    file: &Path,
-    overrides: &Overrides,
-    paths: &Paths,
-) -> anyhow::Result<Vec<LocalIncident>> {
-    let manifests = manifest::load(file)?;
-    if manifests.incidents.is_empty() {
-        bail!("{} has no Incident to run", file.display());
-    }
-    let mut planned = Vec::new();
-    for incident in manifests.incidents {
-        let name = incident
-            .metadata
-            .name
-            .clone()
-            .unwrap_or_else(|| name_for(&incident.spec.scenario));
-        let wanted = &incident.spec.policy_ref.name;
-        let policy: ResolvedPolicy = match manifests
-            .policies
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(wanted))
-        {
-            Some(found) => policy::from_spec(wanted, &found.spec, overrides, paths)?,
-            None if wanted == "baseline" || wanted == "optimized" => {
-                policy::resolve(wanted, overrides, paths)?
-            }
-            None => bail!(
-                "Incident {name} refers to Policy `{wanted}`, which is not in {}; add it to the file or name baseline/optimized",
-                file.display()
-            ),
-        };
-        planned.push(LocalIncident {
-            name,
-            scenario: incident.spec.scenario,
-            policy,
-            classifier_off: false,
-            keep: false,
-        });
-    }
-    Ok(planned)
-}
-
-fn name_for(scenario: &str) -> String {
-    scenario.replace('_', "-")
 }
 
 pub fn incident_object(

@@ -6,6 +6,7 @@
 //! and [`record`] (the trajectory line).
 
 mod conclude;
+pub mod plan;
 mod provision;
 mod record;
 
