@@ -34,7 +34,7 @@ use remediator::operator::objects::{self, Settings};
 use remediator::operator::scorecard;
 use remediator::operator::session::Session;
 use remediator::operator::status_writer::StatusWriter;
-use remediator::operator::stores::Stores;
+use remediator::operator::stores::{Keep, Stores};
 use remediator::protocol::Task;
 use remediator::sandbox::{Containment, Layer};
 use remediator::scenario::Catalog;
@@ -106,8 +106,10 @@ impl Store {
 
     /// What a watch of `path`'s kind would deliver for `object`.
     fn deliver(&self, path: &str, object: &Value) {
-        fn applied<K: serde::de::DeserializeOwned>(object: &Value) -> watcher::Event<K> {
-            watcher::Event::Apply(serde_json::from_value(object.clone()).unwrap())
+        fn applied<K: serde::de::DeserializeOwned + Keep>(object: &Value) -> watcher::Event<K> {
+            let mut object: K = serde_json::from_value(object.clone()).unwrap();
+            object.keep_what_is_read();
+            watcher::Event::Apply(object)
         }
         let mut watches = self.watches.lock().unwrap();
         if path.contains("/incidents/") {

@@ -30,7 +30,7 @@ use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
 use super::objects::Settings;
 use super::status_writer::StatusWriter;
-use super::stores::Stores;
+use super::stores::{Keep, Stores};
 use crate::crd::{FIELD_MANAGER, Incident, Policy};
 use crate::scenario::Catalog;
 
@@ -71,6 +71,7 @@ fn owned_objects<K>(
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: kube::Resource<DynamicType = ()>
+        + Keep
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
@@ -79,7 +80,8 @@ where
         + 'static,
 {
     let owned = watcher::Config::default().labels(OWNED);
-    reflector::reflector(store, watcher(api, owned)).touched_objects()
+    let watched = watcher(api, owned).modify(Keep::keep_what_is_read);
+    reflector::reflector(store, watched).touched_objects()
 }
 
 fn api_for<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -241,14 +243,14 @@ pub async fn run(
     let reflect_incidents = tokio::spawn(
         reflector::reflector(
             incident_writer,
-            watcher(incidents.clone(), watcher::Config::default()),
+            watcher(incidents.clone(), watcher::Config::default()).modify(Keep::keep_what_is_read),
         )
         .for_each(|_| async {}),
     );
     let reflect_policies = tokio::spawn(
         reflector::reflector(
             policy_writer,
-            watcher(policies.clone(), watcher::Config::default()),
+            watcher(policies.clone(), watcher::Config::default()).modify(Keep::keep_what_is_read),
         )
         .for_each(|_| async {}),
     );

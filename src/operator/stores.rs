@@ -71,13 +71,65 @@ impl Stores {
     }
 }
 
+/// What a store keeps of an object: what a reconcile reads, nothing else
+/// (a Pod's or Job's spec is the operator's own and never read back; the
+/// server's field bookkeeping is never read at all). A thousand incidents'
+/// objects then cost a fraction of their full size.
+pub trait Keep {
+    fn keep_what_is_read(&mut self);
+}
+
+/// The Incident store serves the Policy scorecards and the approval
+/// gauges; a reconcile reads its Incident afresh, so the episode and the
+/// action records (most of a status) are not kept here.
+impl Keep for Incident {
+    fn keep_what_is_read(&mut self) {
+        self.metadata.managed_fields = None;
+        if let Some(status) = &mut self.status {
+            status.session = None;
+            status.actions = Vec::new();
+        }
+    }
+}
+
+impl Keep for Policy {
+    fn keep_what_is_read(&mut self) {
+        self.metadata.managed_fields = None;
+    }
+}
+
+impl Keep for Pod {
+    fn keep_what_is_read(&mut self) {
+        self.metadata.managed_fields = None;
+        self.spec = None;
+    }
+}
+
+impl Keep for Job {
+    fn keep_what_is_read(&mut self) {
+        self.metadata.managed_fields = None;
+        self.spec = None;
+    }
+}
+
+impl Keep for Secret {
+    fn keep_what_is_read(&mut self) {
+        self.metadata.managed_fields = None;
+        self.string_data = None;
+        if let Some(data) = &mut self.data {
+            data.retain(|key, _| key == super::objects::TOKEN_KEY);
+        }
+    }
+}
+
 fn filled<K>(objects: Vec<K>) -> Store<K>
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()> + Clone + Keep + 'static,
 {
     let (store, mut writer) = reflector::store();
     writer.apply_watcher_event(&watcher::Event::Init);
-    for object in objects {
+    for mut object in objects {
+        object.keep_what_is_read();
         writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
