@@ -13,7 +13,8 @@ use super::session::Session;
 use crate::action::Action;
 use crate::agent::episode::{Approval, Episode, EpisodeConfig, Waiting};
 use crate::crd::{
-    Incident, IncidentPhase, IncidentSpec, IncidentStatus, Policy, PolicyRef, PolicySpec,
+    ActionRecord, Decision, Incident, IncidentPhase, IncidentSpec, IncidentStatus, Policy,
+    PolicyRef, PolicySpec,
 };
 use crate::protocol::Task;
 use crate::risk::SecurityRisk;
@@ -115,6 +116,23 @@ impl IncidentBuilder {
 
     fn status(&mut self) -> &mut IncidentStatus {
         self.0.status.get_or_insert_with(Default::default)
+    }
+}
+
+/// An `exec` step the gate allowed at LOW that exited 0.
+pub fn action_record(step: u32, command: &str) -> ActionRecord {
+    ActionRecord {
+        step,
+        kind: "exec".into(),
+        command: command.into(),
+        declared_risk: None,
+        risk: SecurityRisk::Low,
+        decision: Decision::Allowed,
+        decided_by: "gate".into(),
+        reason: None,
+        rolled_back: None,
+        exit_code: Some(0),
+        duration_ms: 3,
     }
 }
 

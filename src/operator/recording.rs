@@ -93,12 +93,10 @@ mod tests {
     use super::*;
     use crate::action::Action;
     use crate::crd::{
-        ActionRecord, AgentInfo, Decision, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef,
-        Verification,
+        AgentInfo, IncidentPhase, IncidentSpec, IncidentStatus, PolicyRef, Verification,
     };
     use crate::protocol::Feedback;
     use crate::protocol::Observation;
-    use crate::risk::SecurityRisk;
 
     fn at(ms: i64) -> Time {
         Time(Timestamp::from_millisecond(ms).unwrap())
@@ -116,19 +114,7 @@ mod tests {
             },
         );
         incident.metadata.namespace = Some("team".into());
-        let record = |step: u32, command: &str| ActionRecord {
-            step,
-            kind: "exec".into(),
-            command: command.into(),
-            declared_risk: None,
-            risk: SecurityRisk::Low,
-            decision: Decision::Allowed,
-            decided_by: "gate".into(),
-            reason: None,
-            rolled_back: None,
-            exit_code: Some(0),
-            duration_ms: 3,
-        };
+        let record = crate::operator::fixtures::action_record;
         incident.status = Some(IncidentStatus {
             phase: IncidentPhase::Resolved,
             steps: 2,

@@ -3,25 +3,8 @@
 
 use super::*;
 use crate::crd::conditions::{EVENT_PROVISIONING, REASON_RECORDING_FAILED, TRAJECTORY_RECORDED};
-use crate::crd::{Decision, IncidentPhase, PolicySpec};
+use crate::crd::{IncidentPhase, PolicySpec};
 use crate::operator::fixtures::*;
-use crate::risk::SecurityRisk;
-
-fn record(step: u32, command: &str) -> ActionRecord {
-    ActionRecord {
-        step,
-        kind: "exec".into(),
-        command: command.into(),
-        declared_risk: None,
-        risk: SecurityRisk::Low,
-        decision: Decision::Allowed,
-        decided_by: "gate".into(),
-        reason: None,
-        rolled_back: None,
-        exit_code: Some(0),
-        duration_ms: 12,
-    }
-}
 
 fn remediating(session: &Session, actions: Vec<ActionRecord>) -> Incident {
     let mut incident = Incident::test("stale_lockfile")
@@ -36,8 +19,8 @@ fn remediating(session: &Session, actions: Vec<ActionRecord>) -> Incident {
 fn a_steps_outcome_is_appended_with_the_session_and_counted() {
     let mut session = session(PolicySpec::default());
     session.episode.steps = 2;
-    let incident = remediating(&session, vec![record(1, "cat service.conf")]);
-    let records = [record(2, "ls -la")];
+    let incident = remediating(&session, vec![action_record(1, "cat service.conf")]);
+    let records = [action_record(2, "ls -la")];
     let change = Change::Steps {
         session: &session,
         records: &records,
