@@ -116,17 +116,10 @@ pub async fn run(
     };
     let provisioned = match provision::provision(incident, env, &scenario).await {
         Ok(provisioned) => provisioned,
-        Err(failure) => {
-            let status = failed(&failure, started_at, agent);
-            return record::finish(
-                incident,
-                env,
-                status,
-                &scenario.symptom,
-                Vec::new(),
-                started_ms,
-            )
-            .await;
+        Err(not) => {
+            let status = failed(&not.failure, started_at, agent);
+            return record::finish(incident, env, status, &not.symptom, Vec::new(), started_ms)
+                .await;
         }
     };
     let remediated = remediate(

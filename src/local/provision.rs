@@ -17,6 +17,13 @@ use crate::verify;
 use crate::workspace::journal::Journal;
 use crate::workspace::{Guard, Local, LocalService};
 
+/// Why provisioning failed, and the symptom as far as it was rendered
+/// (with the service's port once it had one), for the record.
+pub(super) struct NotProvisioned {
+    pub failure: Failure,
+    pub symptom: String,
+}
+
 /// A running incident, ready for its agent.
 pub(super) struct Provisioned {
     pub service: RunningService,
@@ -32,13 +39,16 @@ pub(super) async fn provision(
     incident: &LocalIncident,
     env: &Environment,
     scenario: &Scenario,
-) -> Result<Provisioned, Failure> {
+) -> Result<Provisioned, NotProvisioned> {
     let spec = &incident.policy.spec;
     let service = env
         .launch
         .start(&env.catalog, &scenario.id)
         .await
-        .map_err(|e| provisioning_failed(e.to_string()))?;
+        .map_err(|e| NotProvisioned {
+            failure: provisioning_failed(e.to_string()),
+            symptom: scenario.symptom.clone(),
+        })?;
     let address = service.address;
     let (before, detail) = verify::probe(address, &scenario.verify.path, 1).await;
     let fault = FaultObservation {
@@ -77,7 +87,10 @@ pub(super) async fn provision(
         Ok(workspace) => workspace,
         Err(failure) => {
             service.stop().await;
-            return Err(failure);
+            return Err(NotProvisioned {
+                failure,
+                symptom: task.symptom,
+            });
         }
     };
     Ok(Provisioned {

@@ -4,7 +4,6 @@
 //! where the phase needs them), decide, and apply (objects created, the
 //! status written through the one [`StatusWriter`], calls into the engine).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::backoff::Backoff;
+use super::bounded::{API_TIMEOUT, ApiError, call};
 use super::engine::{Engine, EngineError};
 use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
@@ -55,10 +55,10 @@ pub struct Context {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("the Kubernetes API did not answer within {}s", .0.as_secs())]
-    Timeout(Duration),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("the operator's caches did not fill within {}s (can it list and watch?)", .0.as_secs())]
+    CachesNotReady(Duration),
     #[error("{0}")]
     Engine(#[from] EngineError),
 }
@@ -119,25 +119,19 @@ async fn create<K>(api: Api<K>, object: &K) -> Result<(), Error>
 where
     K: Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    match call(api.create(&PostParams::default(), object)).await {
+    match call(api.create(&PostParams::default(), object))
+        .await
+        .map_err(Error::from)
+    {
         Ok(_) => Ok(()),
         // Created already (by a reconcile the watch has not shown yet).
-        Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(()),
+        Err(Error::Api(ApiError::Kube(kube::Error::Api(e)))) if e.code == 409 => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// How long one API request may take before the reconcile gives up on it
-/// (and is retried by the error policy).
-const API_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// An API request, bounded by [`API_TIMEOUT`].
-async fn call<T>(request: impl Future<Output = kube::Result<T>>) -> Result<T, Error> {
-    tokio::time::timeout(API_TIMEOUT, request)
-        .await
-        .map_err(|_| Error::Timeout(API_TIMEOUT))?
-        .map_err(Error::Kube)
-}
+/// How long a reconcile waits for the watches' first lists.
+const CACHES_WAIT: Duration = Duration::from_secs(30);
 
 /// Times one reconcile, however it ends.
 struct ReconcileTimer<'a> {
@@ -167,8 +161,8 @@ pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Act
     );
     // Decide nothing on a partial view: a Pod the watch has not listed yet
     // is not a Pod gone.
-    if ctx.stores.wait_until_ready().await.is_err() {
-        return Ok(Action::requeue(Duration::from_secs(1)));
+    if !ctx.stores.ready_within(CACHES_WAIT).await {
+        return Err(Error::CachesNotReady(CACHES_WAIT));
     }
     let result = reconcile_locked(&key, &ctx).instrument(span).await;
     if result.is_ok() {
@@ -211,13 +205,31 @@ impl Observation {
     }
 }
 
-/// Gathers what the incident needs decided on: its owned objects and its
-/// Policy from the stores, the sidecar's containment while provisioning,
-/// and the service's health when the phase asks for a probe.
-async fn observe(ctx: &Context, key: &IncidentKey, incident: &Incident) -> Observation {
+/// Gathers what the incident needs decided on: its owned objects from
+/// the stores, its Policy (read afresh until the episode pins it: a Policy
+/// tightened a moment ago must not be pinned as it was), the sidecar's
+/// containment while provisioning, and the service's health when the phase
+/// asks for a probe.
+async fn observe(
+    ctx: &Context,
+    key: &IncidentKey,
+    incident: &Incident,
+) -> Result<Observation, Error> {
     let stores = &ctx.stores;
     let ns = &key.namespace;
-    let policy = find(&stores.policies, ns, &incident.spec.policy_ref.name);
+    let session: Option<Session> = incident
+        .status
+        .as_ref()
+        .and_then(|s| s.session.clone())
+        .and_then(|v| serde_json::from_value(v).ok());
+    let policy_name = &incident.spec.policy_ref.name;
+    let policy = match &session {
+        Some(_) => find(&stores.policies, ns, policy_name),
+        None => {
+            let policies: Api<Policy> = Api::namespaced(ctx.client.clone(), ns);
+            call(policies.get_opt(policy_name)).await?.map(Arc::new)
+        }
+    };
     let pod = find(&stores.pods, ns, &objects::pod_name(&key.name)).map(|p| pod_view(&p));
     let job = find(&stores.jobs, ns, &objects::job_name(&key.name)).map(|j| job_view(&j));
     let has_agent_secret =
@@ -228,11 +240,6 @@ async fn observe(ctx: &Context, key: &IncidentKey, incident: &Incident) -> Obser
         &objects::sandbox_secret_name(&key.name),
     )
     .is_some();
-    let session: Option<Session> = incident
-        .status
-        .as_ref()
-        .and_then(|s| s.session.clone())
-        .and_then(|v| serde_json::from_value(v).ok());
     let phase = incident
         .status
         .as_ref()
@@ -256,14 +263,17 @@ async fn observe(ctx: &Context, key: &IncidentKey, incident: &Incident) -> Obser
                 .get(&incident.spec.scenario)
                 .map(|s| s.verify.path.clone())
                 .unwrap_or_else(|_| "/health".into());
-            match format!("{ip}:{}", ctx.settings.service_port).parse() {
-                Ok(address) => Some(crate::verify::probe(address, &path, consecutive).await),
+            match ip.parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    let address = std::net::SocketAddr::new(ip, ctx.settings.service_port);
+                    Some(crate::verify::probe(address, &path, consecutive).await)
+                }
                 Err(_) => None,
             }
         }
         None => None,
     };
-    Observation {
+    Ok(Observation {
         policy,
         pod,
         job,
@@ -274,7 +284,7 @@ async fn observe(ctx: &Context, key: &IncidentKey, incident: &Incident) -> Obser
         containment,
         now: Time(k8s_openapi::jiff::Timestamp::now()),
         now_ms: now_ms(),
-    }
+    })
 }
 
 async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Error> {
@@ -287,7 +297,7 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
             ctx.engine.forget(key);
             return Ok(Action::await_change());
         };
-        let observation = observe(ctx, key, &incident).await;
+        let observation = observe(ctx, key, &incident).await?;
         let plan = reconcile::decide(&observation.observed(&incident, &ctx.catalog));
         apply_objects(ctx, key, &incident, &plan, &observation).await?;
         let pinned = pinned(&plan);
@@ -296,7 +306,7 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
             pinned: pinned.as_ref(),
             events: plan.events.clone(),
         };
-        call(ctx.writer.write(&incident, change)).await?;
+        ctx.writer.write(&incident, change).await?;
         (plan, incident, observation)
     };
     apply_engine_calls(ctx, key, &plan).await?;
@@ -394,7 +404,7 @@ async fn undo(ctx: &Context, key: &IncidentKey, step: u32) -> Result<(), Error> 
         before_step: step,
         answer: answer.map_err(|e| e.to_string()),
     };
-    call(ctx.writer.write(&incident, change)).await?;
+    ctx.writer.write(&incident, change).await?;
     Ok(())
 }
 
@@ -459,7 +469,7 @@ async fn record(
         reason,
         message,
     };
-    call(ctx.writer.write(&fresh, change)).await?;
+    ctx.writer.write(&fresh, change).await?;
     Ok(())
 }
 
@@ -500,15 +510,20 @@ pub async fn reconcile_policy(policy: Arc<Policy>, ctx: Arc<Context>) -> Result<
         ))
         .await?;
     }
+    ctx.policy_backoff.succeeded(&policy_key(&policy));
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+fn policy_key(policy: &Policy) -> IncidentKey {
+    IncidentKey {
+        namespace: policy.namespace().unwrap_or_default(),
+        name: policy.name_any(),
+    }
 }
 
 pub fn policy_error_policy(policy: Arc<Policy>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_errors.inc();
-    let key = IncidentKey {
-        namespace: policy.namespace().unwrap_or_default(),
-        name: policy.name_any(),
-    };
+    let key = policy_key(&policy);
     let retry = ctx.policy_backoff.failed(&key);
     tracing::warn!(policy = %key, retry_s = retry.as_secs(), "policy reconcile failed: {error}");
     Action::requeue(retry)

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
+use super::bounded::call;
 use super::engine::{Access, Backend, BackendError};
 use super::objects::{self, Settings, TOKEN_KEY};
 use super::session::Session;
@@ -38,6 +39,14 @@ fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::Unavailable(e.to_string())
 }
 
+/// `ip:port`, with an IPv6 address in brackets.
+fn pod_address(ip: &str, port: u16) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{ip}:{port}"),
+    }
+}
+
 /// The token a Secret holds, if it holds one.
 fn token_of(secret: &Secret) -> Option<String> {
     secret
@@ -64,7 +73,7 @@ impl KubeBackend {
 
     async fn incident(&self, key: &IncidentKey) -> Result<Option<Incident>, BackendError> {
         let api: Api<Incident> = Api::namespaced(self.client.clone(), &key.namespace);
-        api.get_opt(&key.name).await.map_err(unavailable)
+        call(api.get_opt(&key.name)).await.map_err(unavailable)
     }
 
     async fn caches_ready(&self) -> Result<(), BackendError> {
@@ -98,7 +107,7 @@ impl KubeBackend {
         .and_then(|secret| token_of(&secret))
         .ok_or_else(|| unavailable(format!("the sandbox token of {key} is gone")))?;
         Ok(Remote::new(
-            format!("http://{ip}:{}", self.settings.sandbox_port),
+            format!("http://{}", pod_address(&ip, self.settings.sandbox_port)),
             token,
             uid,
             SANDBOX_TIMEOUT,

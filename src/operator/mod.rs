@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod api;
 pub mod backoff;
+pub mod bounded;
 pub mod controller;
 pub mod engine;
 pub mod fixtures;

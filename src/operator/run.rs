@@ -243,14 +243,18 @@ pub async fn run(
     let reflect_incidents = tokio::spawn(
         reflector::reflector(
             incident_writer,
-            watcher(incidents.clone(), watcher::Config::default()).modify(Keep::keep_what_is_read),
+            watcher(incidents.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(Keep::keep_what_is_read),
         )
         .for_each(|_| async {}),
     );
     let reflect_policies = tokio::spawn(
         reflector::reflector(
             policy_writer,
-            watcher(policies.clone(), watcher::Config::default()).modify(Keep::keep_what_is_read),
+            watcher(policies.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(Keep::keep_what_is_read),
         )
         .for_each(|_| async {}),
     );

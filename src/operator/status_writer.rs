@@ -6,6 +6,7 @@
 //! the operator's field manager, then the metrics and the Events.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -14,6 +15,7 @@ use kube::{Client, Resource};
 use serde_json::json;
 
 use super::annotations;
+use super::bounded::{ApiError, call};
 use super::metrics::Metrics;
 use super::reconcile::EventSpec;
 use super::session::Session;
@@ -22,6 +24,9 @@ use crate::crd::conditions::{REASON_APPROVAL_REQUESTED, TRAJECTORY_RECORDED};
 use crate::crd::{ActionRecord, FIELD_MANAGER, Incident, IncidentStatus, OmittedActions};
 use crate::protocol::UndoAnswer;
 use crate::status::{self, Facts};
+
+/// How long publishing one Event may take.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What happened to an incident.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,11 +253,13 @@ impl StatusWriter {
     }
 
     /// Applies `change` to `incident`, which the caller read afresh under
-    /// the incident's lock (so nothing newer is overwritten).
-    pub async fn write(&self, incident: &Incident, change: Change<'_>) -> kube::Result<()> {
+    /// the incident's lock (so nothing newer is overwritten). Only the
+    /// status apply can fail it; Events are published after it, briefly
+    /// and best-effort.
+    pub async fn write(&self, incident: &Incident, change: Change<'_>) -> Result<(), ApiError> {
         let update = next(incident, change, Time(k8s_openapi::jiff::Timestamp::now()));
         if let Some(status) = &update.status {
-            self.apply(incident, status).await?;
+            call(self.apply(incident, status)).await?;
             if update.ended {
                 self.metrics.record_outcome(&incident.spec.scenario, status);
             }
@@ -272,11 +279,11 @@ impl StatusWriter {
                 action: "Reconcile".into(),
                 secondary: None,
             };
-            // An Event that cannot be published is not worth failing over.
-            let _ = self
-                .recorder
-                .publish(&event, &incident.object_ref(&()))
-                .await;
+            // An Event that cannot be published is not worth failing over,
+            // nor waiting long for.
+            let regarding = incident.object_ref(&());
+            let publish = self.recorder.publish(&event, &regarding);
+            let _ = tokio::time::timeout(EVENT_TIMEOUT, publish).await;
         }
         Ok(())
     }

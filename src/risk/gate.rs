@@ -72,8 +72,11 @@ pub struct GateDecision {
     pub verdict: Verdict,
 }
 
-/// Leave to execute one action at one step. Its fields are private and it
-/// has no public constructor, so nothing but [`Gate::permit`] makes one:
+/// Leave to execute one action at one step. Its fields are private, so
+/// only [`Gate::permit`] issues one, and [`Permit::relayed`] rebuilds the
+/// gate's permit where it crosses the wire, for a caller that presents the
+/// executor's own token (a secret only the operator holds); there is no
+/// other way to make one:
 ///
 /// ```compile_fail
 /// use remediator::action::Action;

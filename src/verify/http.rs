@@ -34,8 +34,9 @@ fn client() -> &'static reqwest::Client {
     })
 }
 
-/// `GET path` at `addr`: the status and at most `cap` characters of the
-/// body (chunked or not); the rest is not read.
+/// `GET path` at `addr`: the status and the body's first `cap` bytes
+/// (chunked or not, cut at a character boundary); the rest is not read. A
+/// body that breaks off keeps what came and the status.
 pub async fn http_get(addr: SocketAddr, path: &str, cap: usize) -> std::io::Result<HttpAnswer> {
     if !is_request_path(path) {
         return Err(std::io::Error::new(
@@ -49,18 +50,28 @@ pub async fn http_get(addr: SocketAddr, path: &str, cap: usize) -> std::io::Resu
         .await
         .map_err(io_error)?;
     let status = response.status().as_u16();
-    // A character is at most 4 bytes: this many bytes hold `cap` of them.
-    let byte_cap = cap.saturating_mul(4);
     let mut raw = Vec::new();
-    while raw.len() < byte_cap {
-        match response.chunk().await.map_err(io_error)? {
-            Some(chunk) => raw.extend_from_slice(&chunk),
-            None => break,
+    while raw.len() < cap {
+        match response.chunk().await {
+            Ok(Some(chunk)) => raw.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
         }
     }
-    raw.truncate(byte_cap);
-    let body = String::from_utf8_lossy(&raw).chars().take(cap).collect();
-    Ok(HttpAnswer { status, body })
+    raw.truncate(cap);
+    Ok(HttpAnswer {
+        status,
+        body: text_of(raw),
+    })
+}
+
+/// The bytes as text, without a character the cap cut in two.
+fn text_of(mut raw: Vec<u8>) -> String {
+    if let Err(e) = std::str::from_utf8(&raw)
+        && e.error_len().is_none()
+    {
+        raw.truncate(e.valid_up_to());
+    }
+    String::from_utf8_lossy(&raw).into_owned()
 }
 
 fn io_error(error: reqwest::Error) -> std::io::Error {
@@ -84,6 +95,13 @@ fn io_error(error: reqwest::Error) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_character_is_dropped_and_bad_bytes_are_replaced() {
+        assert_eq!(text_of("héllo".as_bytes()[..2].to_vec()), "h");
+        assert_eq!(text_of(b"ok\xffok".to_vec()), "ok\u{fffd}ok");
+        assert_eq!(text_of(b"plain".to_vec()), "plain");
+    }
 
     #[test]
     fn only_plain_paths_are_requested() {

@@ -279,9 +279,12 @@ async fn a_new_incident_gets_its_secrets_and_pod_then_provisioning_status_and_an
     let new = incident(None);
     let reconcile = tokio::spawn(reconcile(Arc::new(new.clone()), ctx.clone()));
 
-    // One read, of the Incident; the Policy and the owned objects come from
-    // the stores (the Policy there, no Pod, Job or Secret yet).
+    // The Incident and, until the episode pins it, its Policy are read
+    // afresh; the owned objects come from the stores (none yet). Before the
+    // stores, this reconcile also read the Pod, the Job and both Secrets.
     api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&new)))
+        .await;
+    api.get(&format!("{POLICIES}/careful"), Some(to_value(&policy())))
         .await;
 
     let mut tokens = Vec::new();
@@ -355,6 +358,7 @@ async fn a_missing_policy_is_reported_and_retried_and_nothing_is_created() {
     let reconcile = tokio::spawn(reconcile(Arc::new(new.clone()), ctx.clone()));
     api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&new)))
         .await;
+    api.get(&format!("{POLICIES}/careful"), None).await;
     let (status, event) = status_and_event(&mut api).await;
     assert_eq!(status["phase"], "Pending");
     assert_eq!(status["reason"], "PolicyNotFound");
@@ -421,6 +425,8 @@ async fn a_remediating_incident_without_its_job_gets_one_and_no_status_write() {
     edited.metadata.generation = Some(5);
     let (ctx, mut api) = context(Cluster::with_policy(edited).provisioned("10.0.0.7"));
     let reconcile = tokio::spawn(reconcile(Arc::new(running.clone()), ctx.clone()));
+    // One read: the episode has pinned its Policy, the rest is in the
+    // stores. Before the stores, this reconcile made six.
     api.get(&format!("{INCIDENTS}/checkout"), Some(to_value(&running)))
         .await;
     let job = created(&mut api, JOBS).await;
