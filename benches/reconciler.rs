@@ -23,11 +23,10 @@ use kube::runtime::reflector;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use remediator::agent::episode::{Episode, EpisodeConfig};
-use remediator::crd::{
-    Incident, IncidentPhase, IncidentSpec, IncidentStatus, Policy, PolicyRef, PolicySpec,
-};
+use remediator::crd::{Incident, IncidentPhase, IncidentStatus, Policy, PolicySpec};
 use remediator::operator::controller::{self, Context};
 use remediator::operator::engine::Engine;
+use remediator::operator::fixtures;
 use remediator::operator::kube_backend::KubeBackend;
 use remediator::operator::metrics::Metrics;
 use remediator::operator::objects::{self, Settings};
@@ -226,19 +225,10 @@ fn incident(i: usize) -> Incident {
         "bad_env_config",
         "readiness_probe_fail",
     ];
-    let mut incident = Incident::new(
-        &format!("inc-{i:04}"),
-        IncidentSpec {
-            scenario: scenarios[i % scenarios.len()].into(),
-            policy_ref: PolicyRef {
-                name: "optimized".into(),
-            },
-        },
-    );
-    incident.metadata.namespace = Some(NS.into());
-    incident.metadata.uid = Some(format!("uid-{i:04}"));
-    incident.metadata.generation = Some(1);
-    incident
+    Incident::test(scenarios[i % scenarios.len()])
+        .named(NS, &format!("inc-{i:04}"))
+        .with_uid(&format!("uid-{i:04}"))
+        .build()
 }
 
 fn remediating_status() -> Value {
@@ -345,9 +335,7 @@ async fn main() {
     let rss_at_start = procs::status_kib("VmRSS:");
     let (store, stores) = Store::new();
     let store = Arc::new(store);
-    let mut policy = Policy::new("optimized", PolicySpec::default());
-    policy.metadata.namespace = Some(NS.into());
-    policy.metadata.generation = Some(1);
+    let policy = fixtures::policy_in(NS, "optimized", PolicySpec::default(), 1);
     store.put(
         "/apis/remediator.dev/v1alpha1/namespaces/bench/policies/optimized".into(),
         serde_json::to_value(&policy).unwrap(),

@@ -138,8 +138,13 @@ pub fn action_record(step: u32, command: &str) -> ActionRecord {
 
 /// Policy `optimized` in namespace `ns` at `generation`.
 pub fn policy(spec: PolicySpec, generation: i64) -> Policy {
-    let mut policy = Policy::new("optimized", spec);
-    policy.metadata.namespace = Some("ns".into());
+    policy_in("ns", "optimized", spec, generation)
+}
+
+/// Policy `name` in `namespace` at `generation`.
+pub fn policy_in(namespace: &str, name: &str, spec: PolicySpec, generation: i64) -> Policy {
+    let mut policy = Policy::new(name, spec);
+    policy.metadata.namespace = Some(namespace.into());
     policy.metadata.generation = Some(generation);
     policy
 }

@@ -12,7 +12,7 @@ use tower_test::mock::{Handle, SendResponse};
 
 use super::*;
 use crate::agent::episode::{Episode, EpisodeConfig};
-use crate::crd::{IncidentSpec, IncidentStatus, PolicyRef, PolicySpec};
+use crate::crd::{IncidentStatus, PolicySpec};
 use crate::protocol::Task;
 use crate::sandbox::{Containment, Layer};
 
@@ -191,29 +191,22 @@ fn context_of(cluster: Cluster, settings: Settings) -> (Arc<Context>, ApiServer)
     (Arc::new(ctx), ApiServer(handle))
 }
 
+/// Incident `shop/checkout` of `stale_lockfile`, following Policy `careful`.
 fn incident(status: Option<IncidentStatus>) -> Incident {
-    let mut incident = Incident::new(
-        "checkout",
-        IncidentSpec {
-            scenario: "stale_lockfile".into(),
-            policy_ref: PolicyRef {
-                name: "careful".into(),
-            },
-        },
-    );
-    incident.metadata.namespace = Some("shop".into());
-    incident.metadata.uid = Some("0b5e-uid".into());
-    incident.metadata.generation = Some(1);
-    incident.metadata.resource_version = Some("100".into());
-    incident.status = status;
-    incident
+    let builder = Incident::test("stale_lockfile")
+        .named("shop", "checkout")
+        .following("careful")
+        .with_uid("0b5e-uid")
+        .with_resource_version("100");
+    match status {
+        Some(status) => builder.with_status(status),
+        None => builder,
+    }
+    .build()
 }
 
 fn policy() -> Policy {
-    let mut policy = Policy::new("careful", PolicySpec::default());
-    policy.metadata.namespace = Some("shop".into());
-    policy.metadata.generation = Some(4);
-    policy
+    crate::operator::fixtures::policy_in("shop", "careful", PolicySpec::default(), 4)
 }
 
 fn to_value(object: &impl serde::Serialize) -> Value {
