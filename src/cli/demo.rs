@@ -76,7 +76,7 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
             "  {:<9} hint ({}): {}",
             policy.name,
             policy.hint.source.as_str(),
-            one_line(&policy.hint.text, 100)
+            crate::optimize::learn::one_line(&policy.hint.text, 100)
         );
     }
     println!("  sandbox:  {}", env.sandbox.containment().summary());
@@ -218,15 +218,6 @@ async fn learn_and_compare(
         dir = dir.display()
     );
     Ok(card.all_fixed())
-}
-
-fn one_line(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max {
-        format!("{}…", flat.chars().take(max).collect::<String>())
-    } else {
-        flat
-    }
 }
 
 fn scorecard(rows: &[Row], policies: &[&str]) -> String {

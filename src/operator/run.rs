@@ -84,6 +84,27 @@ where
     reflector::reflector(store, watched).touched_objects()
 }
 
+/// Keeps `store` filled from a watch of every object of its kind, until
+/// aborted; a failing watch backs off.
+async fn cached<K>(store: reflector::store::Writer<K>, api: Api<K>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Keep
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let watched = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(Keep::keep_what_is_read);
+    reflector::reflector(store, watched)
+        .for_each(|_| async {})
+        .await;
+}
+
 fn api_for<K>(client: &Client, namespace: &Option<String>) -> Api<K>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
@@ -240,24 +261,8 @@ pub async fn run(
     let _ = seen.set(incident_cache.clone());
     let incidents: Api<Incident> = api_for(&client, &config.namespace);
     let policies: Api<Policy> = api_for(&client, &config.namespace);
-    let reflect_incidents = tokio::spawn(
-        reflector::reflector(
-            incident_writer,
-            watcher(incidents.clone(), watcher::Config::default())
-                .default_backoff()
-                .modify(Keep::keep_what_is_read),
-        )
-        .for_each(|_| async {}),
-    );
-    let reflect_policies = tokio::spawn(
-        reflector::reflector(
-            policy_writer,
-            watcher(policies.clone(), watcher::Config::default())
-                .default_backoff()
-                .modify(Keep::keep_what_is_read),
-        )
-        .for_each(|_| async {}),
-    );
+    let reflect_incidents = tokio::spawn(cached(incident_writer, incidents.clone()));
+    let reflect_policies = tokio::spawn(cached(policy_writer, policies.clone()));
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: config.settings.clone(),
