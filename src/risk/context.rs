@@ -91,6 +91,17 @@ impl Ctx<'_> {
     }
 
     pub(super) fn write(&self, field: &Field) -> Assessment {
+        self.change(field, true)
+    }
+
+    /// A change to a name that exists (removing it, changing its mode):
+    /// like a write, except that it makes no new name a glob would take
+    /// for an option (removing one takes that danger away).
+    pub(super) fn change_existing(&self, field: &Field) -> Assessment {
+        self.change(field, false)
+    }
+
+    fn change(&self, field: &Field, creates: bool) -> Assessment {
         let place = self.locate(field);
         let path = &place.shown;
         match place.device {
@@ -113,7 +124,7 @@ impl Ctx<'_> {
                 High,
                 format!("writes {path}, a file another program obeys at startup"),
             ),
-            Scope::Inside if place.option_like => Assessment::new(
+            Scope::Inside if place.option_like && creates => Assessment::new(
                 High,
                 format!("creates {path}, a name a later glob would pass as an option"),
             ),

@@ -363,3 +363,27 @@ fn unknown_ranks_above_high_by_construction() {
     assert_eq!([Low, Unknown, High].into_iter().max(), Some(Unknown));
     assert_eq!(Unknown.level(), RiskLevel::High);
 }
+
+#[test]
+fn removing_a_dash_named_file_is_medium_and_creating_one_is_high() {
+    for cmd in [
+        "rm -f -- '-x.lock'",
+        "rm -f -- './-'",
+        "rmdir -- '-spool'",
+        "chmod u+w -- '-\"'",
+        "chmod u+w -- '-w'",
+    ] {
+        let assessed = classifier().classify(&Action::Exec(cmd.into()));
+        assert_eq!(assessed.risk, Medium, "{cmd}: {}", assessed.why);
+    }
+    for cmd in ["touch -- -rf", "touch -- './-'", "mkdir -p -- '-x'"] {
+        assert_eq!(risk_of(cmd), High, "{cmd}");
+    }
+}
+
+#[test]
+fn a_mode_is_never_read_after_the_end_of_options() {
+    // `-w` after `--` is a file; the mode is `777`, which is too wide.
+    assert_eq!(risk_of("chmod 777 -- -w"), High);
+    assert_eq!(risk_of("chmod -w -- data"), Medium);
+}

@@ -80,7 +80,11 @@ fn writes(ctx: &Ctx, name: &str, targets: &[Field]) -> Assessment {
     targets
         .iter()
         .fold(Assessment::new(Low, "no target"), |worst, t| {
-            worst.max(ctx.write(t))
+            let judged = match name {
+                "rm" | "rmdir" | "unlink" | "chmod" => ctx.change_existing(t),
+                _ => ctx.write(t),
+            };
+            worst.max(judged)
         })
 }
 
@@ -219,13 +223,26 @@ fn symlink_target(ctx: &Ctx, target: &Field, link: &Field, link_is_dir: bool) ->
 /// `chmod -w f` is a mode, not an option.
 fn chmod(ctx: &Ctx, args: &[Field]) -> Assessment {
     let is_mode = |t: &str| {
-        t.len() > 1
+        t != "--"
+            && t.len() > 1
             && t.starts_with(['-', '+', '='])
             && t[1..].chars().all(|c| "rwxXstugo+-=,".contains(c))
             && !t[1..].chars().all(|c| "cfvR".contains(c))
     };
-    let mut mode = args.iter().find(|a| is_mode(&a.text)).cloned();
-    let rest: Vec<Field> = args.iter().filter(|a| !is_mode(&a.text)).cloned().collect();
+    // A symbolic mode such as `-w` looks like an option; only before `--`
+    // is it one. After `--` every word is a file.
+    let options_end = args
+        .iter()
+        .position(|a| a.text == "--")
+        .unwrap_or(args.len());
+    let mode_at = args[..options_end].iter().position(|a| is_mode(&a.text));
+    let mut mode = mode_at.map(|i| args[i].clone());
+    let rest: Vec<Field> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != mode_at)
+        .map(|(_, a)| a.clone())
+        .collect();
     let parsed = match parse("chmod", &rest) {
         Ok(p) => p,
         Err(why) => return why,
