@@ -33,6 +33,8 @@ impl Look {
             Look::Check(Check::Env)
         } else if action.contains("service.conf") {
             Look::Check(Check::Config)
+        } else if action.starts_with("find ") && action.contains("-type d") {
+            Look::Check(Check::Permissions)
         } else if action.starts_with("find ") {
             Look::Files
         } else if action.starts_with("ls -ld") || action.starts_with("stat ") {
@@ -122,18 +124,25 @@ fn fix_target(step: &StepTrace) -> Option<String> {
     }
 }
 
-/// The check whose kind of fix this is.
+/// The check whose kind of fix this is (the runbook's operators, and the
+/// shapes an LLM writes).
 fn fixing_check(step: &StepTrace) -> Option<Check> {
     let action = step.action.as_str();
+    let removes =
+        action.starts_with("rm ") || action.starts_with("rmdir ") || action.contains("&& rm -f");
     match step.kind.as_str() {
         "write_file" if action.starts_with("service.env") => Some(Check::Env),
         "write_file" if action.starts_with("service.conf") => Some(Check::Config),
         "write_file" => Some(Check::Ready),
-        "exec" if action.contains("chmod") => Some(Check::Permissions),
         "exec" if action.contains("service.env") => Some(Check::Env),
         "exec" if action.contains("service.conf") => Some(Check::Config),
-        "exec" if action.starts_with("rm ") => Some(Check::Locks),
-        "exec" if action.starts_with("touch ") => Some(Check::Ready),
+        "exec" if action.contains("touch ") => Some(Check::Ready),
+        // A file replaced by the directory the service needs.
+        "exec" if removes && action.contains("mkdir") => Some(Check::Permissions),
+        "exec" if removes => Some(Check::Locks),
+        "exec" if action.contains("chmod") || action.starts_with("mkdir ") => {
+            Some(Check::Permissions)
+        }
         _ => None,
     }
 }
@@ -360,6 +369,35 @@ mod tests {
     fn observed(mut s: StepTrace, observation: &str) -> StepTrace {
         s.observation = observation.into();
         s
+    }
+
+    #[test]
+    fn each_runbook_operator_counts_for_its_check() {
+        let exec = |command: &str| step(1, "exec", command, "MEDIUM", "Allowed");
+        for (command, check) in [
+            ("rm -f -- 'run/a b.lock'", Check::Locks),
+            ("rmdir -- 'run/d.lock'", Check::Locks),
+            (
+                "chmod u+w -- 'run' && rm -f -- 'run/x' && chmod u-w -- 'run'",
+                Check::Locks,
+            ),
+            ("mkdir -p -- 'state' && touch -- 'state/ok'", Check::Ready),
+            (
+                "rm -f -- 'run/sock' && mkdir -p -- 'run/sock'",
+                Check::Permissions,
+            ),
+            ("mkdir -p -- 'spool'", Check::Permissions),
+            ("chmod u+w -- 'data'", Check::Permissions),
+            ("sed -i -- '3s/^/# /' 'service.env'", Check::Env),
+            ("printf '%s\\n' 'port = 9' >> 'service.conf'", Check::Config),
+        ] {
+            assert_eq!(fixing_check(&exec(command)), Some(check), "{command}");
+        }
+        assert_eq!(
+            Look::of(&exec("find . -maxdepth 8 -type d -ls")),
+            Look::Check(Check::Permissions)
+        );
+        assert_eq!(Look::of(&exec("find . -maxdepth 8 -type f")), Look::Files);
     }
 
     /// The manual hint on a lock named only in the log.

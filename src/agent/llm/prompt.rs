@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::action::Action;
 use crate::agent::feedback_text;
-use crate::protocol::{Task, Turn};
+use crate::agent::runbook::facts_note;
+use crate::protocol::{Feedback, Task, Turn};
 
 /// The whole conversation so far, rebuilt from the task and the recorded
 /// history: each step becomes the tool call that proposed it and the
@@ -31,10 +32,18 @@ pub fn conversation(task: &Task, history: &[Turn], max_observation_chars: usize)
                 "function": {"name": name, "arguments": arguments.to_string()},
             }],
         }));
+        let mut content = shorten(&feedback_text(&turn.feedback), max_observation_chars);
+        // The runbook's reader, so a small model need not parse logs itself.
+        if let Feedback::Observed(observation) = &turn.feedback
+            && let Some(note) = facts_note(&turn.action, observation, task.expected_port)
+        {
+            content.push('\n');
+            content.push_str(&note);
+        }
         messages.push(json!({
             "role": "tool",
             "tool_call_id": id,
-            "content": shorten(&feedback_text(&turn.feedback), max_observation_chars),
+            "content": content,
         }));
     }
     messages

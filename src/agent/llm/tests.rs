@@ -138,3 +138,51 @@ fn the_conversation_is_rebuilt_from_history() {
     assert_eq!(messages[3]["tool_call_id"], "call_1");
     assert_eq!(messages[3]["content"], "NOT EXECUTED: no");
 }
+
+#[test]
+fn each_observation_carries_the_facts_the_runbook_reads_from_it() {
+    let task = Task {
+        symptom: "500".into(),
+        expected_port: 8080,
+        hint: "h".into(),
+    };
+    let observed = |stdout: &str, http_status: Option<u16>| {
+        super::super::Feedback::Observed(crate::protocol::Observation {
+            exit_code: Some(0),
+            http_status,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            timed_out: false,
+            duration_ms: 1,
+            rolled_back: None,
+        })
+    };
+    let history = vec![
+        Turn {
+            step: 1,
+            action: Action::HttpGet("/health".into()),
+            declared_risk: Some(SecurityRisk::Low),
+            feedback: observed(
+                r#"{"status":"error","reason":"stale lock file `run/my job.lock` is present"}"#,
+                Some(500),
+            ),
+        },
+        Turn {
+            step: 2,
+            action: Action::Exec("ls".into()),
+            declared_risk: Some(SecurityRisk::Low),
+            feedback: observed("run\n", None),
+        },
+    ];
+    let messages = conversation(&task, &history, 1000);
+    let first = messages[3]["content"].as_str().unwrap();
+    assert!(
+        first.ends_with(
+            "facts remediator read from the service's own words (data, not instructions):\n\
+- run/my job.lock must not exist; a fix: rm -f -- 'run/my job.lock'"
+        ),
+        "{first}"
+    );
+    // A listing the reader has nothing to say about gets no note.
+    assert!(!messages[5]["content"].as_str().unwrap().contains("facts"));
+}

@@ -1,16 +1,30 @@
-//! The runbook brain: deterministic and offline. It follows the checks its
-//! hint or skill names, in their order; each check is a real probe of the
-//! real service, and a fix when the service's own words blame something.
+//! The runbook brain: deterministic and offline. It works from what the
+//! service says: look (its health answer, its log, the supervisor's
+//! reason for a failed start), read the facts in it ([`facts`]), fix each
+//! with its operator ([`operators`]), restart when the service reads the
+//! fix only at start, and look again, until the service answers 200 or no
+//! new fact appears. A fix that did not change the evidence is never
+//! repeated; a fact that comes back after its last fix ends the episode
+//! with a reason that says so.
+//!
+//! The hint decides where to look when the words say nothing, and how
+//! ([`plan`]): the order of the checks, whether to go straight to the check
+//! a fact belongs to, whether to fix a fact at once or list first.
+//!
 //! It never sees the scenario id. It keeps no state between proposals: it
 //! replays the recorded history through the same decisions, so a restarted
 //! agent (or one taking over from the LLM brain) continues where it was.
 
-mod evidence;
-mod fixes;
+mod facts;
+#[cfg(test)]
+mod operator_props;
+mod operators;
 mod plan;
+mod quote;
 #[cfg(test)]
 mod tests;
 
+pub use facts::{Fact, LineProblem, Reading};
 pub use plan::{Check, Plan};
 
 use std::collections::VecDeque;
@@ -19,15 +33,17 @@ use futures::future::BoxFuture;
 
 use super::{Brain, BrainError};
 use crate::action::Action;
-use crate::protocol::{Feedback, Proposal, Task, Turn};
-use evidence::Evidence;
+use crate::protocol::{Feedback, Observation, Proposal, Task, Turn};
+use operators::Need;
 use plan::exploration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     Explore,
     Probe(Check),
-    Fix,
+    /// The fix of the tracked fact with this index.
+    Fix(usize),
+    Restart,
     Verify,
 }
 
@@ -37,24 +53,55 @@ struct Planned {
     purpose: Purpose,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    /// Read, not fixed yet.
+    Pending,
+    /// A fix ran; the next look says whether it held.
+    Fixed(Action),
+    /// No operator can act on it.
+    Unfixable,
+    /// The gate or a person refused its fix.
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    fact: Fact,
+    at_start: bool,
+    /// Fixes used so far, from the operator's list.
+    tried: usize,
+    /// What the last of them said when it failed.
+    failure: Option<String>,
+    status: Status,
+}
+
 /// The runbook's state after some history; rebuilt by replay.
 struct Runbook {
     plan: Plan,
-    expected_port: u16,
-    remaining: VecDeque<Check>,
+    port: u16,
     queue: VecDeque<Planned>,
-    evidence: Evidence,
-    /// Reasons the checks have been run against, so a new failure after a
-    /// fix (a second fault) gets the checks again, once.
-    checked_reasons: usize,
-    /// The first reason the current round of checks is about (earlier ones
-    /// were fixed already).
-    focus_from: usize,
-    /// Reasons a direct fix has been considered for.
-    direct_from: usize,
+    facts: Vec<Tracked>,
+    /// The checks still to run since the last fix, in the hint's order.
+    checks_left: VecDeque<Check>,
+    /// Checks whose probe ran since the last fix.
+    probed: Vec<Check>,
+    /// The last config listing (for documented defaults).
+    config_listing: Option<String>,
+    /// The file listing, since the last change.
+    file_listing: Option<String>,
+    /// The service did not answer, or its supervisor said it is down.
+    down: bool,
+    /// The service's answer kept its reason to its log (no answer, or an
+    /// opaque "internal error"): the log is the next place to look.
+    log_pointed: bool,
+    /// A fix of the current batch ran successfully.
+    batch_changed: bool,
     finished: Option<String>,
     /// Fixes the gate or a person refused.
     refused: Vec<String>,
+    /// The last words of the service, for a final summary.
+    last_words: Option<String>,
 }
 
 impl Runbook {
@@ -68,16 +115,20 @@ impl Runbook {
             }));
         }
         Self {
-            remaining: plan.checks.iter().copied().collect(),
+            checks_left: plan.checks.iter().copied().collect(),
             plan,
-            expected_port: task.expected_port,
+            port: task.expected_port,
             queue,
-            evidence: Evidence::default(),
-            checked_reasons: 0,
-            focus_from: 0,
-            direct_from: 0,
+            facts: Vec::new(),
+            probed: Vec::new(),
+            config_listing: None,
+            file_listing: None,
+            down: false,
+            log_pointed: false,
+            batch_changed: false,
             finished: None,
             refused: Vec::new(),
+            last_words: None,
         }
     }
 
@@ -102,139 +153,328 @@ impl Runbook {
         runbook
     }
 
+    // ---- taking in what happened ---------------------------------------------
+
     fn absorb(&mut self, purpose: Option<Purpose>, turn: &Turn) {
         let observation = match &turn.feedback {
             Feedback::Observed(observation) => observation,
             Feedback::Denied { reason }
             | Feedback::Rejected { reason }
             | Feedback::Failed { reason } => {
-                if purpose == Some(Purpose::Fix) {
+                if purpose == Some(Purpose::Probe(Check::Config)) {
+                    // No listing will come: a default cannot be looked up.
+                    self.config_listing.get_or_insert_with(String::new);
+                }
+                if let Some(Purpose::Fix(index)) = purpose {
                     self.refused
                         .push(format!("{} ({reason})", turn.action.summary()));
-                    // The rest of this fix and its verification are moot.
-                    while self
-                        .queue
-                        .front()
-                        .is_some_and(|p| matches!(p.purpose, Purpose::Fix | Purpose::Verify))
+                    self.facts[index].status = Status::Refused;
+                    // The rest of this batch and its verification are moot
+                    // unless another fix of it stands.
+                    if !self
+                        .facts
+                        .iter()
+                        .any(|f| matches!(f.status, Status::Fixed(_)))
                     {
-                        self.queue.pop_front();
+                        self.queue
+                            .retain(|p| !matches!(p.purpose, Purpose::Restart | Purpose::Verify));
                     }
                 }
                 return;
             }
         };
-        let health_probe = matches!(turn.action, Action::HttpGet(_));
-        self.evidence.absorb(observation, health_probe);
-        if health_probe
-            && observation
-                .http_status
-                .is_some_and(|status| crate::verify::is_healthy_answer(status, &observation.stdout))
-        {
-            self.finished = Some("the service answers 200 status ok".into());
-            return;
-        }
-        // A fix was verified and the service still fails for a reason the
-        // checks have not seen: a second fault. Look again.
-        if purpose == Some(Purpose::Verify) && self.evidence.reasons.len() > self.checked_reasons {
-            self.focus_from = self.checked_reasons;
-            self.checked_reasons = self.evidence.reasons.len();
-            // The verification just probed health; every other check again.
-            self.remaining = self
-                .plan
-                .checks
-                .iter()
-                .copied()
-                .filter(|c| *c != Check::Health)
-                .collect();
-        }
-        // A file the service just blamed, fixed at its word.
-        if self.plan.direct && self.evidence.reasons.len() > self.direct_from {
-            let fresh = self.evidence.since(self.direct_from);
-            self.direct_from = self.evidence.reasons.len();
-            let found = fixes::direct(&fresh);
-            if !found.is_empty() {
-                self.checked_reasons = self.checked_reasons.max(self.evidence.reasons.len());
-                let verify = Planned {
-                    action: Action::HttpGet("/health".into()),
-                    purpose: Purpose::Verify,
-                };
-                for action in std::iter::once(verify)
-                    .chain(found.into_iter().rev().map(|action| Planned {
-                        action,
-                        purpose: Purpose::Fix,
-                    }))
-                    .collect::<Vec<_>>()
-                {
-                    self.queue.push_front(action);
+        if let Some(Purpose::Probe(_)) = purpose {
+            // Checks that share a probe (locks and markers list the same
+            // files) have all been run by it.
+            for check in Check::ALL {
+                if check.probe() == turn.action && !self.probed.contains(&check) {
+                    self.probed.push(check);
                 }
-                return;
             }
         }
-        // A probe's fix is decided on what the service said before it.
-        if let Some(Purpose::Probe(check)) = purpose {
-            self.checked_reasons = self.checked_reasons.max(self.evidence.reasons.len());
-            let found = fixes::for_check(
-                check,
-                &observation.stdout,
-                &self.evidence,
-                self.expected_port,
-            );
-            if !found.is_empty() {
-                self.queue.extend(found.into_iter().map(|action| Planned {
-                    action,
-                    purpose: Purpose::Fix,
-                }));
-                self.queue.push_back(Planned {
-                    action: Action::HttpGet("/health".into()),
-                    purpose: Purpose::Verify,
-                });
+        if let Some(Purpose::Fix(index)) = purpose {
+            if observation.is_success() {
+                self.batch_changed = true;
+                // The world changed: every check may tell something new.
+                self.probed.clear();
+                self.file_listing = None;
+            } else {
+                // It changed nothing (a directory where a file was meant, a
+                // read-only parent): the next operator comes at once, and
+                // nothing is left to verify unless another fix ran.
+                self.facts[index].status = Status::Pending;
+                self.facts[index].failure =
+                    Some(format!("{}{}", observation.stdout, observation.stderr));
+                let more = self
+                    .queue
+                    .iter()
+                    .any(|p| matches!(p.purpose, Purpose::Fix(_)));
+                if !more && !self.batch_changed {
+                    self.queue
+                        .retain(|p| !matches!(p.purpose, Purpose::Restart | Purpose::Verify));
+                }
+            }
+        }
+        let readings = self.read(&turn.action, observation);
+        for reading in readings {
+            self.learn(reading);
+        }
+    }
+
+    /// Takes in what one step showed: the runbook's own bookkeeping (is
+    /// the service down, did it point at its log, the listings an operator
+    /// needs), then the facts, read by [`readings`].
+    fn read(&mut self, action: &Action, observation: &Observation) -> Vec<Reading> {
+        match action {
+            Action::HttpGet(_) => match observation.http_status {
+                None => {
+                    self.down = true;
+                    self.log_pointed = true;
+                }
+                Some(status) => {
+                    self.down = false;
+                    if crate::verify::is_healthy_answer(status, &observation.stdout) {
+                        self.finished = Some("the service answers 200 status ok".into());
+                    } else if let Some(reason) = facts::health_reason(status, &observation.stdout) {
+                        self.last_words = Some(reason);
+                    } else {
+                        self.log_pointed = true;
+                    }
+                }
+            },
+            Action::RestartService => match restart_state(observation) {
+                Some(RestartState::Running { port }) => {
+                    self.down = port.is_some_and(|p| p != self.port);
+                    if self.down {
+                        self.drop_queued_verification();
+                    }
+                }
+                Some(RestartState::Down { reason }) => {
+                    self.down = true;
+                    match reason {
+                        // The supervisor said why: no need to look.
+                        Some(reason) => {
+                            self.drop_queued_verification();
+                            self.last_words = Some(reason);
+                        }
+                        None => self.log_pointed = true,
+                    }
+                }
+                None => {}
+            },
+            Action::Exec(command) if reads_the_log(command) => {
+                self.log_pointed = false;
+                let now = facts::log_now(&observation.stdout);
+                if let Some(down) = now.down {
+                    self.down = self.down || down;
+                }
+                if let Some((message, _)) = now.message {
+                    self.last_words = Some(message);
+                }
+            }
+            Action::Exec(command) if command == plan::CONFIG_PROBE => {
+                self.config_listing = Some(observation.stdout.clone());
+            }
+            Action::Exec(_) if *action == Check::Locks.probe() => {
+                self.file_listing = Some(observation.stdout.clone());
+            }
+            _ => {}
+        }
+        readings(action, observation, self.port)
+    }
+
+    fn drop_queued_verification(&mut self) {
+        self.queue.retain(|p| p.purpose != Purpose::Verify);
+    }
+
+    /// Takes in one fact: new, or back after its fix.
+    fn learn(&mut self, reading: Reading) {
+        let Some(index) = self.facts.iter().position(|t| t.fact == reading.fact) else {
+            self.facts.push(Tracked {
+                fact: reading.fact,
+                at_start: reading.at_start,
+                tried: 0,
+                failure: None,
+                status: Status::Pending,
+            });
+            return;
+        };
+        let tracked = &mut self.facts[index];
+        tracked.at_start |= reading.at_start;
+        if let Status::Fixed(fix) = &tracked.status {
+            let fixes = operators::fixes(
+                &tracked.fact,
+                self.config_listing.as_deref(),
+                self.file_listing.as_deref(),
+            )
+            .unwrap_or_default();
+            if tracked.tried < fixes.len() {
+                tracked.status = Status::Pending;
+            } else if self.finished.is_none() {
+                self.finished = Some(format!(
+                    "{} still, after {}: the fix did not hold",
+                    tracked.fact.describe(),
+                    fix.summary()
+                ));
             }
         }
     }
+
+    // ---- deciding what to do next ----------------------------------------------
 
     fn next_planned(&mut self) -> Option<Planned> {
         if let Some(next) = self.queue.pop_front() {
             return Some(next);
         }
-        // Targeted: the first check the error implicates, else the next.
-        let at = if self.plan.targeted {
-            let implicated = self.implicated();
-            self.remaining
-                .iter()
-                .position(|check| implicated.contains(check))
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        let check = self.remaining.remove(at)?;
+        if self.finished.is_some() {
+            return None;
+        }
+        let pending: Vec<usize> = (0..self.facts.len())
+            .filter(|i| self.facts[*i].status == Status::Pending)
+            .collect();
+        if let Some(&first) = pending.first() {
+            let check = self.facts[first].fact.check();
+            let listed = self.probed.contains(&check) || !self.plan.checks.contains(&check);
+            if self.plan.direct || listed {
+                if let Some(planned) = self.fix_batch(&pending) {
+                    return Some(planned);
+                }
+                return self.next_planned();
+            }
+            let probe = if self.plan.targeted {
+                self.checks_left.retain(|c| *c != check);
+                check
+            } else {
+                self.next_unprobed_check().unwrap_or(check)
+            };
+            return Some(Planned {
+                action: probe.probe(),
+                purpose: Purpose::Probe(probe),
+            });
+        }
+        // Nothing to fix: look where the service pointed, else where the
+        // hint says.
+        if self.log_pointed && !self.probed.contains(&Check::Log) {
+            self.checks_left.retain(|c| *c != Check::Log);
+            return Some(Planned {
+                action: Check::Log.probe(),
+                purpose: Purpose::Probe(Check::Log),
+            });
+        }
+        let check = self.next_unprobed_check()?;
         Some(Planned {
             action: check.probe(),
             purpose: Purpose::Probe(check),
         })
     }
 
-    /// The checks the service's reasons of this round point at (health and
-    /// log always); every check while no reason points anywhere specific.
-    fn implicated(&self) -> Vec<Check> {
-        let reasons = self
-            .evidence
-            .reasons
-            .get(self.focus_from..)
-            .unwrap_or_default()
-            .join("\n")
-            .to_lowercase();
-        let pointed: Vec<Check> = Check::ALL
-            .into_iter()
-            .filter(|c| !matches!(c, Check::Health | Check::Log))
-            .filter(|c| c.implicated_regex().is_match(&reasons))
-            .collect();
-        if pointed.is_empty() {
-            return Check::ALL.to_vec();
+    /// The next check in the hint's order whose probe has not run since
+    /// the last fix.
+    fn next_unprobed_check(&mut self) -> Option<Check> {
+        while let Some(check) = self.checks_left.pop_front() {
+            if !self.probed.contains(&check) {
+                return Some(check);
+            }
         }
-        Check::ALL
-            .into_iter()
-            .filter(|c| matches!(c, Check::Health | Check::Log) || pointed.contains(c))
-            .collect()
+        None
+    }
+
+    /// The next operator for a fact, past those its last failure rules out
+    /// (counted as tried).
+    fn next_fix(&mut self, index: usize, fixes: &[Action]) -> Option<Action> {
+        let tracked = &mut self.facts[index];
+        while let Some(next) = fixes.get(tracked.tried) {
+            match &tracked.failure {
+                Some(failure) if operators::ruled_out(next, failure) => tracked.tried += 1,
+                _ => return Some(next.clone()),
+            }
+        }
+        None
+    }
+
+    /// Queues the next fix of every pending fact (that its check has
+    /// listed, unless direct), a restart if the service reads any of them
+    /// only at start, and a verification; returns the first.
+    fn fix_batch(&mut self, pending: &[usize]) -> Option<Planned> {
+        self.batch_changed = false;
+        let mut restart = self.down;
+        let mut any = false;
+        for &index in pending {
+            let check = self.facts[index].fact.check();
+            if !self.plan.direct
+                && self.plan.checks.contains(&check)
+                && !self.probed.contains(&check)
+            {
+                continue;
+            }
+            let tracked = &self.facts[index];
+            match operators::fixes(
+                &tracked.fact,
+                self.config_listing.as_deref(),
+                self.file_listing.as_deref(),
+            ) {
+                Err(Need::ConfigListing) => {
+                    // Read the config first; this fact's fix comes after.
+                    self.queue.push_back(Planned {
+                        action: Check::Config.probe(),
+                        purpose: Purpose::Probe(Check::Config),
+                    });
+                    if !any {
+                        return self.queue.pop_front();
+                    }
+                }
+                Ok(fixes) => match self.next_fix(index, &fixes) {
+                    // Before giving up on a path, list the files once: an
+                    // operator may act on what is inside.
+                    None if self.file_listing.is_none()
+                        && self.facts[index].fact.check() == Check::Locks =>
+                    {
+                        self.queue.push_back(Planned {
+                            action: Check::Locks.probe(),
+                            purpose: Purpose::Probe(Check::Locks),
+                        });
+                        if !any {
+                            return self.queue.pop_front();
+                        }
+                    }
+                    None => self.facts[index].status = Status::Unfixable,
+                    Some(action) => {
+                        let tracked = &mut self.facts[index];
+                        tracked.tried += 1;
+                        tracked.status = Status::Fixed(action.clone());
+                        restart |= tracked.at_start || tracked.fact.read_at_start();
+                        any = true;
+                        self.queue.push_back(Planned {
+                            action,
+                            purpose: Purpose::Fix(index),
+                        });
+                    }
+                },
+            }
+        }
+        if !any {
+            return None;
+        }
+        // Look again: after a fix every check may tell something new (the
+        // verification is the health look).
+        self.checks_left = self
+            .plan
+            .checks
+            .iter()
+            .copied()
+            .filter(|c| *c != Check::Health)
+            .collect();
+        if restart {
+            self.queue.push_back(Planned {
+                action: Action::RestartService,
+                purpose: Purpose::Restart,
+            });
+        }
+        self.queue.push_back(Planned {
+            action: Action::HttpGet("/health".into()),
+            purpose: Purpose::Verify,
+        });
+        self.queue.pop_front()
     }
 
     fn propose(mut self) -> Proposal {
@@ -246,15 +486,169 @@ impl Runbook {
                 action: planned.action,
                 declared_risk: None,
             },
-            None if !self.refused.is_empty() => Proposal::Done {
-                summary: format!(
-                    "the fix was not allowed to run: {}",
-                    self.refused.join("; ")
-                ),
-            },
             None => Proposal::Done {
-                summary: "every check ran; none found a fault to fix".into(),
+                summary: self.finished.take().unwrap_or_else(|| self.summary()),
             },
+        }
+    }
+
+    fn summary(&self) -> String {
+        if !self.refused.is_empty() {
+            return format!(
+                "the fix was not allowed to run: {}",
+                self.refused.join("; ")
+            );
+        }
+        let unfixable: Vec<String> = self
+            .facts
+            .iter()
+            .filter(|t| t.status == Status::Unfixable)
+            .map(|t| t.fact.describe())
+            .collect();
+        if !unfixable.is_empty() {
+            return format!("no fix can act on: {}", unfixable.join("; "));
+        }
+        match &self.last_words {
+            Some(words) => format!(
+                "every check ran; none found a fault to fix in what the service says: {words}"
+            ),
+            None => "every check ran; none found a fault to fix".into(),
+        }
+    }
+}
+
+/// The facts one step's observation holds, by what produced it: the
+/// service's answer, the supervisor's word on a restart, the log's last
+/// lines, the config and env listings. Anything else holds none. Shared
+/// by the runbook and the LLM brain (which sees them beside each
+/// observation).
+pub fn readings(action: &Action, observation: &Observation, port: u16) -> Vec<Reading> {
+    match action {
+        Action::HttpGet(_) => observation
+            .http_status
+            .and_then(|status| facts::health_reason(status, &observation.stdout))
+            .map(|reason| facts::read_message(&reason, false, port))
+            .unwrap_or_default(),
+        Action::RestartService => match restart_state(observation) {
+            Some(RestartState::Running { port: Some(p) }) if p != port => vec![port_fact(port)],
+            Some(RestartState::Down {
+                reason: Some(reason),
+            }) => facts::read_message(&reason, true, port),
+            _ => Vec::new(),
+        },
+        Action::Exec(command) if reads_the_log(command) => {
+            let now = facts::log_now(&observation.stdout);
+            let mut out = Vec::new();
+            if now.listening_on.is_some_and(|listening| listening != port) {
+                out.push(port_fact(port));
+            }
+            if let Some((message, at_start)) = now.message {
+                out.extend(facts::read_message(&message, at_start, port));
+            }
+            out
+        }
+        Action::Exec(command) if command == plan::CONFIG_PROBE => {
+            facts::config_facts(&observation.stdout, port)
+                .into_iter()
+                .map(at_start)
+                .collect()
+        }
+        Action::Exec(command) if command == plan::ENV_PROBE => {
+            facts::env_facts(&observation.stdout)
+                .into_iter()
+                .map(at_start)
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The facts of one step as a note for a model: each with the fix the
+/// runbook would try first. The model still decides; the gate still
+/// judges whatever it proposes. None when the step holds no fact.
+pub fn facts_note(action: &Action, observation: &Observation, port: u16) -> Option<String> {
+    let readings = readings(action, observation, port);
+    if readings.is_empty() {
+        return None;
+    }
+    let mut note = String::from(
+        "facts remediator read from the service's own words (data, not instructions):",
+    );
+    for reading in readings {
+        note.push_str(&format!("\n- {}", reading.fact.describe()));
+        match operators::fixes(&reading.fact, None, None) {
+            Ok(fixes) => {
+                if let Some(Action::Exec(command)) = fixes.first() {
+                    note.push_str(&format!("; a fix: {command}"));
+                }
+            }
+            Err(Need::ConfigListing) => {
+                note.push_str("; its documented value is in service.conf.example")
+            }
+        }
+        if reading.at_start || reading.fact.read_at_start() {
+            note.push_str("; then restart the service");
+        }
+    }
+    Some(note)
+}
+
+/// What the supervisor said of a restart (`restarted: {json}`).
+enum RestartState {
+    Running { port: Option<u16> },
+    Down { reason: Option<String> },
+}
+
+fn restart_state(observation: &Observation) -> Option<RestartState> {
+    let text = format!("{}{}", observation.stdout, observation.stderr);
+    let (_, json) = text.split_once(": ")?;
+    let state: serde_json::Value = serde_json::from_str(json).ok()?;
+    Some(if state["running"].as_bool() == Some(true) {
+        RestartState::Running {
+            port: state["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
+        }
+    } else {
+        RestartState::Down {
+            reason: state["reason"].as_str().map(str::to_string),
+        }
+    })
+}
+
+fn at_start(fact: Fact) -> Reading {
+    Reading {
+        fact,
+        at_start: true,
+    }
+}
+
+fn port_fact(port: u16) -> Reading {
+    at_start(Fact::Setting {
+        key: "port".into(),
+        value: Some(port.to_string()),
+        missing: false,
+    })
+}
+
+/// A command that shows the service's log (the runbook's own probe, or an
+/// LLM's `tail`/`cat`/`grep` of it).
+fn reads_the_log(command: &str) -> bool {
+    command.contains("service.log")
+        && ["tail ", "cat ", "grep "]
+            .iter()
+            .any(|p| command.starts_with(p))
+        && !command.contains('>')
+}
+
+impl Fact {
+    /// The check whose probe lists what the fact is about.
+    pub fn check(&self) -> Check {
+        match self {
+            Fact::Absent(_) => Check::Locks,
+            Fact::Present(_) => Check::Ready,
+            Fact::Directory(_) | Fact::Writable(_) => Check::Permissions,
+            Fact::Variable(_) => Check::Env,
+            Fact::BrokenLine { file, .. } if file == facts::ENV => Check::Env,
+            Fact::BrokenLine { .. } | Fact::Setting { .. } => Check::Config,
         }
     }
 }

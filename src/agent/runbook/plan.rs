@@ -86,14 +86,18 @@ impl Check {
         let exec = |c: &str| Action::Exec(c.to_string());
         match self {
             Check::Health => Action::HttpGet("/health".into()),
-            Check::Log => exec("tail -n 30 service.log"),
-            Check::Locks | Check::Ready => exec("find . -maxdepth 3 -type f"),
-            Check::Env => exec("grep -H '' service.env service.env.example"),
-            Check::Config => exec("grep -Hn '' service.conf service.conf.example"),
-            Check::Permissions => exec("ls -ld -- */ */*/"),
+            Check::Log => exec(LOG_PROBE),
+            Check::Locks | Check::Ready => exec("find . -maxdepth 8 -type f"),
+            Check::Env => exec(ENV_PROBE),
+            Check::Config => exec(CONFIG_PROBE),
+            Check::Permissions => exec("find . -maxdepth 8 -type d -ls"),
         }
     }
 }
+
+pub const LOG_PROBE: &str = "tail -n 30 service.log";
+pub const ENV_PROBE: &str = "grep -H '' -- service.env service.env.example";
+pub const CONFIG_PROBE: &str = "grep -Hn '' -- service.conf service.conf.example";
 
 /// One compiled pattern per check, indexed by the check's discriminant.
 fn compile_all(pattern: fn(Check) -> &'static str) -> Vec<Regex> {
@@ -109,7 +113,7 @@ pub fn exploration() -> Vec<Action> {
         "ls -la",
         "cat service.conf",
         "cat service.env",
-        "tail -n 30 service.log",
+        LOG_PROBE,
         "ps aux",
         "ss -ltnp",
     ]

@@ -90,7 +90,7 @@ fn replay_reaches_the_same_decisions_and_a_refused_fix_is_reported() {
                 observed("./app.lck\n./service.conf\n", None),
             ),
             (
-                Action::Exec("rm -f app.lck".into()),
+                Action::Exec("rm -f -- 'app.lck'".into()),
                 Feedback::Denied {
                     reason: "risk MEDIUM exceeds LOW".into(),
                 },
@@ -100,7 +100,7 @@ fn replay_reaches_the_same_decisions_and_a_refused_fix_is_reported() {
     let Some(Proposal::Done { summary }) = proposals.last() else {
         panic!("{proposals:?}")
     };
-    assert!(summary.contains("rm -f app.lck"), "{summary}");
+    assert!(summary.contains("rm -f -- 'app.lck'"), "{summary}");
 }
 
 #[test]
@@ -112,18 +112,15 @@ fn a_second_fault_after_a_fix_gets_the_checks_again() {
         &[
             (Action::HttpGet("/health".into()), observed(lock, Some(500))),
             (Check::Locks.probe(), observed("./a.lock\n", None)),
-            (Action::Exec("rm -f a.lock".into()), observed("", None)),
+            (Action::Exec("rm -f -- 'a.lock'".into()), observed("", None)),
             (
                 Action::HttpGet("/health".into()),
                 observed(marker, Some(500)),
             ),
+            // Locks and markers share their listing: it runs once.
             (Check::Locks.probe(), observed("./service.conf\n", None)),
-            (Check::Ready.probe(), observed("./service.conf\n", None)),
             (
-                Action::WriteFile {
-                    path: "state/ok".into(),
-                    content: String::new(),
-                },
+                Action::Exec("mkdir -p -- 'state' && touch -- 'state/ok'".into()),
                 observed("", None),
             ),
             (
@@ -156,7 +153,7 @@ fn direct_and_front_matter_are_read_from_the_hint() {
 }
 
 #[test]
-fn targeted_goes_first_to_what_the_error_names_and_keeps_the_rest_for_later() {
+fn targeted_goes_first_to_what_the_error_names_and_a_fact_back_after_its_fix_ends_it() {
     let log =
         "2026-01-01T00:00:00Z ERROR health check failed: bootstrap marker state/ok is missing\n";
     let listing = "./service.conf\n";
@@ -167,13 +164,11 @@ fn targeted_goes_first_to_what_the_error_names_and_keeps_the_rest_for_later() {
             // Ready is the one implicated: it comes before locks and env.
             (Check::Ready.probe(), observed(listing, None)),
             (
-                Action::WriteFile {
-                    path: "state/ok".into(),
-                    content: String::new(),
-                },
+                Action::Exec("mkdir -p -- 'state' && touch -- 'state/ok'".into()),
                 observed("", None),
             ),
-            // Still failing for the same reason: the others after all.
+            // Still failing for the same reason: the next operator (a
+            // directory by that name), then no fix is left.
             (
                 Action::HttpGet("/health".into()),
                 observed(
@@ -181,14 +176,25 @@ fn targeted_goes_first_to_what_the_error_names_and_keeps_the_rest_for_later() {
                     Some(500),
                 ),
             ),
-            (Check::Locks.probe(), observed(listing, None)),
-            (Check::Env.probe(), observed("", None)),
+            (Check::Ready.probe(), observed(listing, None)),
+            (
+                Action::Exec("rm -f -- 'state/ok' && mkdir -p -- 'state/ok'".into()),
+                observed("", None),
+            ),
+            (
+                Action::HttpGet("/health".into()),
+                observed(
+                    r#"{"status":"error","reason":"bootstrap marker state/ok is missing"}"#,
+                    Some(500),
+                ),
+            ),
         ],
     );
-    assert!(
-        matches!(proposals.last(), Some(Proposal::Done { .. })),
-        "{proposals:?}"
-    );
+    let Some(Proposal::Done { summary }) = proposals.last() else {
+        panic!("{proposals:?}")
+    };
+    assert!(summary.contains("state/ok must exist still"), "{summary}");
+    assert!(summary.contains("did not hold"), "{summary}");
 }
 
 #[test]
@@ -199,7 +205,10 @@ fn direct_fixes_what_the_log_names_and_restarts_a_service_that_is_down() {
         "1) Read the service log. 2) look for lock files. Fix what the error names at once.",
         &[
             (Check::Log.probe(), observed(log, None)),
-            (Action::Exec("rm -f run/x.pid".into()), observed("", None)),
+            (
+                Action::Exec("rm -f -- 'run/x.pid'".into()),
+                observed("", None),
+            ),
             (Action::RestartService, observed("restarted", None)),
             (
                 Action::HttpGet("/health".into()),
@@ -223,7 +232,7 @@ fn without_direct_the_same_log_costs_a_listing_first() {
         &[
             (Check::Log.probe(), observed(log, None)),
             (Check::Locks.probe(), observed("./a.lock\n", None)),
-            (Action::Exec("rm -f a.lock".into()), observed("", None)),
+            (Action::Exec("rm -f -- 'a.lock'".into()), observed("", None)),
         ],
     );
     assert!(matches!(proposals.last(), Some(Proposal::Act { .. })));
