@@ -559,7 +559,7 @@ async fn a_confirmation_waits_for_an_annotation_and_a_rejection_fails() {
     for (name, verb) in [("approved", "approve"), ("rejected", "reject")] {
         let waiting = cluster.phase(name, IncidentPhase::AwaitingApproval).await;
         let pending = waiting.status.unwrap().pending_approval.unwrap();
-        assert_eq!(pending.command, "rm -f service.lock");
+        assert_eq!(pending.command, "rm -f -- 'service.lock'");
         let annotation = format!("remediator.dev/{verb}={}", pending.step);
         let ran = cluster
             .cp
@@ -579,7 +579,7 @@ async fn a_confirmation_waits_for_an_annotation_and_a_rejection_fails() {
         .unwrap()
         .actions
         .iter()
-        .find(|a| a.command == "rm -f service.lock")
+        .find(|a| a.command == "rm -f -- 'service.lock'")
         .unwrap();
     assert_eq!(
         (rm.decided_by.as_str(), format!("{:?}", rm.decision)),

@@ -34,30 +34,45 @@ async fn steps_with(
     (outcome.status.phase, outcome.status.steps, healthy)
 }
 
+/// The hint of the shipped learned policy (examples/policy-learned.yaml).
+fn learned_hint() -> ResolvedHint {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy-learned.yaml");
+    let policy: remediator::crd::Policy =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    ResolvedHint::inline(&policy.spec.hint.expect("the learned policy has a hint"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_scenario_resolves_and_the_optimized_hint_needs_fewer_steps() {
+async fn every_scenario_resolves_and_each_better_hint_needs_fewer_steps() {
     let catalog = Catalog::builtin();
+    let budget = PolicySpec::default().max_steps;
     let mut report = Vec::new();
     for scenario in &catalog.scenarios {
-        let optimized = steps_with(&catalog, &scenario.id, ResolvedHint::manual()).await;
+        let learned = steps_with(&catalog, &scenario.id, learned_hint()).await;
+        let manual = steps_with(&catalog, &scenario.id, ResolvedHint::manual()).await;
         let baseline = steps_with(&catalog, &scenario.id, ResolvedHint::baseline()).await;
         report.push(format!(
-            "{}: baseline {:?} optimized {:?}",
-            scenario.id, baseline, optimized
+            "{}: baseline {baseline:?} manual {manual:?} learned {learned:?}",
+            scenario.id
         ));
         assert_eq!(
-            optimized,
-            (IncidentPhase::Resolved, optimized.1, true),
-            "{report:?}"
+            learned,
+            (IncidentPhase::Resolved, learned.1, true),
+            "{report:#?}"
         );
-        assert_eq!(
-            baseline,
-            (IncidentPhase::Resolved, baseline.1, true),
-            "{report:?}"
-        );
-        assert!(baseline.1 > optimized.1, "{report:?}");
+        // A checklist hint may run out of steps on a scenario with several
+        // faults, never out of honesty: resolved, or failed at the budget.
+        for weaker in [manual, baseline] {
+            assert!(
+                weaker == (IncidentPhase::Resolved, weaker.1, true)
+                    || weaker == (IncidentPhase::Failed, budget, false),
+                "{report:#?}"
+            );
+        }
+        assert!(baseline.1 > manual.1 || baseline.1 == budget, "{report:#?}");
+        assert!(manual.1 >= learned.1, "{report:#?}");
         assert!(
-            optimized.1 > oracle_fix(scenario, 1).unwrap().len() as u32,
+            learned.1 > oracle_fix(scenario, 1).unwrap().len() as u32,
             "steps are real work, never fewer than the oracle"
         );
     }
@@ -154,7 +169,7 @@ async fn max_risk_low_denies_every_change_and_nothing_changes() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a["decision"] == "Denied" && a["command"] == "rm -f service.lock")
+            .any(|a| a["decision"] == "Denied" && a["command"] == "rm -f -- 'service.lock'")
     );
 }
 
@@ -297,7 +312,7 @@ async fn run_on_a_terminal(answer: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no JSON on the terminal:\n{screen}"));
     let end = screen.rfind("\n}").unwrap() + 2;
     assert!(
-        screen[..start].contains("wants to run [MEDIUM] rm -f service.lock"),
+        screen[..start].contains("wants to run [MEDIUM] rm -f -- 'service.lock'"),
         "{screen}"
     );
     assert!(
@@ -316,7 +331,7 @@ async fn a_person_at_the_terminal_approves_or_rejects() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["command"] == "rm -f service.lock")
+        .find(|a| a["command"] == "rm -f -- 'service.lock'")
         .unwrap();
     assert_eq!(
         (rm["decision"].as_str(), rm["decidedBy"].as_str()),
@@ -330,7 +345,7 @@ async fn a_person_at_the_terminal_approves_or_rejects() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["command"] == "rm -f service.lock")
+        .find(|a| a["command"] == "rm -f -- 'service.lock'")
         .unwrap();
     assert_eq!(
         (rm["decision"].as_str(), rm["decidedBy"].as_str()),

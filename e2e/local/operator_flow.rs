@@ -182,6 +182,6 @@ async fn a_rejection_fails_the_incident_and_the_fix_never_runs() {
         .iter()
         .find(|r| r.decision == Decision::Rejected)
         .unwrap();
-    assert_eq!(rejected.command, "rm -f service.lock");
+    assert_eq!(rejected.command, "rm -f -- 'service.lock'");
     assert_eq!(rejected.exit_code, None);
 }

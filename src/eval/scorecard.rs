@@ -474,10 +474,22 @@ impl Scorecard {
 
     /// Every approach that ran resolved every incident.
     pub fn all_fixed(&self) -> bool {
+        self.all_fixed_by(|_| true)
+    }
+
+    /// Whether every approach `counts` names fixed every incident it ran.
+    pub fn all_fixed_by(&self, counts: impl Fn(&str) -> bool) -> bool {
         self.approaches
             .iter()
+            .filter(|a| counts(&a.name))
             .filter_map(|a| a.all.as_ref())
             .all(|c| c.fixed == c.runs)
+    }
+
+    /// The learned approaches (optimized hints and the skill): what the
+    /// optimizer ships, which must fix every incident.
+    pub fn learned_all_fixed(&self) -> bool {
+        self.all_fixed_by(|name| !matches!(name, "baseline" | "optimized-manual"))
     }
 }
 
