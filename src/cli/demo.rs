@@ -107,7 +107,8 @@ pub async fn demo(catalog_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Resu
             // Running out of steps is a measurement; any other failure
             // (a claim the probe refuted, an error) fails the demo.
             all_resolved &= status.phase == IncidentPhase::Resolved
-                || status.reason.as_deref() == Some(crate::crd::conditions::REASON_BUDGET_EXHAUSTED);
+                || status.reason.as_deref()
+                    == Some(crate::crd::conditions::REASON_BUDGET_EXHAUSTED);
             let latency_s = outcome.trajectory.as_ref().map_or(0.0, |t| t.latency_s);
             println!(
                 "  [{done:>2}/{total}] {:<24} {:<9} {:<8} {:>2} steps {:>6.2}s{}",

@@ -119,7 +119,10 @@ fn is_fix(step: &StepTrace) -> bool {
 fn fix_target(step: &StepTrace) -> Option<String> {
     match step.kind.as_str() {
         "write_file" => step.action.split(" (").next().map(str::to_string),
-        "exec" => step.action.split_whitespace().last().map(str::to_string),
+        // The last word, unquoted: the runbook's operators quote every path.
+        "exec" => shlex::split(&step.action)
+            .and_then(|words| words.last().cloned())
+            .or_else(|| step.action.split_whitespace().last().map(str::to_string)),
         _ => None,
     }
 }
@@ -398,6 +401,10 @@ mod tests {
             Look::Check(Check::Permissions)
         );
         assert_eq!(Look::of(&exec("find . -maxdepth 8 -type f")), Look::Files);
+        assert_eq!(
+            fix_target(&exec("rm -f -- 'run/deploy lock (old).lck'")).as_deref(),
+            Some("run/deploy lock (old).lck")
+        );
     }
 
     /// The manual hint on a lock named only in the log.
