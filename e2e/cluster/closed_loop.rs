@@ -25,7 +25,7 @@ use crate::operator::kubeconfig_with_token;
 const LOOP: [&str; 3] = [
     "optimizer.closedLoop.enabled=true",
     "optimizer.closedLoop.policy=learner",
-    "optimizer.closedLoop.budget=40",
+    "optimizer.closedLoop.budget=60",
 ];
 
 /// The CronJob's container, run here as its Pod would run it, with the
