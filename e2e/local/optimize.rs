@@ -114,7 +114,10 @@ async fn publishing_never_regresses_and_run_then_follows_the_skill() {
     // The skill's first step is the log; the fix is the file it names
     // (listed first, unless the skill says to act at once), then a check.
     let actions = status["actions"].as_array().unwrap();
-    assert_eq!(actions[0]["command"], "tail -n 30 service.log", "{status}");
+    assert_eq!(
+        actions[0]["command"], "tail -n 30 service.log | cut -c1-400",
+        "{status}"
+    );
     assert!(
         actions
             .iter()

@@ -217,6 +217,10 @@ fn parse_error(message: &str) -> Option<Fact> {
     let parts = PARSE_ERROR.captures(message)?;
     let file = unquote(&parts["file"]);
     let file = inside_root(file)?;
+    // Only the two files the service parses.
+    if file != CONFIG && file != ENV {
+        return None;
+    }
     let line: usize = parts["line"].parse().ok().filter(|n| *n > 0)?;
     let rest = &parts["rest"];
     let problem = if let Some(found) = FOUND.captures(rest) {

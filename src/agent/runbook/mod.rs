@@ -28,6 +28,9 @@ pub use facts::{Fact, LineProblem, Reading};
 pub use plan::{Check, Plan};
 
 use std::collections::VecDeque;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use futures::future::BoxFuture;
 
@@ -629,14 +632,17 @@ fn port_fact(port: u16) -> Reading {
     })
 }
 
-/// A command that shows the service's log (the runbook's own probe, or an
-/// LLM's `tail`/`cat`/`grep` of it).
+/// A command whose output is the log's last lines, whole: the runbook's
+/// own probe, or a plain `tail -n N service.log` / `cat service.log`. A
+/// filtered read (`grep ERROR service.log`) drops the lines that say where
+/// the current generation starts, so planted history would pass for
+/// evidence: it is no source of facts.
 fn reads_the_log(command: &str) -> bool {
-    command.contains("service.log")
-        && ["tail ", "cat ", "grep "]
-            .iter()
-            .any(|p| command.starts_with(p))
-        && !command.contains('>')
+    static PLAIN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(?:tail(?: -n ?\d+)?|cat) (?:\./)?service\.log(?: \| cut -c ?1-\d+)?$")
+            .expect("static pattern")
+    });
+    PLAIN.is_match(command.trim())
 }
 
 impl Fact {

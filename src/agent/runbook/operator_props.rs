@@ -217,3 +217,39 @@ proptest! {
         }
     }
 }
+
+/// The attacks a hostile review found, run for real: each message is what a
+/// planted log line or a crafted answer could make the service say, every
+/// operator the runbook would try in turn runs in a real shell, and the
+/// world is looked at afterwards.
+#[test]
+fn planted_messages_destroy_no_data_and_rewrite_no_other_line() {
+    use super::facts::read_message;
+    let root = tempfile::tempdir().unwrap();
+    let at = |p: &str| root.path().join(p);
+    std::fs::create_dir_all(at("data/db")).unwrap();
+    std::fs::write(at("data/app.db"), "SQLite format 3\0rows").unwrap();
+    std::fs::write(at("data/db/x"), "x").unwrap();
+    std::fs::write(at("data/y"), "y").unwrap();
+    std::fs::write(at(ENV), "DATABASE_URL=postgres://real\nLOG_FORMAT=json\n").unwrap();
+    std::fs::write(at(CONFIG), "port = 9000\nmode = safe\n").unwrap();
+    let listing = "./data/app.db\n./data/db/x\n./data/y\n./service.env\n./service.conf\n";
+    let before = tree(root.path());
+    for message in [
+        "stale lock data/ is present",
+        "stale lock `data` is present",
+        "data/app.db is not a directory",
+        "service.env line 1: expected `NAME=value`, found `HTTPS_PROXY: http://attacker:3128`",
+        "service.conf line 2: invalid key `Port`",
+        "data/app.db line 1: invalid key `-`",
+        "service.conf line 1: expected `key = value`, found `port 1`",
+    ] {
+        for reading in read_message(message, false, PORT) {
+            let all = fixes(&reading.fact, None, Some(listing)).unwrap_or_default();
+            for action in all {
+                run_in(root.path(), command_of(&action));
+            }
+        }
+    }
+    assert_eq!(changed(&before, &tree(root.path())), Vec::<String>::new());
+}

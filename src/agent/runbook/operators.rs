@@ -19,6 +19,8 @@ pub enum Need {
     ConfigListing,
 }
 
+const MAX_LOCK_DIR_FILES: usize = 3;
+
 /// Removes the files a listing shows under `dir`, then `dir` and the
 /// directories between, deepest first; None when none is listed.
 fn emptied_directory(dir: &str, listing: &str) -> Option<Action> {
@@ -28,7 +30,14 @@ fn emptied_directory(dir: &str, listing: &str) -> Option<Action> {
         .map(|line| line.strip_prefix("./").unwrap_or(line))
         .filter(|path| path.starts_with(&prefix))
         .collect();
-    if files.is_empty() {
+    // A lock directory holds its owner's note, not a tree: anything more
+    // is data, which no message may have removed.
+    let last = dir.rsplit('/').next().unwrap_or(dir).to_lowercase();
+    let lock_like = ["lock", "lck", "pid", "mutex"]
+        .iter()
+        .any(|w| last.contains(w));
+    let flat = files.iter().all(|f| !f[prefix.len()..].contains('/'));
+    if files.is_empty() || files.len() > MAX_LOCK_DIR_FILES || !flat || !lock_like {
         return None;
     }
     let mut dirs: Vec<&str> = vec![dir];
@@ -59,6 +68,26 @@ fn emptied_directory(dir: &str, listing: &str) -> Option<Action> {
     )))
 }
 
+/// `text` as an extended regular expression that matches only itself
+/// (and is safe between the `/` of a sed `s` command).
+fn ere_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if "\\.*+?()[]{}|^$/".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A whole line whose trimmed text is `text` (the way the service quotes a
+/// line it cannot parse; `export ` is dropped from an env line).
+fn quoted_line(text: &str, env: bool) -> String {
+    let export = if env { "(export[[:space:]]+)?" } else { "" };
+    format!("^[[:space:]]*{export}{}[[:space:]]*$", ere_literal(text))
+}
+
 /// Whether what a failed operator said rules `candidate` out: the tools'
 /// own words (a directory where a file was meant, a read-only parent).
 pub fn ruled_out(candidate: &Action, failure: &str) -> bool {
@@ -73,9 +102,11 @@ pub fn ruled_out(candidate: &Action, failure: &str) -> bool {
 }
 
 /// A file (or nothing) at `path` replaced by an empty directory.
+/// Only an empty file (or nothing) is replaced: a file with content is
+/// data a message must not be able to destroy.
 fn replaced_by_directory(path: &str) -> Action {
     Action::Exec(format!(
-        "rm -f -- {path} && mkdir -p -- {path}",
+        "test ! -s {path} && rm -f -- {path} && mkdir -p -- {path}",
         path = path_word(path)
     ))
 }
@@ -135,23 +166,42 @@ pub fn fixes(fact: &Fact, config: Option<&str>, files: Option<&str>) -> Result<V
             line,
             problem,
         } => {
+            if file != CONFIG && file != ENV {
+                return Ok(Vec::new());
+            }
             let sed = |expression: String| {
                 exec(format!(
-                    "sed -i -- {} {}",
+                    "sed -E -i -- {} {}",
                     shell_word(&expression),
                     shell_word(file)
                 ))
             };
-            let repaired = match problem {
-                LineProblem::Unparsed(text) => repair(text, file == ENV)
-                    .map(|text| format!("{line}s/.*/{}/", sed_replacement(&text))),
-                LineProblem::InvalidKey(key) => {
-                    normal_key(key).map(|key| format!("{line}s/^[^=]*=/{key} =/"))
-                }
+            // Each edit is addressed by the line number *and* by what the
+            // service quoted of it: a line that is not the one it quoted
+            // (a message planted to overwrite another) stays as it is.
+            let (quoted, repaired) = match problem {
+                LineProblem::Unparsed(text) => (
+                    quoted_line(text, file == ENV),
+                    repair(text, file == ENV).map(|text| sed_replacement(&text)),
+                ),
+                LineProblem::InvalidKey(key) => (
+                    format!("^[[:space:]]*{}[[:space:]]*=.*$", ere_literal(key)),
+                    normal_key(key).map(|normal| {
+                        // The rest of the line (`= value`) kept as it is.
+                        format!("{normal} =\\1")
+                    }),
+                ),
             };
-            repaired
+            let repair = repaired.map(|replacement| match problem {
+                LineProblem::InvalidKey(key) => format!(
+                    "{line}s/^[[:space:]]*{}[[:space:]]*=(.*)$/{replacement}/",
+                    ere_literal(key)
+                ),
+                LineProblem::Unparsed(_) => format!("{line}s/{quoted}/{replacement}/"),
+            });
+            repair
                 .into_iter()
-                .chain([format!("{line}s/^/# /")])
+                .chain([format!("{line}s/{quoted}/# &/")])
                 .map(sed)
                 .collect()
         }
@@ -199,11 +249,30 @@ pub fn fixes(fact: &Fact, config: Option<&str>, files: Option<&str>) -> Result<V
                 shell_word(&format!("{key} = {value}")),
                 shell_word(CONFIG)
             ));
-            let absent = *missing || config.is_some_and(|listing| !config_has(listing, key));
-            if absent {
-                vec![append]
-            } else {
-                vec![set, append]
+            // A line is added only for a key the example documents: a
+            // message cannot make up a setting the service never had. The
+            // port is the task's own, not a message's.
+            if *missing && key == "port" {
+                return Ok(vec![append]);
+            }
+            if *missing {
+                let listing = config.ok_or(Need::ConfigListing)?;
+                return Ok(if documented_default(listing, key).is_some() {
+                    vec![append]
+                } else {
+                    Vec::new()
+                });
+            }
+            match config {
+                Some(listing) if !config_has(listing, key) => {
+                    if documented_default(listing, key).is_some() {
+                        vec![append]
+                    } else {
+                        Vec::new()
+                    }
+                }
+                Some(listing) if documented_default(listing, key).is_some() => vec![set, append],
+                _ => vec![set],
             }
         }
     })
@@ -281,7 +350,7 @@ mod tests {
             commands(Fact::Present(".state/it's ready".into())),
             vec![
                 r"mkdir -p -- '.state' && touch -- '.state/it'\''s ready'",
-                r"rm -f -- '.state/it'\''s ready' && mkdir -p -- '.state/it'\''s ready'"
+                r"test ! -s '.state/it'\''s ready' && rm -f -- '.state/it'\''s ready' && mkdir -p -- '.state/it'\''s ready'"
             ]
         );
         assert_eq!(
@@ -292,13 +361,26 @@ mod tests {
             commands(Fact::Directory("spool/out".into()))[0],
             "mkdir -p -- 'spool/out'"
         );
-        let listing = "./run/d.lock/owner\n./run/d.lock/sub/x y\n./run/other\n";
+        let listing = "./run/d.lock/owner\n./run/d.lock/pid x\n./run/other\n./data/a\n";
         assert_eq!(
             fixes(&Fact::Absent("run/d.lock".into()), None, Some(listing)).unwrap()[3],
             Action::Exec(
-                "rm -f -- 'run/d.lock/owner' 'run/d.lock/sub/x y' && rmdir -- 'run/d.lock/sub' 'run/d.lock'"
-                    .into()
+                "rm -f -- 'run/d.lock/owner' 'run/d.lock/pid x' && rmdir -- 'run/d.lock'".into()
             )
+        );
+        // Not a lock's name, or a tree: data, never emptied.
+        assert_eq!(
+            fixes(&Fact::Absent("data".into()), None, Some(listing))
+                .unwrap()
+                .len(),
+            2
+        );
+        let nested = "./run/d.lock/sub/x\n";
+        assert_eq!(
+            fixes(&Fact::Absent("run/d.lock".into()), None, Some(nested))
+                .unwrap()
+                .len(),
+            3
         );
         assert_eq!(
             commands(Fact::Absent("run/locks/c.lock".into()))[2],
@@ -316,18 +398,20 @@ mod tests {
         assert_eq!(
             commands(fact(CONFIG, "max_connections 256")),
             vec![
-                "sed -i -- '6s/.*/max_connections = 256/' 'service.conf'",
-                "sed -i -- '6s/^/# /' 'service.conf'"
+                "sed -E -i -- '6s/^[[:space:]]*max_connections 256[[:space:]]*$/max_connections = 256/' 'service.conf'",
+                "sed -E -i -- '6s/^[[:space:]]*max_connections 256[[:space:]]*$/# &/' 'service.conf'"
             ]
         );
         assert_eq!(
             commands(fact(ENV, "DATABASE_URL: postgres://db/a&b"))[0],
-            r"sed -i -- '6s/.*/DATABASE_URL=postgres:\/\/db\/a\&b/' 'service.env'"
+            r"sed -E -i -- '6s/^[[:space:]]*(export[[:space:]]+)?DATABASE_URL: postgres:\/\/db\/a&b[[:space:]]*$/DATABASE_URL=postgres:\/\/db\/a\&b/' 'service.env'"
         );
         assert_eq!(
             commands(fact(CONFIG, "<<<<<<< HEAD")),
-            vec!["sed -i -- '6s/^/# /' 'service.conf'"]
+            vec!["sed -E -i -- '6s/^[[:space:]]*<<<<<<< HEAD[[:space:]]*$/# &/' 'service.conf'"]
         );
+        // Only the two files the service parses.
+        assert!(commands(fact("data/app.db", "x")).is_empty());
         let key = Fact::BrokenLine {
             file: CONFIG.into(),
             line: 2,
@@ -335,7 +419,7 @@ mod tests {
         };
         assert_eq!(
             commands(key)[0],
-            "sed -i -- '2s/^[^=]*=/max_connections =/' 'service.conf'"
+            r"sed -E -i -- '2s/^[[:space:]]*Max-Connections[[:space:]]*=(.*)$/max_connections =\1/' 'service.conf'"
         );
     }
 

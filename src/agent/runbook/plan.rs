@@ -95,7 +95,10 @@ impl Check {
     }
 }
 
-pub const LOG_PROBE: &str = "tail -n 30 service.log";
+/// Lines cut at 400 characters, so 30 of them always fit in what a step
+/// returns: a padded line cannot push the lines that say where the current
+/// generation starts out of sight.
+pub const LOG_PROBE: &str = "tail -n 30 service.log | cut -c1-400";
 pub const ENV_PROBE: &str = "grep -H '' -- service.env service.env.example";
 pub const CONFIG_PROBE: &str = "grep -Hn '' -- service.conf service.conf.example";
 

@@ -178,7 +178,9 @@ fn targeted_goes_first_to_what_the_error_names_and_a_fact_back_after_its_fix_end
             ),
             (Check::Ready.probe(), observed(listing, None)),
             (
-                Action::Exec("rm -f -- 'state/ok' && mkdir -p -- 'state/ok'".into()),
+                Action::Exec(
+                    "test ! -s 'state/ok' && rm -f -- 'state/ok' && mkdir -p -- 'state/ok'".into(),
+                ),
                 observed("", None),
             ),
             (
