@@ -252,24 +252,37 @@ static VARIABLE_NAMES: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static")
 });
 
-fn variables(message: &str, paths: &[Token]) -> Vec<String> {
-    if !ABOUT_ENV.is_match(message) {
-        return Vec::new();
-    }
+/// The names `pattern` finds through the first of `groups` that took part,
+/// once each, none inside a path and none `skip` rules out.
+fn names(
+    pattern: &Regex,
+    groups: &[&str],
+    message: &str,
+    paths: &[Token],
+    skip: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for found in VARIABLE_NAMES.captures_iter(message) {
-        let Some(name) = ["dollar", "after", "quoted", "snake"]
-            .iter()
-            .find_map(|g| found.name(g))
-        else {
+    for found in pattern.captures_iter(message) {
+        let Some(name) = groups.iter().find_map(|g| found.name(g)) else {
             continue;
         };
-        if within_paths(name.start(), paths) || out.iter().any(|n| n == name.as_str()) {
+        if within_paths(name.start(), paths)
+            || skip(name.as_str())
+            || out.iter().any(|n| n == name.as_str())
+        {
             continue;
         }
         out.push(name.as_str().to_string());
     }
     out
+}
+
+fn variables(message: &str, paths: &[Token]) -> Vec<String> {
+    if !ABOUT_ENV.is_match(message) {
+        return Vec::new();
+    }
+    let groups = ["dollar", "after", "quoted", "snake"];
+    names(&VARIABLE_NAMES, &groups, message, paths, |_| false)
 }
 
 static ABOUT_CONFIG: LazyLock<Regex> = LazyLock::new(|| {
@@ -307,22 +320,8 @@ fn settings(message: &str, paths: &[Token]) -> Vec<Fact> {
     if !ABOUT_CONFIG.is_match(message) {
         return Vec::new();
     }
-    let mut keys: Vec<String> = Vec::new();
-    for found in KEYS.captures_iter(message) {
-        let Some(key) = ["snake", "quoted", "assigned"]
-            .iter()
-            .find_map(|g| found.name(g))
-        else {
-            continue;
-        };
-        if key.as_str() == "port"
-            || within_paths(key.start(), paths)
-            || keys.iter().any(|k| k == key.as_str())
-        {
-            continue;
-        }
-        keys.push(key.as_str().to_string());
-    }
+    let groups = ["snake", "quoted", "assigned"];
+    let keys = names(&KEYS, &groups, message, paths, |key| key == "port");
     // A stated value belongs to a key only when there is one key.
     let stated = STATED.captures_iter(message).find_map(|c| {
         let value = ["v1", "v2", "v3", "v4"]
