@@ -1,5 +1,6 @@
-//! Steps and wall time per scenario, baseline vs optimized hint on the
-//! runbook brain, side by side with the oracle fix length. Every number
+//! Steps and wall time per scenario on the runbook brain: the baseline,
+//! the hand-written and the shipped learned hint, side by side with the
+//! shortest honest episode (oracle fix + 2). Every number
 //! is a real episode on a real service, verified by the probe.
 //! Run: `cargo build --release && cargo bench --bench agent_steps [-- ROUNDS]`.
 
@@ -54,6 +55,25 @@ async fn measure(
     }
 }
 
+/// The hint of the shipped learned policy (examples/policy-learned.yaml).
+fn learned_hint() -> ResolvedHint {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy-learned.yaml");
+    let text = std::fs::read_to_string(path).expect("examples/policy-learned.yaml");
+    let policy: remediator::crd::Policy = serde_yaml::from_str(&text).expect("a Policy");
+    ResolvedHint::inline(&policy.spec.hint.expect("the learned policy has a hint"))
+}
+
+/// Per split and hint: fixed, runs, and sums over fixed runs of steps,
+/// seconds and steps over the shortest honest episode (oracle fix + 2).
+#[derive(Default, Clone, Copy)]
+struct Sums {
+    fixed: usize,
+    runs: usize,
+    steps: f64,
+    seconds: f64,
+    ratio: f64,
+}
+
 #[tokio::main]
 async fn main() {
     let rounds: usize = std::env::args()
@@ -63,73 +83,58 @@ async fn main() {
     let env = Environment::local(support::release_binary("remediator"), Catalog::builtin()).await;
     println!("sandbox: {}", env.sandbox.containment().summary());
     let catalog = env.catalog.clone();
-    let (baseline, optimized) = (ResolvedHint::baseline(), ResolvedHint::manual());
+    let hints = [
+        ("baseline", ResolvedHint::baseline()),
+        ("manual", ResolvedHint::manual()),
+        ("learned", learned_hint()),
+    ];
     println!(
-        "runbook brain, mean of {rounds} runs per cell (steps are deterministic; time is wall clock incl. service start and verification)"
+        "runbook brain, mean of {rounds} runs per cell (steps are deterministic; time is wall clock incl. service start and verification; * = not resolved)"
     );
-    println!(
-        "{:<24} {:>6} {:>10} {:>6} {:>10} {:>7} {:>11} {:>12} {:>12}",
-        "scenario",
-        "base",
-        "base ms",
-        "opt",
-        "opt ms",
-        "oracle",
-        "base/opt",
-        "base/oracle",
-        "opt/oracle"
-    );
-    let mut failures = 0;
-    let mut sums = [[0f64; 5]; 2];
-    let mut counts = [0f64; 2];
+    print!("{:<34} {:>7}", "scenario", "honest");
+    for (name, _) in &hints {
+        print!(" {:>9} {:>8}", name, "ms");
+    }
+    println!();
+    let mut sums = [[Sums::default(); 3]; 2];
     for scenario in &catalog.scenarios {
-        let b = measure(&env, &scenario.id, &baseline, rounds).await;
-        let o = measure(&env, &scenario.id, &optimized, rounds).await;
-        failures += usize::from(!b.resolved) + usize::from(!o.resolved);
-        let fix_len = oracle_fix(scenario, 1).map_or(0, |f| f.len());
-        let oracle = fix_len as f64;
-        println!(
-            "{:<24} {:>6} {:>10.1} {:>6} {:>10.1} {:>7} {:>10.2}x {:>11.2}x {:>11.2}x",
-            scenario.id,
-            b.steps,
-            b.seconds * 1e3,
-            o.steps,
-            o.seconds * 1e3,
-            fix_len,
-            f64::from(b.steps) / f64::from(o.steps),
-            f64::from(b.steps) / oracle,
-            f64::from(o.steps) / oracle
-        );
+        let honest = oracle_fix(scenario, 1).map_or(0, |f| f.len()) + 2;
         let split = usize::from(scenario.split == Split::Validation);
-        counts[split] += 1.0;
-        for (sum, value) in sums[split].iter_mut().zip([
-            f64::from(b.steps),
-            b.seconds,
-            f64::from(o.steps),
-            o.seconds,
-            oracle,
-        ]) {
-            *sum += value;
+        print!("{:<34} {:>7}", scenario.id, honest);
+        for (index, (_, hint)) in hints.iter().enumerate() {
+            let m = measure(&env, &scenario.id, hint, rounds).await;
+            let mark = if m.resolved { " " } else { "*" };
+            print!(" {:>8}{mark} {:>8.1}", m.steps, m.seconds * 1e3);
+            let cell = &mut sums[split][index];
+            cell.runs += 1;
+            if m.resolved {
+                cell.fixed += 1;
+                cell.steps += f64::from(m.steps);
+                cell.seconds += m.seconds;
+                cell.ratio += f64::from(m.steps) / honest as f64;
+            }
+        }
+        println!();
+    }
+    println!("\nover fixed runs: fixed/runs, mean steps, mean ms, mean steps / shortest honest");
+    for (label, split) in [("train", 0), ("validation", 1)] {
+        for (index, (name, _)) in hints.iter().enumerate() {
+            let c = sums[split][index];
+            let n = c.fixed.max(1) as f64;
+            println!(
+                "{label:<10} {name:<9} {:>2}/{:<2} {:>6.2} steps {:>7.1} ms {:>5.2}x",
+                c.fixed,
+                c.runs,
+                c.steps / n,
+                c.seconds / n * 1e3,
+                c.ratio / n
+            );
         }
     }
-    for (label, split) in [("mean train", 0), ("mean validation", 1)] {
-        let n = counts[split].max(1.0);
-        let [bs, bt, os, ot, or] = sums[split].map(|s| s / n);
-        println!(
-            "{:<24} {:>6.2} {:>10.1} {:>6.2} {:>10.1} {:>7.2} {:>10.2}x {:>11.2}x {:>11.2}x",
-            label,
-            bs,
-            bt * 1e3,
-            os,
-            ot * 1e3,
-            or,
-            bs / os,
-            bs / or,
-            os / or
-        );
-    }
-    if failures > 0 {
-        eprintln!("{failures} runs were not resolved");
+    // The shipped learned hint must fix everything; the others are measured.
+    let learned_failures: usize = sums.iter().map(|s| s[2].runs - s[2].fixed).sum();
+    if learned_failures > 0 {
+        eprintln!("{learned_failures} scenarios were not resolved by the learned hint");
         std::process::exit(1);
     }
 }
