@@ -1,6 +1,10 @@
 //! The fix operators: one per kind of fact, each an ordinary action the
-//! gate judges. A fact has a short list of fixes in order; the loop uses
-//! the next one only when the fact came back after the one before. Every
+//! gate judges, at most MEDIUM. A fact has a short list of fixes in order;
+//! the loop uses the next one when the one before failed (at once, past
+//! those its error rules out) or the fact came back after it. None may
+//! destroy data a planted message names: a directory is emptied only when
+//! it is a small flat lock, a file replaced only when empty, a line edited
+//! only where it is the one the service quoted. Every
 //! path and value reaches the shell through [`quote`](super::quote), after
 //! `--`, so a name is never split, expanded or taken for an option.
 
