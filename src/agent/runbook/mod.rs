@@ -179,8 +179,7 @@ impl Runbook {
                         .iter()
                         .any(|f| matches!(f.status, Status::Fixed(_)))
                     {
-                        self.queue
-                            .retain(|p| !matches!(p.purpose, Purpose::Restart | Purpose::Verify));
+                        self.drop_queued_restart_and_verification();
                     }
                 }
                 return;
@@ -213,8 +212,7 @@ impl Runbook {
                     .iter()
                     .any(|p| matches!(p.purpose, Purpose::Fix(_)));
                 if !more && !self.batch_changed {
-                    self.queue
-                        .retain(|p| !matches!(p.purpose, Purpose::Restart | Purpose::Verify));
+                    self.drop_queued_restart_and_verification();
                 }
             }
         }
@@ -224,70 +222,62 @@ impl Runbook {
         }
     }
 
-    /// Takes in what one step showed: the runbook's own bookkeeping (is
-    /// the service down, did it point at its log, the listings an operator
-    /// needs), then the facts, read by [`readings`].
+    /// Takes in what one step showed, parsed once by [`see`]: the
+    /// runbook's own bookkeeping (is the service down, did it point at its
+    /// log, the listings an operator needs), then the facts.
     fn read(&mut self, action: &Action, observation: &Observation) -> Vec<Reading> {
-        match action {
-            Action::HttpGet(_) => match observation.http_status {
-                None => {
-                    self.down = true;
+        let seen = see(action, observation, self.port);
+        match seen.source {
+            Source::Answer { status: None } => {
+                self.down = true;
+                self.log_pointed = true;
+            }
+            Source::Answer {
+                status: Some(status),
+            } => {
+                self.down = false;
+                if crate::verify::is_healthy_answer(status, &observation.stdout) {
+                    self.finished = Some("the service answers 200 status ok".into());
+                } else if seen.words.is_none() {
                     self.log_pointed = true;
                 }
-                Some(status) => {
-                    self.down = false;
-                    if crate::verify::is_healthy_answer(status, &observation.stdout) {
-                        self.finished = Some("the service answers 200 status ok".into());
-                    } else if let Some(reason) = facts::health_reason(status, &observation.stdout) {
-                        self.last_words = Some(reason);
-                    } else {
-                        self.log_pointed = true;
-                    }
+            }
+            Source::Restart(Some(RestartState::Running { port })) => {
+                self.down = port.is_some_and(|p| p != self.port);
+                if self.down {
+                    self.drop_queued_verification();
                 }
-            },
-            Action::RestartService => match restart_state(observation) {
-                Some(RestartState::Running { port }) => {
-                    self.down = port.is_some_and(|p| p != self.port);
-                    if self.down {
-                        self.drop_queued_verification();
-                    }
+            }
+            Source::Restart(Some(RestartState::Down { said_why })) => {
+                self.down = true;
+                if said_why {
+                    // The supervisor said why: no need to look.
+                    self.drop_queued_verification();
+                } else {
+                    self.log_pointed = true;
                 }
-                Some(RestartState::Down { reason }) => {
-                    self.down = true;
-                    match reason {
-                        // The supervisor said why: no need to look.
-                        Some(reason) => {
-                            self.drop_queued_verification();
-                            self.last_words = Some(reason);
-                        }
-                        None => self.log_pointed = true,
-                    }
-                }
-                None => {}
-            },
-            Action::Exec(command) if reads_the_log(command) => {
+            }
+            Source::Log { down } => {
                 self.log_pointed = false;
-                let now = facts::log_now(&observation.stdout);
-                if let Some(down) = now.down {
-                    self.down = self.down || down;
-                }
-                if let Some((message, _)) = now.message {
-                    self.last_words = Some(message);
-                }
+                self.down = self.down || down == Some(true);
             }
-            Action::Exec(command) if command == plan::CONFIG_PROBE => {
-                self.config_listing = Some(observation.stdout.clone());
-            }
-            Action::Exec(_) if *action == Check::Locks.probe() => {
-                self.file_listing = Some(observation.stdout.clone());
-            }
-            _ => {}
+            Source::ConfigListing => self.config_listing = Some(observation.stdout.clone()),
+            Source::FileListing => self.file_listing = Some(observation.stdout.clone()),
+            Source::Restart(None) | Source::Other => {}
         }
-        readings(action, observation, self.port)
+        if seen.words.is_some() {
+            self.last_words = seen.words;
+        }
+        seen.readings
     }
 
     fn drop_queued_verification(&mut self) {
         self.queue.retain(|p| p.purpose != Purpose::Verify);
+    }
+
+    fn drop_queued_restart_and_verification(&mut self) {
+        self.queue
+            .retain(|p| !matches!(p.purpose, Purpose::Restart | Purpose::Verify));
     }
 
     /// Takes in one fact: new, or back after its fix.
@@ -520,49 +510,105 @@ impl Runbook {
     }
 }
 
-/// The facts one step's observation holds, by what produced it: the
-/// service's answer, the supervisor's word on a restart, the log's last
-/// lines, the config and env listings. Anything else holds none. Shared
-/// by the runbook and the LLM brain (which sees them beside each
-/// observation).
-pub fn readings(action: &Action, observation: &Observation, port: u16) -> Vec<Reading> {
+/// What one step's observation is, read once: where it came from (with
+/// what the runbook keeps of it), the service's words in it, and the facts.
+struct Seen {
+    source: Source,
+    /// The service's own words about what is wrong, when it gave some.
+    words: Option<String>,
+    readings: Vec<Reading>,
+}
+
+enum Source {
+    /// A health answer (`None`: no answer).
+    Answer {
+        status: Option<u16>,
+    },
+    Restart(Option<RestartState>),
+    /// The log's last lines; what its supervisor says of the service now.
+    Log {
+        down: Option<bool>,
+    },
+    ConfigListing,
+    /// The file listing of the locks and ready checks.
+    FileListing,
+    Other,
+}
+
+/// Reads one step's observation by what produced it: the service's
+/// answer, the supervisor's word on a restart, the log's last lines, the
+/// config and env listings. Anything else holds no fact.
+fn see(action: &Action, observation: &Observation, port: u16) -> Seen {
+    let plain = |source| Seen {
+        source,
+        words: None,
+        readings: Vec::new(),
+    };
     match action {
-        Action::HttpGet(_) => observation
-            .http_status
-            .and_then(|status| facts::health_reason(status, &observation.stdout))
-            .map(|reason| facts::read_message(&reason, false, port))
-            .unwrap_or_default(),
-        Action::RestartService => match restart_state(observation) {
-            Some(RestartState::Running { port: Some(p) }) if p != port => vec![port_fact(port)],
-            Some(RestartState::Down {
-                reason: Some(reason),
-            }) => facts::read_message(&reason, true, port),
-            _ => Vec::new(),
-        },
+        Action::HttpGet(_) => {
+            let words = observation
+                .http_status
+                .and_then(|status| facts::health_reason(status, &observation.stdout));
+            Seen {
+                readings: words
+                    .as_deref()
+                    .map(|w| facts::read_message(w, false, port))
+                    .unwrap_or_default(),
+                words,
+                source: Source::Answer {
+                    status: observation.http_status,
+                },
+            }
+        }
+        Action::RestartService => {
+            let (state, words) = restart_state(observation);
+            let readings = match (&state, &words) {
+                (Some(RestartState::Running { port: Some(p) }), _) if *p != port => {
+                    vec![port_fact(port)]
+                }
+                (Some(RestartState::Down { .. }), Some(reason)) => {
+                    facts::read_message(reason, true, port)
+                }
+                _ => Vec::new(),
+            };
+            Seen {
+                source: Source::Restart(state),
+                words,
+                readings,
+            }
+        }
         Action::Exec(command) if reads_the_log(command) => {
             let now = facts::log_now(&observation.stdout);
-            let mut out = Vec::new();
+            let mut readings = Vec::new();
             if now.listening_on.is_some_and(|listening| listening != port) {
-                out.push(port_fact(port));
+                readings.push(port_fact(port));
             }
-            if let Some((message, at_start)) = now.message {
-                out.extend(facts::read_message(&message, at_start, port));
+            let words = now.message.map(|(message, at_start)| {
+                readings.extend(facts::read_message(&message, at_start, port));
+                message
+            });
+            Seen {
+                source: Source::Log { down: now.down },
+                words,
+                readings,
             }
-            out
         }
-        Action::Exec(command) if command == plan::CONFIG_PROBE => {
-            facts::config_facts(&observation.stdout, port)
+        Action::Exec(command) if command == plan::CONFIG_PROBE => Seen {
+            readings: facts::config_facts(&observation.stdout, port)
                 .into_iter()
                 .map(at_start)
-                .collect()
-        }
-        Action::Exec(command) if command == plan::ENV_PROBE => {
-            facts::env_facts(&observation.stdout)
+                .collect(),
+            ..plain(Source::ConfigListing)
+        },
+        Action::Exec(command) if command == plan::ENV_PROBE => Seen {
+            readings: facts::env_facts(&observation.stdout)
                 .into_iter()
                 .map(at_start)
-                .collect()
-        }
-        _ => Vec::new(),
+                .collect(),
+            ..plain(Source::Other)
+        },
+        Action::Exec(_) if *action == Check::Locks.probe() => plain(Source::FileListing),
+        _ => plain(Source::Other),
     }
 }
 
@@ -570,7 +616,7 @@ pub fn readings(action: &Action, observation: &Observation, port: u16) -> Vec<Re
 /// runbook would try first. The model still decides; the gate still
 /// judges whatever it proposes. None when the step holds no fact.
 pub fn facts_note(action: &Action, observation: &Observation, port: u16) -> Option<String> {
-    let readings = readings(action, observation, port);
+    let readings = see(action, observation, port).readings;
     if readings.is_empty() {
         return None;
     }
@@ -599,22 +645,25 @@ pub fn facts_note(action: &Action, observation: &Observation, port: u16) -> Opti
 /// What the supervisor said of a restart (`restarted: {json}`).
 enum RestartState {
     Running { port: Option<u16> },
-    Down { reason: Option<String> },
+    Down { said_why: bool },
 }
 
-fn restart_state(observation: &Observation) -> Option<RestartState> {
+/// The restart's state and, when it is down, the reason it gave.
+fn restart_state(observation: &Observation) -> (Option<RestartState>, Option<String>) {
     let text = format!("{}{}", observation.stdout, observation.stderr);
-    let (_, json) = text.split_once(": ")?;
-    let state: serde_json::Value = serde_json::from_str(json).ok()?;
-    Some(if state["running"].as_bool() == Some(true) {
-        RestartState::Running {
-            port: state["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
-        }
-    } else {
-        RestartState::Down {
-            reason: state["reason"].as_str().map(str::to_string),
-        }
-    })
+    let Some(state) = text
+        .split_once(": ")
+        .and_then(|(_, json)| serde_json::from_str::<serde_json::Value>(json).ok())
+    else {
+        return (None, None);
+    };
+    if state["running"].as_bool() == Some(true) {
+        let port = state["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+        return (Some(RestartState::Running { port }), None);
+    }
+    let reason = state["reason"].as_str().map(str::to_string);
+    let said_why = reason.is_some();
+    (Some(RestartState::Down { said_why }), reason)
 }
 
 fn at_start(fact: Fact) -> Reading {
