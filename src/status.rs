@@ -130,6 +130,7 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
         if tokens.prompt + tokens.completion > 0 {
             agent.tokens = Some(tokens);
         }
+        agent.tool_call_format = tokens.tool_call_format().map(str::to_string);
         if let Some(why) = &episode.fallback_reason {
             agent.fallback_used = true;
             agent.fallback_reason = Some(why.clone());

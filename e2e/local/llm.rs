@@ -74,10 +74,13 @@ async fn tool_calls_fix_the_service_and_usage_is_recorded() {
     assert_eq!(status["steps"], 2);
     assert_eq!(status["agent"]["brain"], "llm");
     assert_eq!(status["agent"]["model"], "gpt-4.1-mini");
-    assert_eq!(
-        status["agent"]["tokens"],
-        json!({"prompt": 300, "completion": 30})
-    );
+    let tokens = &status["agent"]["tokens"];
+    assert_eq!(tokens["prompt"], 300, "{tokens}");
+    assert_eq!(tokens["completion"], 30, "{tokens}");
+    assert_eq!(tokens["requests"], 3, "{tokens}");
+    assert_eq!(tokens["nativeToolCalls"], 3, "{tokens}");
+    assert!(tokens["modelMs"].is_u64(), "{tokens}");
+    assert_eq!(status["agent"]["toolCallFormat"], "toolCalls");
     assert_eq!(status["actions"][1]["declaredRisk"], "MEDIUM");
 
     let requests = server.requests();
@@ -347,4 +350,101 @@ async fn a_plain_text_reply_is_only_a_claim() {
         "{status}"
     );
     assert_eq!(status["verified"]["healthy"], false);
+}
+
+#[tokio::test]
+async fn calls_written_as_text_are_read_recorded_as_such_and_replayed_in_that_form() {
+    // How local servers without a tool-call parser answer: Qwen's tags, a
+    // bare object with the arguments as a string, llama-cpp-python's
+    // `functions.NAME:`, and an object the model wrote on past.
+    let server = ScriptedLlm::start(vec![
+        Reply::Text(
+            "Checking first.\n<tool_call>\n{\"name\": \"http_get\", \"arguments\": {\"path\": \"/health\", \"security_risk\": \"LOW\"}}\n</tool_call>",
+        ),
+        Reply::Text(
+            r#"{"name": "run_command", "arguments": "{\"command\": \"rm -f service.lock\", \"security_risk\": \"MEDIUM\"}"}"#,
+        ),
+        Reply::Text(
+            r#"{"name":"http_get","arguments":{"path":"/health","security_risk":"LOW"},"response": {"http_status": 200, "bo"#,
+        ),
+        Reply::Text("functions.finish:\n{\"summary\": \"removed the stale lock\"}"),
+    ])
+    .await;
+    let ran = run_with(&server, &[]).await;
+    let status = ran.status();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(status["phase"], "Resolved", "{status}");
+    assert_eq!(status["steps"], 3);
+    assert_eq!(status["agent"]["toolCallFormat"], "content");
+    let tokens = &status["agent"]["tokens"];
+    assert_eq!(tokens["contentToolCalls"], 4, "{tokens}");
+    assert_eq!(tokens["requests"], 4, "{tokens}");
+    assert!(tokens.get("nativeToolCalls").is_none(), "{tokens}");
+    assert_eq!(status["actions"][1]["command"], "rm -f service.lock");
+    assert_eq!(status["actions"][1]["declaredRisk"], "MEDIUM");
+    // The model sees its own form: no `tool_calls` in what is sent back.
+    let requests = server.requests();
+    let replayed = &requests[3]["messages"];
+    let assistant: Vec<&Value> = replayed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .collect();
+    assert_eq!(assistant.len(), 3);
+    for message in &assistant {
+        assert!(message.get("tool_calls").is_none(), "{message}");
+        assert!(
+            message["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("<tool_call>\n{"),
+            "{message}"
+        );
+    }
+    // Each request's messages begin with the previous one's, so a server
+    // that keeps its cache reuses the prefix.
+    for pair in requests.windows(2) {
+        let (before, after) = (
+            pair[0]["messages"].as_array().unwrap(),
+            pair[1]["messages"].as_array().unwrap(),
+        );
+        assert_eq!(after[..before.len()], before[..], "the prefix changed");
+    }
+}
+
+#[tokio::test]
+async fn a_text_reply_that_tries_a_call_and_fails_is_corrected_then_refused_with_its_words() {
+    let server = ScriptedLlm::start(vec![
+        Reply::Text("{\"command\": \"ls\"}"),
+        Reply::Text("<tool_call>\n{\"name\": \"run_command\", \"arguments\": {\"command\": "),
+        Reply::Text("```json\n[1, 2]\n```"),
+    ])
+    .await;
+    let ran = run_with(&server, &[]).await;
+    let status = ran.status();
+    assert_eq!(status["phase"], "Failed", "{status}");
+    assert_eq!(status["reason"], "LlmUnavailable");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("3 invalid tool calls")
+            && message.contains("not a tool call object")
+            && message.contains("[1, 2]"),
+        "{message}"
+    );
+    // Each correction went back as a user message saying what was wrong.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    let last = requests[2]["messages"].as_array().unwrap();
+    let corrections: Vec<&str> = last
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| m["content"].as_str())
+        .filter(|c| c.starts_with("ERROR:"))
+        .collect();
+    assert_eq!(corrections.len(), 2, "{last:?}");
+    assert!(corrections[0].contains("names no tool"), "{corrections:?}");
+    assert!(corrections[1].contains("not valid JSON"), "{corrections:?}");
+    // Nothing ran.
+    assert_eq!(status["steps"], 0);
 }

@@ -408,6 +408,7 @@ fn reflector(server: &ScriptedLlm, seed: u64) -> LlmReflector {
         max_retries: 0,
         max_tokens: 300,
         max_observation_chars: 1000,
+        max_prompt_tokens: 6000,
     };
     let forbidden = general::forbidden(&Catalog::builtin());
     LlmReflector::new(ChatClient::new(config).unwrap(), forbidden, seed)

@@ -10,7 +10,7 @@ use super::confirm::{Answer, Confirmer};
 use super::episode::{Episode, Event, Request};
 use super::llm::{LlmBrain, LlmConfig, LlmEnvironment};
 use super::runbook::RunbookBrain;
-use crate::crd::{ActionRecord, BrainKind, LlmSpec, TokenUsage};
+use crate::crd::{ActionRecord, BrainKind, LlmSpec};
 use crate::protocol::{BrainRole, Task, Turn};
 use crate::risk::Gate;
 use crate::workspace::Workspace;
@@ -152,10 +152,7 @@ pub async fn drive(
                 let proposed =
                     tokio::time::timeout(until(*deadline_ms), brain.propose(task, &history)).await;
                 let after = brain.usage();
-                let usage = TokenUsage {
-                    prompt: after.prompt.saturating_sub(before.prompt),
-                    completion: after.completion.saturating_sub(before.completion),
-                };
+                let usage = after.since(before);
                 match proposed {
                     Err(_) => Event::Tick,
                     Ok(Ok(proposal)) => Event::Proposed { proposal, usage },

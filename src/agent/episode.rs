@@ -150,10 +150,9 @@ impl Episode {
     }
 
     pub fn tokens(&self) -> TokenUsage {
-        TokenUsage {
-            prompt: self.primary_tokens.prompt + self.fallback_tokens.prompt,
-            completion: self.primary_tokens.completion + self.fallback_tokens.completion,
-        }
+        let mut total = self.primary_tokens;
+        total.add(self.fallback_tokens);
+        total
     }
 
     fn deadline_ms(&self) -> u64 {
@@ -258,8 +257,7 @@ impl Episode {
             BrainRole::Primary => &mut self.primary_tokens,
             BrainRole::Fallback => &mut self.fallback_tokens,
         };
-        total.prompt += usage.prompt;
-        total.completion += usage.completion;
+        total.add(usage);
     }
 
     fn on_proposal(&mut self, gate: &Gate, proposal: Proposal, now_ms: u64) -> Advance {

@@ -176,10 +176,7 @@ pub async fn run(connection: &Connection, env: &LlmEnvironment) -> Result<Episod
                         let before = brain.usage();
                         let proposed = brain.propose(&task, &history).await;
                         let after = brain.usage();
-                        let usage = TokenUsage {
-                            prompt: after.prompt.saturating_sub(before.prompt),
-                            completion: after.completion.saturating_sub(before.completion),
-                        };
+                        let usage = after.since(before);
                         match proposed {
                             Ok(proposal) => (Offer::Proposal(proposal), usage),
                             Err(e) => (Offer::BrainFailed(e.to_string()), usage),

@@ -265,8 +265,14 @@ pub struct AgentInfo {
     pub hint_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Tokens, requests and time the model took for this incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenUsage>,
+    /// How the model wrote its tool calls: `toolCalls` (the API's field),
+    /// `content` (JSON in the reply's text, as many local servers do), or
+    /// `mixed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_format: Option<String>,
     #[serde(default)]
     pub fallback_used: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,4 +284,59 @@ pub struct AgentInfo {
 pub struct TokenUsage {
     pub prompt: u64,
     pub completion: u64,
+    /// Model requests made.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u64,
+    /// Milliseconds spent waiting for the model.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub model_ms: u64,
+    /// Tool calls the model wrote as JSON in its reply's text instead of
+    /// real `tool_calls` (what many local servers do).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub content_tool_calls: u64,
+    /// Tool calls that came back as real `tool_calls`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub native_tool_calls: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl TokenUsage {
+    /// What was used between two readings of a running total.
+    pub fn since(self, before: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            prompt: self.prompt.saturating_sub(before.prompt),
+            completion: self.completion.saturating_sub(before.completion),
+            requests: self.requests.saturating_sub(before.requests),
+            model_ms: self.model_ms.saturating_sub(before.model_ms),
+            content_tool_calls: self
+                .content_tool_calls
+                .saturating_sub(before.content_tool_calls),
+            native_tool_calls: self
+                .native_tool_calls
+                .saturating_sub(before.native_tool_calls),
+        }
+    }
+
+    pub fn add(&mut self, other: TokenUsage) {
+        self.prompt += other.prompt;
+        self.completion += other.completion;
+        self.requests += other.requests;
+        self.model_ms += other.model_ms;
+        self.content_tool_calls += other.content_tool_calls;
+        self.native_tool_calls += other.native_tool_calls;
+    }
+
+    /// How the model wrote its tool calls: `toolCalls`, `content`, or
+    /// `mixed`; `None` before any call.
+    pub fn tool_call_format(&self) -> Option<&'static str> {
+        match (self.native_tool_calls, self.content_tool_calls) {
+            (0, 0) => None,
+            (_, 0) => Some("toolCalls"),
+            (0, _) => Some("content"),
+            _ => Some("mixed"),
+        }
+    }
 }

@@ -247,6 +247,12 @@ pub struct LlmSpec {
     #[serde(default = "default_max_observation_chars")]
     #[schemars(range(min = 200, max = 1000000))]
     pub max_observation_chars: u32,
+    /// About how many tokens the conversation may take (estimated at four
+    /// characters a token): over it, the oldest observations are cut down
+    /// to what was read from them, the newest two always kept whole.
+    #[serde(default = "default_max_prompt_tokens")]
+    #[schemars(range(min = 500, max = 10000000))]
+    pub max_prompt_tokens: u32,
 }
 
 fn default_model() -> String {
@@ -263,6 +269,9 @@ fn default_max_tokens() -> u32 {
 }
 fn default_max_observation_chars() -> u32 {
     4000
+}
+fn default_max_prompt_tokens() -> u32 {
+    6000
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

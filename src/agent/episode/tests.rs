@@ -87,6 +87,7 @@ fn drive(
                         usage: TokenUsage {
                             prompt: 10,
                             completion: 1,
+                            ..TokenUsage::default()
                         },
                     },
                     Some(Err(error)) => Event::BrainFailed {
@@ -160,7 +161,8 @@ fn allowed_actions_run_and_a_claim_ends_the_episode() {
         episode.tokens(),
         TokenUsage {
             prompt: 20,
-            completion: 2
+            completion: 2,
+            ..TokenUsage::default()
         }
     );
 }

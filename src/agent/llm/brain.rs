@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::LlmConfig;
 use super::client::{Chat, ChatClient};
-use super::prompt::{assistant_echo, conversation};
+use super::content_call::tool_call_in_content;
+use super::prompt::{CallStyle, assistant_echo, conversation};
 use super::tools::{parse_tool_call, tools};
 use crate::agent::{Brain, BrainError};
 use crate::crd::TokenUsage;
@@ -19,6 +20,9 @@ const MAX_INVALID_CALLS: usize = 3;
 pub struct LlmBrain {
     client: ChatClient,
     usage: TokenUsage,
+    /// How the model writes its calls, learned from its first one, so the
+    /// replayed conversation shows it its own form.
+    style: CallStyle,
 }
 
 impl LlmBrain {
@@ -26,6 +30,7 @@ impl LlmBrain {
         Ok(Self {
             client: ChatClient::new(config)?,
             usage: TokenUsage::default(),
+            style: CallStyle::ToolCalls,
         })
     }
 
@@ -39,8 +44,7 @@ impl LlmBrain {
             seed: None,
         };
         let (message, usage) = self.client.chat(chat).await?;
-        self.usage.prompt += usage.prompt;
-        self.usage.completion += usage.completion;
+        self.usage.add(usage);
         Ok(message)
     }
 }
@@ -64,41 +68,81 @@ impl Brain for LlmBrain {
         history: &'a [Turn],
     ) -> BoxFuture<'a, Result<Proposal, BrainError>> {
         Box::pin(async move {
-            let mut messages =
-                conversation(task, history, self.client.config().max_observation_chars);
+            let config = self.client.config();
+            let mut messages = conversation(
+                task,
+                history,
+                config.max_observation_chars,
+                config.max_prompt_tokens,
+                self.style,
+            );
+            let mut last_problem = String::new();
             for _ in 0..MAX_INVALID_CALLS {
                 let message = self.complete(&messages).await?;
                 messages.push(assistant_echo(&message));
-                let calls = message["tool_calls"]
+                let native = message["tool_calls"]
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                let Some(first) = calls.first() else {
-                    let text = message["content"].as_str().unwrap_or("").trim().to_string();
-                    return Ok(Proposal::Done {
-                        summary: if text.is_empty() {
-                            "the model stopped without a tool call".into()
-                        } else {
-                            text
-                        },
-                    });
+                let text = message["content"].as_str().unwrap_or("").trim().to_string();
+                let (call, style) = match native.first() {
+                    Some(first) => (Ok(first.clone()), CallStyle::ToolCalls),
+                    None => match tool_call_in_content(&text) {
+                        Some(call) => (call, CallStyle::Content),
+                        None => {
+                            return Ok(Proposal::Done {
+                                summary: if text.is_empty() {
+                                    "the model stopped without a tool call".into()
+                                } else {
+                                    text
+                                },
+                            });
+                        }
+                    },
                 };
-                match parse_tool_call(first) {
-                    Ok(proposal) => return Ok(proposal),
+                match call.and_then(|call| parse_tool_call(&call)) {
+                    Ok(proposal) => {
+                        self.style = style;
+                        match style {
+                            CallStyle::ToolCalls => self.usage.native_tool_calls += 1,
+                            CallStyle::Content => self.usage.content_tool_calls += 1,
+                        }
+                        return Ok(proposal);
+                    }
                     Err(problem) => {
-                        for call in &calls {
+                        last_problem = format!("{problem}; it wrote: {}", excerpt(&message));
+                        let correction = format!(
+                            "ERROR: {problem}. Call one tool again with valid JSON arguments."
+                        );
+                        if native.is_empty() {
+                            messages.push(json!({"role": "user", "content": correction}));
+                        }
+                        for call in &native {
                             messages.push(json!({
                                 "role": "tool",
                                 "tool_call_id": call["id"],
-                                "content": format!("ERROR: {problem}. Call one tool again with valid JSON arguments."),
+                                "content": correction,
                             }));
                         }
                     }
                 }
             }
             Err(BrainError::Protocol(format!(
-                "the model sent {MAX_INVALID_CALLS} invalid tool calls in a row"
+                "the model sent {MAX_INVALID_CALLS} invalid tool calls in a row (the last: {last_problem})"
             )))
         })
     }
+}
+
+/// The start of what the model wrote, for a reason in status.
+fn excerpt(message: &serde_json::Value) -> String {
+    let written = match message["tool_calls"].as_array().filter(|c| !c.is_empty()) {
+        Some(calls) => serde_json::Value::Array(calls.clone()).to_string(),
+        None => message["content"].as_str().unwrap_or("").to_string(),
+    };
+    let mut text: String = written.chars().take(160).collect();
+    if text.len() < written.len() {
+        text.push('…');
+    }
+    text
 }

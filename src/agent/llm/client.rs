@@ -74,20 +74,24 @@ impl ChatClient {
         }
         let request: CreateChatCompletionRequest = serde_json::from_value(request)
             .map_err(|e| BrainError::Protocol(format!("building the request: {e}")))?;
+        let started = std::time::Instant::now();
         let response = self
             .client
             .chat()
             .create(request)
             .await
             .map_err(|e| describe(&self.config, e))?;
-        let usage = response
+        let mut usage = response
             .usage
             .as_ref()
             .map(|u| TokenUsage {
                 prompt: u64::from(u.prompt_tokens),
                 completion: u64::from(u.completion_tokens),
+                ..TokenUsage::default()
             })
             .unwrap_or_default();
+        usage.requests = 1;
+        usage.model_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let choice = response
             .choices
             .into_iter()

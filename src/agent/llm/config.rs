@@ -16,6 +16,7 @@ pub struct LlmConfig {
     pub max_retries: u32,
     pub max_tokens: u32,
     pub max_observation_chars: usize,
+    pub max_prompt_tokens: usize,
 }
 
 /// Where the LLM brain's key and endpoint come from, read once at the edge
@@ -72,6 +73,7 @@ impl LlmConfig {
             max_retries: spec.max_retries,
             max_tokens: spec.max_tokens,
             max_observation_chars: spec.max_observation_chars as usize,
+            max_prompt_tokens: spec.max_prompt_tokens as usize,
         })
     }
 }

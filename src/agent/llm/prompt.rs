@@ -9,44 +9,128 @@ use crate::agent::feedback_text;
 use crate::agent::runbook::facts_note;
 use crate::protocol::{Feedback, Task, Turn};
 
+/// How the model's earlier calls are replayed to it: as the API's
+/// `tool_calls`, or as the `<tool_call>` JSON text it wrote itself (a model
+/// served without a tool-call parser sees its own form, and each request
+/// keeps the previous one's text as its prefix, which the server reuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStyle {
+    ToolCalls,
+    Content,
+}
+
+/// Characters per token, for the prompt budget's estimate.
+const CHARS_PER_TOKEN: usize = 4;
+/// The newest observations never cut down for the budget.
+const KEPT_WHOLE: usize = 2;
+
 /// The whole conversation so far, rebuilt from the task and the recorded
 /// history: each step becomes the tool call that proposed it and the
-/// observation (or refusal) it got.
-pub fn conversation(task: &Task, history: &[Turn], max_observation_chars: usize) -> Vec<Value> {
-    let mut messages = vec![
+/// observation (or refusal) it got. Over `max_prompt_tokens`, the oldest
+/// observations are cut down to their first line and what the runbook's
+/// reader found in them.
+pub fn conversation(
+    task: &Task,
+    history: &[Turn],
+    max_observation_chars: usize,
+    max_prompt_tokens: usize,
+    style: CallStyle,
+) -> Vec<Value> {
+    let head = [
         json!({"role": "system", "content": system_prompt(task)}),
         json!({"role": "user", "content": user_prompt(task)}),
     ];
-    for turn in history {
+    let mut observations: Vec<(String, String)> = history
+        .iter()
+        .map(|turn| observation_of(turn, task, max_observation_chars))
+        .collect();
+    let calls: Vec<(String, Value)> = history.iter().map(call_of).collect();
+    let size = |observations: &[(String, String)]| {
+        let fixed: usize = head
+            .iter()
+            .map(|m| m["content"].as_str().map_or(0, str::len))
+            .sum::<usize>()
+            + calls
+                .iter()
+                .map(|(_, c)| c.to_string().len())
+                .sum::<usize>();
+        fixed
+            + observations
+                .iter()
+                .map(|(whole, _)| whole.len())
+                .sum::<usize>()
+    };
+    let budget = max_prompt_tokens.saturating_mul(CHARS_PER_TOKEN);
+    let cuttable = observations.len().saturating_sub(KEPT_WHOLE);
+    for index in 0..cuttable {
+        if size(&observations) <= budget {
+            break;
+        }
+        let (whole, short) = &mut observations[index];
+        *whole = std::mem::take(short);
+    }
+    let mut messages = head.to_vec();
+    for (turn, ((name, arguments), (observation, _))) in
+        history.iter().zip(calls.into_iter().zip(observations))
+    {
         let id = format!("call_{}", turn.step);
-        let (name, mut arguments) = tool_call_of(&turn.action);
-        if let Some(risk) = turn.declared_risk {
-            arguments["security_risk"] = json!(risk.to_string());
-        }
-        messages.push(json!({
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [{
-                "id": id,
-                "type": "function",
-                "function": {"name": name, "arguments": arguments.to_string()},
-            }],
-        }));
-        let mut content = shorten(&feedback_text(&turn.feedback), max_observation_chars);
-        // The runbook's reader, so a small model need not parse logs itself.
-        if let Feedback::Observed(observation) = &turn.feedback
-            && let Some(note) = facts_note(&turn.action, observation, task.expected_port)
-        {
-            content.push('\n');
-            content.push_str(&note);
-        }
+        messages.push(match style {
+            CallStyle::ToolCalls => json!({
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{
+                    "id": id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments.to_string()},
+                }],
+            }),
+            CallStyle::Content => json!({
+                "role": "assistant",
+                "content": format!(
+                    "<tool_call>\n{}\n</tool_call>",
+                    json!({"name": name, "arguments": arguments})
+                ),
+            }),
+        });
         messages.push(json!({
             "role": "tool",
             "tool_call_id": id,
-            "content": content,
+            "content": observation,
         }));
     }
     messages
+}
+
+/// The tool call that proposed a turn's action, with its declared risk.
+fn call_of(turn: &Turn) -> (String, Value) {
+    let (name, mut arguments) = tool_call_of(&turn.action);
+    if let Some(risk) = turn.declared_risk {
+        arguments["security_risk"] = json!(risk.to_string());
+    }
+    (name.to_string(), arguments)
+}
+
+/// What a turn's observation says to the model: whole (shortened to
+/// `max_chars`), and cut down to its first line and the facts read from it.
+fn observation_of(turn: &Turn, task: &Task, max_chars: usize) -> (String, String) {
+    let text = feedback_text(&turn.feedback);
+    // The runbook's reader, so a small model need not parse logs itself.
+    let note = match &turn.feedback {
+        Feedback::Observed(observation) => {
+            facts_note(&turn.action, observation, task.expected_port)
+        }
+        _ => None,
+    };
+    let mut whole = shorten(&text, max_chars);
+    let first_line = text.lines().next().unwrap_or("");
+    let mut short = format!("{first_line}\n[earlier output cut to fit the prompt budget]");
+    if let Some(note) = note {
+        for text in [&mut whole, &mut short] {
+            text.push('\n');
+            text.push_str(&note);
+        }
+    }
+    (whole, short)
 }
 
 /// The tool and arguments that propose `action`.

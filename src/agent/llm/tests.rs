@@ -128,7 +128,7 @@ fn the_conversation_is_rebuilt_from_history() {
             reason: "no".into(),
         },
     }];
-    let messages = conversation(&task, &history, 1000);
+    let messages = conversation(&task, &history, 1000, 100_000, CallStyle::ToolCalls);
     assert_eq!(messages.len(), 4);
     assert_eq!(messages[2]["tool_calls"][0]["id"], "call_1");
     assert_eq!(
@@ -174,7 +174,7 @@ fn each_observation_carries_the_facts_the_runbook_reads_from_it() {
             feedback: observed("run\n", None),
         },
     ];
-    let messages = conversation(&task, &history, 1000);
+    let messages = conversation(&task, &history, 1000, 100_000, CallStyle::ToolCalls);
     let first = messages[3]["content"].as_str().unwrap();
     assert!(
         first.ends_with(
@@ -185,4 +185,90 @@ fn each_observation_carries_the_facts_the_runbook_reads_from_it() {
     );
     // A listing the reader has nothing to say about gets no note.
     assert!(!messages[5]["content"].as_str().unwrap().contains("facts"));
+}
+
+fn listing(step: u32, stdout: String) -> Turn {
+    Turn {
+        step,
+        action: Action::Exec(format!("ls -R dir{step}")),
+        declared_risk: Some(SecurityRisk::Low),
+        feedback: super::super::Feedback::Observed(crate::protocol::Observation {
+            exit_code: Some(0),
+            http_status: None,
+            stdout,
+            stderr: String::new(),
+            timed_out: false,
+            duration_ms: 1,
+            rolled_back: None,
+        }),
+    }
+}
+
+#[test]
+fn over_the_prompt_budget_the_oldest_observations_are_cut_and_the_newest_two_kept() {
+    let task = Task {
+        symptom: "500".into(),
+        expected_port: 8080,
+        hint: "h".into(),
+    };
+    // Six observations of about 2,000 characters (500 estimated tokens).
+    let history: Vec<Turn> = (1..=6)
+        .map(|step| listing(step, format!("file{step}\n").repeat(300)))
+        .collect();
+    let whole = conversation(&task, &history, 100_000, 100_000, CallStyle::ToolCalls);
+    let budgeted = conversation(&task, &history, 100_000, 1_500, CallStyle::ToolCalls);
+    let observations = |messages: &[Value]| -> Vec<String> {
+        messages
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| m["content"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (whole, budgeted) = (observations(&whole), observations(&budgeted));
+    assert_eq!(budgeted.len(), 6);
+    let cut: Vec<bool> = budgeted
+        .iter()
+        .map(|o| o.contains("cut to fit the prompt budget"))
+        .collect();
+    // Cut from the oldest until it fits: four cut, the newest two whole.
+    assert_eq!(cut, [true, true, true, true, false, false]);
+    assert_eq!(budgeted[4..], whole[4..]);
+    assert!(budgeted[0].starts_with("exit_code: 0"), "{}", budgeted[0]);
+    let total: usize = budgeted.iter().map(String::len).sum();
+    assert!(total / 4 < 1_500, "{total}");
+    // A budget that cannot be met still keeps the newest two whole.
+    let tiny = observations(&conversation(
+        &task,
+        &history,
+        100_000,
+        500,
+        CallStyle::ToolCalls,
+    ));
+    assert_eq!(tiny[4..], whole[4..]);
+}
+
+#[test]
+fn a_model_that_writes_calls_as_text_sees_its_own_form_replayed() {
+    let task = Task {
+        symptom: "500".into(),
+        expected_port: 8080,
+        hint: "h".into(),
+    };
+    let history = vec![listing(1, "a\n".into())];
+    let messages = conversation(&task, &history, 1000, 100_000, CallStyle::Content);
+    assert!(messages[2].get("tool_calls").is_none(), "{}", messages[2]);
+    let written = messages[2]["content"].as_str().unwrap();
+    let replayed = tool_call_in_content(written).unwrap().unwrap();
+    assert_eq!(replayed["function"]["name"], "run_command");
+    let arguments: Value =
+        serde_json::from_str(replayed["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        arguments,
+        json!({"command": "ls -R dir1", "security_risk": "LOW"})
+    );
+    assert_eq!(messages[3]["role"], "tool");
+    // Replayed the same way each time: the next request's prefix is this one.
+    let longer = vec![listing(1, "a\n".into()), listing(2, "b\n".into())];
+    let next = conversation(&task, &longer, 1000, 100_000, CallStyle::Content);
+    assert_eq!(next[..4], messages[..]);
 }
