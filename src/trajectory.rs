@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::agent::feedback_text;
-use crate::crd::IncidentPhase;
 use crate::crd::{ActionRecord, IncidentStatus};
+use crate::crd::{IncidentPhase, TokenUsage};
 use crate::protocol::{Feedback, Turn};
 
 /// Characters of each observation kept (head and tail).
@@ -46,6 +46,12 @@ pub struct TrajectoryLine {
     pub hint_source: Option<String>,
     #[serde(default)]
     pub steps: Vec<StepTrace>,
+    /// The LLM the brain asked, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The model's tokens, requests and time for this incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenUsage>,
 }
 
 /// What a line says besides the incident's status: which incident, what
@@ -86,6 +92,8 @@ impl TrajectoryLine {
             symptom: origin.symptom,
             hint_source: origin.hint_source,
             steps,
+            model: status.agent.as_ref().and_then(|a| a.model.clone()),
+            tokens: status.agent.as_ref().and_then(|a| a.tokens),
         }
     }
 }

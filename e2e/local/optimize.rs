@@ -363,6 +363,8 @@ fn trace() -> TrajectoryLine {
         observation: observation.into(),
     };
     TrajectoryLine {
+        model: None,
+        tokens: None,
         scenario_id: "stale_worker_lock".into(),
         tool_actions: vec![],
         step_count: 4,

@@ -438,6 +438,8 @@ mod tests {
     #[test]
     fn facts_come_from_the_steps_of_the_line() {
         let line = TrajectoryLine {
+            model: None,
+            tokens: None,
             scenario_id: "s".into(),
             tool_actions: vec![],
             step_count: 3,

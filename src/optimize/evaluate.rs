@@ -59,6 +59,8 @@ impl IncidentEpisodes {
             eprintln!("warning: {error}");
         }
         outcome.trajectory.unwrap_or_else(|| TrajectoryLine {
+            model: None,
+            tokens: None,
             scenario_id: scenario.to_string(),
             tool_actions: Vec::new(),
             step_count: 0,

@@ -89,6 +89,8 @@ pub(crate) mod tests {
 
     pub fn line(scenario: &str, up: bool, steps: Vec<StepTrace>) -> TrajectoryLine {
         TrajectoryLine {
+            model: None,
+            tokens: None,
             scenario_id: scenario.into(),
             tool_actions: steps.iter().map(|s| s.action.clone()).collect(),
             step_count: steps.len() as u32,

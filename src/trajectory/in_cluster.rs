@@ -251,6 +251,8 @@ mod tests {
 
     fn line(incident: &str, observation_chars: usize) -> TrajectoryLine {
         TrajectoryLine {
+            model: None,
+            tokens: None,
             scenario_id: "port_mismatch".into(),
             tool_actions: vec!["cat service.conf".into()],
             step_count: 1,

@@ -87,17 +87,13 @@ impl Brain for LlmBrain {
                 let text = message["content"].as_str().unwrap_or("").trim().to_string();
                 let (call, style) = match native.first() {
                     Some(first) => (Ok(first.clone()), CallStyle::ToolCalls),
+                    None if text.is_empty() => {
+                        (Err("the reply was empty".to_string()), CallStyle::ToolCalls)
+                    }
                     None => match tool_call_in_content(&text) {
                         Some(call) => (call, CallStyle::Content),
-                        None => {
-                            return Ok(Proposal::Done {
-                                summary: if text.is_empty() {
-                                    "the model stopped without a tool call".into()
-                                } else {
-                                    text
-                                },
-                            });
-                        }
+                        // Prose is the model's claim to be done (the probe checks it).
+                        None => return Ok(Proposal::Done { summary: text }),
                     },
                 };
                 match call.and_then(|call| parse_tool_call(&call)) {

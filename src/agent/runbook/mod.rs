@@ -616,7 +616,17 @@ fn see(action: &Action, observation: &Observation, port: u16) -> Seen {
 /// runbook would try first. The model still decides; the gate still
 /// judges whatever it proposes. None when the step holds no fact.
 pub fn facts_note(action: &Action, observation: &Observation, port: u16) -> Option<String> {
-    let readings = see(action, observation, port).readings;
+    let seen = see(action, observation, port);
+    let opaque = matches!(seen.source, Source::Answer { status } if status != Some(200))
+        && seen.words.is_none();
+    if opaque {
+        // Asking again gets the same answer: the log holds the reason.
+        return Some(format!(
+            "remediator's note: this answer names no cause; the service's log does (run_command: {})",
+            plan::LOG_PROBE
+        ));
+    }
+    let readings = seen.readings;
     if readings.is_empty() {
         return None;
     }

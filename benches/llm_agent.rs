@@ -1,0 +1,298 @@
+//! A real model resolving incidents: Qwen2.5-Coder behind llama.cpp's
+//! server (scripts/llm-server), the baseline, the hand-written and the
+//! learned hint on every scenario of a split, each incident a real service
+//! that really breaks, every step through the gate and the sandbox, the
+//! outcome decided by the probe. Prints fix rate, mean steps, tokens and
+//! wall time per incident.
+//!
+//! Run: `cargo build --release && cargo bench --bench llm_agent -- [OPTIONS]`
+//!   --models qwen-0.5b,qwen-1.5b   which models (each its own server)
+//!   --splits train,validation      which scenarios
+//!   --hints baseline,manual,learned
+//!   --max-steps 6                  each incident's step budget
+//!   --learned FILE                 a Policy whose hint is "learned"
+//!                                  (default examples/policy-learned.yaml)
+//! The servers run one thread each, side by side (one model per core).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use remediator::agent::confirm::Refuse;
+use remediator::agent::hint::ResolvedHint;
+use remediator::agent::llm::LlmEnvironment;
+use remediator::crd::{BrainKind, IncidentPhase, LlmSpec, PolicySpec, TokenUsage};
+use remediator::local::{self, Environment, LocalIncident};
+use remediator::policy::ResolvedPolicy;
+use remediator::scenario::{Catalog, Split};
+
+#[path = "support.rs"]
+mod support;
+
+struct Options {
+    models: Vec<String>,
+    splits: Vec<Split>,
+    hints: Vec<String>,
+    max_steps: u32,
+    learned: PathBuf,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        models: vec!["qwen-0.5b".into(), "qwen-1.5b".into()],
+        splits: vec![Split::Train, Split::Validation],
+        hints: vec!["baseline".into(), "manual".into(), "learned".into()],
+        max_steps: 6,
+        learned: Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy-learned.yaml"),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let list = |value: &str| value.split(',').map(str::to_string).collect::<Vec<_>>();
+    let mut pairs = args.iter().filter(|a| *a != "--bench");
+    while let Some(flag) = pairs.next() {
+        let Some(value) = pairs.next() else {
+            eprintln!("{flag} needs a value");
+            std::process::exit(2);
+        };
+        match flag.as_str() {
+            "--models" => options.models = list(value),
+            "--hints" => options.hints = list(value),
+            "--max-steps" => options.max_steps = value.parse().expect("--max-steps N"),
+            "--learned" => options.learned = value.into(),
+            "--splits" => {
+                options.splits = list(value)
+                    .iter()
+                    .map(|s| match s.as_str() {
+                        "train" => Split::Train,
+                        "validation" => Split::Validation,
+                        other => {
+                            eprintln!("unknown split {other}: train or validation");
+                            std::process::exit(2)
+                        }
+                    })
+                    .collect()
+            }
+            other => {
+                eprintln!("unknown option {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    options
+}
+
+fn hint(name: &str, learned: &Path) -> ResolvedHint {
+    match name {
+        "baseline" => ResolvedHint::baseline(),
+        "manual" => ResolvedHint::manual(),
+        "learned" => {
+            let text = std::fs::read_to_string(learned)
+                .unwrap_or_else(|e| panic!("{}: {e}", learned.display()));
+            let policy: remediator::crd::Policy = serde_yaml::from_str(&text).expect("a Policy");
+            ResolvedHint::inline(&policy.spec.hint.expect("the learned policy has a hint"))
+        }
+        other => {
+            eprintln!("unknown hint {other}: baseline, manual or learned");
+            std::process::exit(2);
+        }
+    }
+}
+
+struct Server {
+    _child: tokio::process::Child,
+    base_url: String,
+}
+
+async fn start_server(model: &str) -> Server {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/llm-server");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(script)
+        .args(["serve", &port.to_string(), "--model", model])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("scripts/llm-server starts");
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !remediator::verify::http_get(address, "/v1/models", 4096)
+        .await
+        .is_ok_and(|answer| answer.status == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{model} did not become ready (scripts/llm-server install --model {model})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Server {
+        _child: child,
+        base_url: format!("http://{address}/v1"),
+    }
+}
+
+#[derive(Default)]
+struct Row {
+    runs: usize,
+    fixed: usize,
+    steps_fixed: u64,
+    tokens: TokenUsage,
+    seconds: f64,
+    content_calls: u64,
+    native_calls: u64,
+}
+
+/// Every chosen scenario with every hint on one model; one line per
+/// incident as it finishes, then the summary rows.
+async fn measure(model: String, options: &Options) -> Vec<String> {
+    let server = start_server(&model).await;
+    let mut env =
+        Environment::local(support::release_binary("remediator"), Catalog::builtin()).await;
+    env.llm = LlmEnvironment {
+        api_key: Some("local".into()),
+        base_url: Some(server.base_url.clone()),
+        secrets_dir: None,
+    };
+    let mut summary = Vec::new();
+    for split in &options.splits {
+        let scenarios: Vec<String> = env
+            .catalog
+            .scenarios
+            .iter()
+            .filter(|s| s.split == *split)
+            .map(|s| s.id.clone())
+            .collect();
+        for name in &options.hints {
+            let hint = hint(name, &options.learned);
+            let mut row = Row::default();
+            for scenario in &scenarios {
+                let spec = PolicySpec {
+                    brain: BrainKind::Llm,
+                    llm: Some(LlmSpec {
+                        model: model.clone(),
+                        base_url: None,
+                        api_key_secret_ref: None,
+                        request_timeout_seconds: 300,
+                        max_retries: 0,
+                        max_tokens: 200,
+                        max_observation_chars: 800,
+                        max_prompt_tokens: 3000,
+                    }),
+                    max_steps: options.max_steps,
+                    timeout_seconds: 900,
+                    ..PolicySpec::default()
+                };
+                let incident = LocalIncident {
+                    name: scenario.replace('_', "-"),
+                    scenario: scenario.clone(),
+                    policy: ResolvedPolicy {
+                        name: name.clone(),
+                        spec,
+                        hint: hint.clone(),
+                        generation: None,
+                    },
+                    classifier_off: false,
+                    keep: false,
+                };
+                let started = Instant::now();
+                let outcome = local::run(&incident, &env, &Refuse).await;
+                let seconds = started.elapsed().as_secs_f64();
+                let status = outcome.status;
+                let fixed = status.phase == IncidentPhase::Resolved;
+                let tokens = status
+                    .agent
+                    .as_ref()
+                    .and_then(|a| a.tokens)
+                    .unwrap_or_default();
+                row.runs += 1;
+                row.seconds += seconds;
+                row.tokens.add(tokens);
+                row.content_calls += tokens.content_tool_calls;
+                row.native_calls += tokens.native_tool_calls;
+                if fixed {
+                    row.fixed += 1;
+                    row.steps_fixed += u64::from(status.steps);
+                }
+                println!(
+                    "{model:<10} {:<10} {name:<9} {scenario:<34} {:<8} steps={:<2} tokens={}+{} {:>5.1}s {}",
+                    split_name(*split),
+                    format!("{:?}", status.phase),
+                    status.steps,
+                    tokens.prompt,
+                    tokens.completion,
+                    seconds,
+                    if fixed {
+                        String::new()
+                    } else {
+                        status.reason.clone().unwrap_or_default()
+                    }
+                );
+            }
+            let n = row.runs.max(1) as f64;
+            summary.push(format!(
+                "| {model} | {} | {name} | {}/{} | {} | {:.0} | {:.0} | {:.1} | {} |",
+                split_name(*split),
+                row.fixed,
+                row.runs,
+                if row.fixed > 0 {
+                    format!("{:.2}", row.steps_fixed as f64 / row.fixed as f64)
+                } else {
+                    "-".into()
+                },
+                row.tokens.prompt as f64 / n,
+                row.tokens.completion as f64 / n,
+                row.seconds / n,
+                match (row.native_calls, row.content_calls) {
+                    (0, 0) => "none",
+                    (_, 0) => "toolCalls",
+                    (0, _) => "content",
+                    _ => "mixed",
+                },
+            ));
+        }
+    }
+    summary
+}
+
+fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Train => "train",
+        Split::Validation => "validation",
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/llm-server");
+    for model in &options.models {
+        let installed = std::process::Command::new(&script)
+            .args(["install", "--model", model])
+            .status()
+            .expect("scripts/llm-server runs");
+        assert!(
+            installed.success(),
+            "scripts/llm-server install --model {model}"
+        );
+    }
+    println!(
+        "llm brain, {} steps per incident, one run per cell; time is wall clock per incident incl. service start and verification",
+        options.max_steps
+    );
+    // One model per core, side by side.
+    let runs = options
+        .models
+        .iter()
+        .map(|model| measure(model.clone(), &options));
+    let summaries = futures::future::join_all(runs).await;
+    println!(
+        "\n| model | split | hint | fixed | mean steps (fixed) | prompt tokens / incident | completion tokens / incident | s / incident | call format |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for line in summaries.into_iter().flatten() {
+        println!("{line}");
+    }
+}
