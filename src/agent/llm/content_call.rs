@@ -108,21 +108,20 @@ fn call_object(body: &str) -> Result<Value, String> {
 /// models go on to invent the tool's response): its `name` and its
 /// complete `arguments` object are still the call it meant.
 fn unfinished_call(body: &str) -> Option<Value> {
-    let after_name = &body[body.find("\"name\"")? + "\"name\"".len()..];
-    let name = after_name.trim_start().strip_prefix(':')?.trim_start();
-    let name: String = serde_json::Deserializer::from_str(name)
-        .into_iter::<String>()
-        .next()?
-        .ok()?;
-    let after_arguments = &body[body.find("\"arguments\"")? + "\"arguments\"".len()..];
-    let arguments = after_arguments.trim_start().strip_prefix(':')?.trim_start();
-    let arguments: Value = serde_json::Deserializer::from_str(arguments)
+    let name = value_after(body, "\"name\"")?;
+    let arguments = value_after(body, "\"arguments\"")?;
+    (name.is_string() && arguments.is_object())
+        .then(|| as_tool_call(name.as_str().unwrap_or_default(), &arguments))
+}
+
+/// The complete JSON value after the first `key:` in `body`.
+fn value_after(body: &str, key: &str) -> Option<Value> {
+    let rest = &body[body.find(key)? + key.len()..];
+    let value = rest.trim_start().strip_prefix(':')?.trim_start();
+    serde_json::Deserializer::from_str(value)
         .into_iter::<Value>()
         .next()?
-        .ok()?;
-    arguments
-        .is_object()
-        .then(|| as_tool_call(&name, &arguments))
+        .ok()
 }
 
 fn as_tool_call(name: &str, arguments: &Value) -> Value {
