@@ -10,8 +10,10 @@
 //!   --splits train,validation      which scenarios
 //!   --hints baseline,manual,learned
 //!   --max-steps 6                  each incident's step budget
-//!   --learned FILE                 a Policy whose hint is "learned"
+//!   --learned FILE                 a Policy whose hint is "learned", or
+//!   --learned M=FILE,M=FILE        one per model (GEPA learns per model)
 //!                                  (default examples/policy-learned.yaml)
+//!   --conversation transcript      or messages (llm.conversation)
 //! The servers run one thread each, side by side (one model per core).
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use remediator::agent::confirm::Refuse;
 use remediator::agent::hint::ResolvedHint;
 use remediator::agent::llm::LlmEnvironment;
-use remediator::crd::{BrainKind, IncidentPhase, LlmSpec, PolicySpec, TokenUsage};
+use remediator::crd::{BrainKind, Conversation, IncidentPhase, LlmSpec, PolicySpec, TokenUsage};
 use remediator::local::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::{Catalog, Split};
@@ -34,7 +36,9 @@ struct Options {
     splits: Vec<Split>,
     hints: Vec<String>,
     max_steps: u32,
-    learned: PathBuf,
+    /// The learned Policy for every model, or per model.
+    learned: Vec<(Option<String>, PathBuf)>,
+    conversation: Conversation,
 }
 
 fn options() -> Options {
@@ -43,7 +47,11 @@ fn options() -> Options {
         splits: vec![Split::Train, Split::Validation],
         hints: vec!["baseline".into(), "manual".into(), "learned".into()],
         max_steps: 6,
-        learned: Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy-learned.yaml"),
+        learned: vec![(
+            None,
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy-learned.yaml"),
+        )],
+        conversation: Conversation::Transcript,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let list = |value: &str| value.split(',').map(str::to_string).collect::<Vec<_>>();
@@ -57,7 +65,25 @@ fn options() -> Options {
             "--models" => options.models = list(value),
             "--hints" => options.hints = list(value),
             "--max-steps" => options.max_steps = value.parse().expect("--max-steps N"),
-            "--learned" => options.learned = value.into(),
+            "--learned" => {
+                options.learned = list(value)
+                    .into_iter()
+                    .map(|item| match item.split_once('=') {
+                        Some((model, file)) => (Some(model.to_string()), file.into()),
+                        None => (None, item.into()),
+                    })
+                    .collect()
+            }
+            "--conversation" => {
+                options.conversation = match value.as_str() {
+                    "messages" => Conversation::Messages,
+                    "transcript" => Conversation::Transcript,
+                    other => {
+                        eprintln!("unknown conversation {other}: messages or transcript");
+                        std::process::exit(2)
+                    }
+                }
+            }
             "--splits" => {
                 options.splits = list(value)
                     .iter()
@@ -80,11 +106,25 @@ fn options() -> Options {
     options
 }
 
-fn hint(name: &str, learned: &Path) -> ResolvedHint {
+/// The learned Policy file for `model`: its own, else the one for all.
+fn learned_for<'a>(model: &str, learned: &'a [(Option<String>, PathBuf)]) -> &'a Path {
+    learned
+        .iter()
+        .find(|(m, _)| m.as_deref() == Some(model))
+        .or_else(|| learned.iter().find(|(m, _)| m.is_none()))
+        .map(|(_, file)| file.as_path())
+        .unwrap_or_else(|| {
+            eprintln!("no learned hint for {model}: --learned {model}=FILE");
+            std::process::exit(2)
+        })
+}
+
+fn hint(name: &str, model: &str, learned: &[(Option<String>, PathBuf)]) -> ResolvedHint {
     match name {
         "baseline" => ResolvedHint::baseline(),
         "manual" => ResolvedHint::manual(),
         "learned" => {
+            let learned = learned_for(model, learned);
             let text = std::fs::read_to_string(learned)
                 .unwrap_or_else(|e| panic!("{}: {e}", learned.display()));
             let policy: remediator::crd::Policy = serde_yaml::from_str(&text).expect("a Policy");
@@ -166,7 +206,7 @@ async fn measure(model: String, options: &Options) -> Vec<String> {
             .map(|s| s.id.clone())
             .collect();
         for name in &options.hints {
-            let hint = hint(name, &options.learned);
+            let hint = hint(name, &model, &options.learned);
             let mut row = Row::default();
             for scenario in &scenarios {
                 let spec = PolicySpec {
@@ -180,6 +220,7 @@ async fn measure(model: String, options: &Options) -> Vec<String> {
                         max_tokens: 200,
                         max_observation_chars: 800,
                         max_prompt_tokens: 3000,
+                        conversation: options.conversation,
                     }),
                     max_steps: options.max_steps,
                     timeout_seconds: 900,

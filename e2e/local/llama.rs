@@ -18,7 +18,12 @@ use serde_json::Value;
 use crate::cli::remediator;
 
 const MODEL: &str = "qwen-0.5b";
-const SCENARIOS: [&str; 2] = ["stale_lockfile", "bad_env_config"];
+/// Each scenario with the conversation layout it is sent in, so both
+/// layouts meet the real server.
+const SCENARIOS: [(&str, &str); 2] = [
+    ("stale_lockfile", "messages"),
+    ("bad_env_config", "transcript"),
+];
 
 struct Server {
     _child: tokio::process::Child,
@@ -72,16 +77,17 @@ async fn a_real_model_drives_the_whole_llm_path() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("manual.yaml");
-    let spec = serde_json::json!({
-        "apiVersion": "remediator.dev/v1alpha1", "kind": "Policy", "metadata": {"name": "manual"},
-        "spec": {"brain": "llm", "hint": remediator::agent::hint::MANUAL_HINT.trim(), "maxSteps": 4, "timeoutSeconds": 300,
-                 "llm": {"model": MODEL, "requestTimeoutSeconds": 120, "maxRetries": 0, "maxTokens": 160, "maxObservationChars": 800}}
-    });
-    std::fs::write(&policy, serde_yaml::to_string(&spec).unwrap()).unwrap();
     let mut report = Vec::new();
     let mut calls = 0;
-    for scenario in SCENARIOS {
+    for (scenario, layout) in SCENARIOS {
+        let policy = dir.path().join(format!("manual-{layout}.yaml"));
+        let spec = serde_json::json!({
+            "apiVersion": "remediator.dev/v1alpha1", "kind": "Policy", "metadata": {"name": "manual"},
+            "spec": {"brain": "llm", "hint": remediator::agent::hint::MANUAL_HINT.trim(), "maxSteps": 4, "timeoutSeconds": 300,
+                     "llm": {"model": MODEL, "requestTimeoutSeconds": 120, "maxRetries": 0, "maxTokens": 160,
+                             "maxObservationChars": 800, "conversation": layout}}
+        });
+        std::fs::write(&policy, serde_yaml::to_string(&spec).unwrap()).unwrap();
         let args = [
             "run",
             "--scenario",
@@ -135,7 +141,7 @@ async fn a_real_model_drives_the_whole_llm_path() {
         }
         calls += read;
         report.push(format!(
-            "{scenario:<22} {phase:<8} steps={} format={} tokens={} {reason} {}",
+            "{scenario:<22} {layout:<10} {phase:<8} steps={} format={} tokens={} {reason} {}",
             status["steps"],
             agent["toolCallFormat"],
             tokens,

@@ -253,6 +253,20 @@ pub struct LlmSpec {
     #[serde(default = "default_max_prompt_tokens")]
     #[schemars(range(min = 500, max = 10000000))]
     pub max_prompt_tokens: u32,
+    /// How the history is sent: `messages` (each step an assistant call
+    /// and a tool message, as the API intends), or `transcript` (the
+    /// whole history in one user message, for small local models that
+    /// lose their way across tool messages).
+    #[serde(default)]
+    pub conversation: Conversation,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Conversation {
+    #[default]
+    Messages,
+    Transcript,
 }
 
 fn default_model() -> String {

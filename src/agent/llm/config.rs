@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::agent::BrainError;
-use crate::crd::LlmSpec;
+use crate::crd::{Conversation, LlmSpec};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 #[derive(Debug, Clone)]
@@ -17,6 +17,7 @@ pub struct LlmConfig {
     pub max_tokens: u32,
     pub max_observation_chars: usize,
     pub max_prompt_tokens: usize,
+    pub conversation: Conversation,
 }
 
 /// Where the LLM brain's key and endpoint come from, read once at the edge
@@ -74,6 +75,7 @@ impl LlmConfig {
             max_tokens: spec.max_tokens,
             max_observation_chars: spec.max_observation_chars as usize,
             max_prompt_tokens: spec.max_prompt_tokens as usize,
+            conversation: spec.conversation,
         })
     }
 }

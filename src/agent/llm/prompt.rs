@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::action::Action;
 use crate::agent::feedback_text;
 use crate::agent::runbook::facts_note;
+use crate::crd::Conversation;
 use crate::protocol::{Feedback, Task, Turn};
 
 /// How the model's earlier calls are replayed to it: as the API's
@@ -26,15 +27,16 @@ const KEPT_WHOLE: usize = 2;
 
 /// The whole conversation so far, rebuilt from the task and the recorded
 /// history: each step becomes the tool call that proposed it and the
-/// observation (or refusal) it got. Over `max_prompt_tokens`, the oldest
-/// observations are cut down to their first line and what the runbook's
-/// reader found in them.
+/// observation (or refusal) it got, as messages or as one transcript.
+/// Over `max_prompt_tokens`, the oldest observations are cut down to their
+/// first line and what the runbook's reader found in them.
 pub fn conversation(
     task: &Task,
     history: &[Turn],
     max_observation_chars: usize,
     max_prompt_tokens: usize,
     style: CallStyle,
+    layout: Conversation,
 ) -> Vec<Value> {
     let head = [
         json!({"role": "system", "content": system_prompt(task)}),
@@ -69,6 +71,10 @@ pub fn conversation(
         let (whole, short) = &mut observations[index];
         *whole = std::mem::take(short);
     }
+    if layout == Conversation::Transcript {
+        let steps = calls.into_iter().zip(observations);
+        return vec![head[0].clone(), transcript(task, steps)];
+    }
     let mut messages = head.to_vec();
     for (turn, ((name, arguments), (observation, _))) in
         history.iter().zip(calls.into_iter().zip(observations))
@@ -99,6 +105,26 @@ pub fn conversation(
         }));
     }
     messages
+}
+
+/// The task and every step so far in one user message, each step the call
+/// as the model writes it and what came of it. Each step appends, so the
+/// previous request's text stays the prefix of the next.
+fn transcript(
+    task: &Task,
+    steps: impl Iterator<Item = ((String, Value), (String, String))>,
+) -> Value {
+    let mut text = user_prompt(task);
+    for (number, ((name, arguments), (observation, _))) in steps.enumerate() {
+        text.push_str(&format!(
+            "\n\nStep {}: {}\nResult:\n{}",
+            number + 1,
+            json!({"name": name, "arguments": arguments}),
+            observation.trim_end()
+        ));
+    }
+    text.push_str("\n\nReply with exactly one tool call: the next step.");
+    json!({"role": "user", "content": text})
 }
 
 /// The tool call that proposed a turn's action, with its declared risk.

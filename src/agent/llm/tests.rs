@@ -3,6 +3,7 @@ use serde_json::{Value, json};
 use super::prompt::shorten;
 use super::*;
 use crate::action::Action;
+use crate::crd::Conversation::{Messages, Transcript};
 use crate::crd::LlmSpec;
 use crate::protocol::{Proposal, Task, Turn};
 use crate::risk::SecurityRisk;
@@ -128,7 +129,14 @@ fn the_conversation_is_rebuilt_from_history() {
             reason: "no".into(),
         },
     }];
-    let messages = conversation(&task, &history, 1000, 100_000, CallStyle::ToolCalls);
+    let messages = conversation(
+        &task,
+        &history,
+        1000,
+        100_000,
+        CallStyle::ToolCalls,
+        Messages,
+    );
     assert_eq!(messages.len(), 4);
     assert_eq!(messages[2]["tool_calls"][0]["id"], "call_1");
     assert_eq!(
@@ -174,7 +182,14 @@ fn each_observation_carries_the_facts_the_runbook_reads_from_it() {
             feedback: observed("run\n", None),
         },
     ];
-    let messages = conversation(&task, &history, 1000, 100_000, CallStyle::ToolCalls);
+    let messages = conversation(
+        &task,
+        &history,
+        1000,
+        100_000,
+        CallStyle::ToolCalls,
+        Messages,
+    );
     let first = messages[3]["content"].as_str().unwrap();
     assert!(
         first.ends_with(
@@ -215,8 +230,22 @@ fn over_the_prompt_budget_the_oldest_observations_are_cut_and_the_newest_two_kep
     let history: Vec<Turn> = (1..=6)
         .map(|step| listing(step, format!("file{step}\n").repeat(300)))
         .collect();
-    let whole = conversation(&task, &history, 100_000, 100_000, CallStyle::ToolCalls);
-    let budgeted = conversation(&task, &history, 100_000, 1_500, CallStyle::ToolCalls);
+    let whole = conversation(
+        &task,
+        &history,
+        100_000,
+        100_000,
+        CallStyle::ToolCalls,
+        Messages,
+    );
+    let budgeted = conversation(
+        &task,
+        &history,
+        100_000,
+        1_500,
+        CallStyle::ToolCalls,
+        Messages,
+    );
     let observations = |messages: &[Value]| -> Vec<String> {
         messages
             .iter()
@@ -243,6 +272,7 @@ fn over_the_prompt_budget_the_oldest_observations_are_cut_and_the_newest_two_kep
         100_000,
         500,
         CallStyle::ToolCalls,
+        Messages,
     ));
     assert_eq!(tiny[4..], whole[4..]);
 }
@@ -255,7 +285,7 @@ fn a_model_that_writes_calls_as_text_sees_its_own_form_replayed() {
         hint: "h".into(),
     };
     let history = vec![listing(1, "a\n".into())];
-    let messages = conversation(&task, &history, 1000, 100_000, CallStyle::Content);
+    let messages = conversation(&task, &history, 1000, 100_000, CallStyle::Content, Messages);
     assert!(messages[2].get("tool_calls").is_none(), "{}", messages[2]);
     let written = messages[2]["content"].as_str().unwrap();
     let replayed = tool_call_in_content(written).unwrap().unwrap();
@@ -269,6 +299,79 @@ fn a_model_that_writes_calls_as_text_sees_its_own_form_replayed() {
     assert_eq!(messages[3]["role"], "tool");
     // Replayed the same way each time: the next request's prefix is this one.
     let longer = vec![listing(1, "a\n".into()), listing(2, "b\n".into())];
-    let next = conversation(&task, &longer, 1000, 100_000, CallStyle::Content);
+    let next = conversation(&task, &longer, 1000, 100_000, CallStyle::Content, Messages);
     assert_eq!(next[..4], messages[..]);
+}
+
+#[test]
+fn a_transcript_is_one_user_message_that_each_step_extends() {
+    let task = Task {
+        symptom: "500".into(),
+        expected_port: 8080,
+        hint: "h".into(),
+    };
+    let first = conversation(&task, &[], 1000, 100_000, CallStyle::Content, Transcript);
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[1]["role"], "user");
+    let one = vec![listing(1, "a\n".into())];
+    let two = vec![listing(1, "a\n".into()), listing(2, "b\n".into())];
+    let after_one = conversation(&task, &one, 1000, 100_000, CallStyle::Content, Transcript);
+    let after_two = conversation(&task, &two, 1000, 100_000, CallStyle::Content, Transcript);
+    assert_eq!(after_two.len(), 2);
+    assert_eq!(after_two[0], first[0]);
+    let text = |m: &[Value]| m[1]["content"].as_str().unwrap().to_string();
+    let (one_text, two_text) = (text(&after_one), text(&after_two));
+    // Everything before the closing request is the next request's prefix.
+    let ask = "\n\nReply with exactly one tool call: the next step.";
+    let body = one_text.strip_suffix(ask).unwrap();
+    assert!(two_text.starts_with(body), "{two_text}");
+    assert!(two_text.ends_with(ask));
+    // Each step is written as a call the content reader takes back.
+    let step = two_text
+        .split("\n\nStep 2: ")
+        .nth(1)
+        .and_then(|rest| rest.split('\n').next())
+        .unwrap();
+    let replayed = tool_call_in_content(step).unwrap().unwrap();
+    assert_eq!(replayed["function"]["name"], "run_command");
+    assert!(two_text.contains("Step 1: ") && two_text.contains("Result:\nexit_code: 0"));
+}
+
+#[test]
+fn a_transcript_keeps_to_the_prompt_budget_like_messages_do() {
+    let task = Task {
+        symptom: "500".into(),
+        expected_port: 8080,
+        hint: "h".into(),
+    };
+    let history: Vec<Turn> = (1..=6)
+        .map(|step| listing(step, format!("file{step}\n").repeat(300)))
+        .collect();
+    let whole = conversation(
+        &task,
+        &history,
+        100_000,
+        100_000,
+        CallStyle::Content,
+        Transcript,
+    );
+    let budgeted = conversation(
+        &task,
+        &history,
+        100_000,
+        1_500,
+        CallStyle::Content,
+        Transcript,
+    );
+    let text = |m: &[Value]| m[1]["content"].as_str().unwrap().to_string();
+    assert_eq!(
+        text(&budgeted)
+            .matches("cut to fit the prompt budget")
+            .count(),
+        4
+    );
+    assert!(text(&budgeted).len() / 4 < 1_500);
+    // The newest two observations are whole in both.
+    let tail = |t: String| t.split("Step 5: ").nth(1).unwrap().to_string();
+    assert_eq!(tail(text(&budgeted)), tail(text(&whole)));
 }
