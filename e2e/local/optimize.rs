@@ -411,9 +411,15 @@ fn reflector(server: &ScriptedLlm, seed: u64) -> LlmReflector {
         max_tokens: 300,
         max_observation_chars: 1000,
         max_prompt_tokens: 6000,
+        conversation: remediator::crd::Conversation::Messages,
     };
     let forbidden = general::forbidden(&Catalog::builtin());
-    LlmReflector::new(ChatClient::new(config).unwrap(), forbidden, seed)
+    LlmReflector::new(
+        ChatClient::new(config).unwrap(),
+        remediator::crd::BrainKind::Runbook,
+        forbidden,
+        seed,
+    )
 }
 
 #[tokio::test]

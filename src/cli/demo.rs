@@ -174,6 +174,7 @@ async fn learn_and_compare(
         let args = OptimizeArgs {
             optimizer,
             brain: crate::crd::BrainKind::Runbook,
+            reflection: None,
             budget,
             minibatch: 3,
             seed: 0,

@@ -15,6 +15,7 @@ use super::common::{self, Recording};
 use crate::crd::BrainKind;
 use crate::optimize::artifacts::BestHint;
 use crate::optimize::progress::Stderr;
+use crate::optimize::reflect::ReflectorKind;
 use crate::optimize::{Optimizer, Outcome, Settings, learn, publish, to_cluster};
 use crate::policy::{self, Overrides};
 use crate::scenario::Split;
@@ -24,9 +25,14 @@ use crate::trajectory::{self, TrajectoryLine, in_cluster};
 pub struct OptimizeArgs {
     #[arg(long, value_enum, default_value_t = OptimizerArg::Gepa)]
     pub optimizer: OptimizerArg,
-    /// The brain the rollouts use; with llm the reflection is an LLM's too.
+    /// The brain the rollouts use; with llm the reflection is an LLM's too
+    /// unless --reflection says otherwise.
     #[arg(long, value_enum, default_value_t = BrainKind::Runbook)]
     pub brain: BrainKind,
+    /// Who writes new hints from the traces (default: llm with the llm
+    /// brain, deterministic with the runbook brain).
+    #[arg(long, value_enum)]
+    pub reflection: Option<ReflectorKind>,
     /// Rollouts (incidents run) the whole optimization may use, validation included.
     #[arg(long, default_value_t = 60, value_name = "ROLLOUTS", value_parser = at_least_one)]
     pub budget: usize,
@@ -209,6 +215,10 @@ pub async fn learn(catalog_path: Option<PathBuf>, args: &OptimizeArgs) -> anyhow
             dedupe_by_strategy: args.brain == BrainKind::Runbook,
         },
         brain: args.brain,
+        reflector: args.reflection.unwrap_or(match args.brain {
+            BrainKind::Runbook => ReflectorKind::Deterministic,
+            BrainKind::Llm => ReflectorKind::Llm,
+        }),
         policy,
         concurrency: args
             .concurrency

@@ -98,6 +98,8 @@ pub struct Analysis {
     pub failed: Vec<String>,
     /// How the episode ended, when it did not resolve.
     pub ending: Option<String>,
+    /// Every step in one line: the action, the gate's word, what came of it.
+    pub trace: Vec<String>,
 }
 
 static BODY_REASON: LazyLock<Regex> =
@@ -266,7 +268,9 @@ pub fn analyze(line: &TrajectoryLine, shortest: usize) -> Analysis {
                 .unwrap_or_default()
         )
     });
+    let trace = line.steps.iter().map(traced).collect();
     Analysis {
+        trace,
         symptom: line.symptom.clone(),
         resolved: line.service_up,
         score: score::score(line, shortest),
@@ -285,6 +289,51 @@ pub fn analyze(line: &TrajectoryLine, shortest: usize) -> Analysis {
         failed,
         ending,
     }
+}
+
+/// Longest result kept per step in a trace.
+const MAX_RESULT_CHARS: usize = 200;
+
+/// One step as a reflector reads it: `3. exec sed … (MEDIUM, Allowed) →
+/// exit 1: service.conf: `port` is not set; ROLLED BACK …`.
+fn traced(step: &StepTrace) -> String {
+    let outcome = match (step.http_status, step.exit_code) {
+        (Some(status), _) => format!("HTTP {status}"),
+        (None, Some(code)) => format!("exit {code}"),
+        (None, None) => "no result".to_string(),
+    };
+    let said: Vec<&str> = step
+        .observation
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            !["exit_code:", "http_status:", "stdout:", "stderr:"]
+                .iter()
+                .any(|header| l.starts_with(header))
+        })
+        .filter(|l| !l.starts_with("facts remediator read"))
+        .collect();
+    let mut result: String = said.join(" | ");
+    if result.chars().count() > MAX_RESULT_CHARS {
+        result = format!(
+            "{}…",
+            result.chars().take(MAX_RESULT_CHARS).collect::<String>()
+        );
+    }
+    format!(
+        "{}. {} {} ({}, {}) -> {outcome}{}",
+        step.step,
+        step.kind,
+        step.action,
+        step.risk,
+        step.decision,
+        if result.is_empty() {
+            String::new()
+        } else {
+            format!(": {result}")
+        }
+    )
 }
 
 /// The feedback a reflector reads for one rollout.
@@ -358,6 +407,12 @@ pub fn text(a: &Analysis) -> String {
             out.push_str(&format!("{label}: {}.\n", items.join("; ")));
         }
     }
+    if !a.trace.is_empty() {
+        out.push_str("Trace:\n");
+        for step in &a.trace {
+            out.push_str(&format!("  {step}\n"));
+        }
+    }
     if let Some(ending) = &a.ending {
         out.push_str(&format!("Ended: {ending}.\n"));
     }
@@ -369,8 +424,18 @@ mod tests {
     use super::*;
     use crate::optimize::score::tests::{line, step};
 
+    /// What came back, with the HTTP status a probe's first line names
+    /// (as the recorder keeps it).
     fn observed(mut s: StepTrace, observation: &str) -> StepTrace {
         s.observation = observation.into();
+        if let Some(status) = observation
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("http_status: "))
+        {
+            s.http_status = status.trim().parse().ok();
+            s.exit_code = None;
+        }
         s
     }
 
@@ -477,5 +542,36 @@ mod tests {
         assert!(a.ending.as_deref().unwrap().contains("RiskLimitExceeded"));
         assert_eq!(a.score, 0.0);
         assert!(text(&a).contains("Refused: step 5 rm -f run/w.lock"));
+    }
+
+    #[test]
+    fn the_feedback_carries_every_step_with_what_the_service_said() {
+        let a = analyze(&manual_on_a_worker_lock(), 3);
+        let text = text(&a);
+        let trace: Vec<&str> = text
+            .split("Trace:\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .collect();
+        assert_eq!(trace.len(), 6, "{text}");
+        assert_eq!(
+            trace[0],
+            r#"  1. http_get GET /health (LOW, Allowed) -> HTTP 500: {"reason":"internal error","status":"error"}"#
+        );
+        assert!(
+            trace[1].ends_with("ERROR health check failed: stale lock file run/w.lock is present"),
+            "{}",
+            trace[1]
+        );
+        // A long result is cut, not dropped.
+        let mut long = manual_on_a_worker_lock();
+        long.steps[1].observation = format!("stdout:\n{}", "x".repeat(1000));
+        let cut = super::text(&analyze(&long, 3));
+        assert!(
+            cut.contains(&format!("{}…", "x".repeat(MAX_RESULT_CHARS))),
+            "{cut}"
+        );
     }
 }

@@ -10,9 +10,9 @@ use super::artifacts::{self, BestHint, LAST_RUN};
 use super::evaluate::{IncidentEpisodes, Rollouts, normalized};
 use super::pool::Origin;
 use super::progress::Progress;
-use super::reflect::Reflector;
 use super::reflect::deterministic::Deterministic;
 use super::reflect::llm::LlmReflector;
+use super::reflect::{Reflector, ReflectorKind};
 use super::{Optimizer, Outcome, Run, Settings, general, gepa, iterative};
 use crate::agent::llm::{ChatClient, LlmConfig};
 use crate::crd::{BrainKind, TokenUsage};
@@ -24,10 +24,16 @@ use crate::trajectory::TrajectoryLine;
 /// Recorded hints besides the seed that may join the first pool.
 const MAX_RECORDED_SEEDS: usize = 4;
 
+/// Completion tokens a reflection may use: room for a hint of
+/// `MAX_HINT_CHARS` (about four characters a token).
+const REFLECTION_MAX_TOKENS: u32 = 600;
+
 /// What one run is asked to do.
 pub struct Request {
     pub settings: Settings,
     pub brain: BrainKind,
+    /// Who reflects; the LLM reflector needs the policy's LLM settings.
+    pub reflector: ReflectorKind,
     /// The policy rollouts follow; its hint is the seed.
     pub policy: ResolvedPolicy,
     /// Episodes run at once.
@@ -83,9 +89,10 @@ pub async fn learn(
     let optimizer = settings.optimizer;
     let seed_hint = request.policy.hint.text.clone();
     say(format!(
-        "remediator optimize: {} on the {} brain, budget {} rollouts, minibatch {}, seed {}, {} at once",
+        "remediator optimize: {} on the {} brain with {} reflection, budget {} rollouts, minibatch {}, seed {}, {} at once",
         optimizer.as_str(),
         request.brain.label(),
+        request.reflector.label(),
         settings.budget,
         settings.minibatch,
         settings.seed,
@@ -142,21 +149,24 @@ pub async fn learn(
     })
 }
 
-/// Who proposes new hints: the runbook's deterministic reflection, or the
-/// LLM brain's model reading the traces.
+/// Who proposes new hints: the deterministic reflection, or the LLM
+/// brain's model reading the traces.
 fn reflector_for(
     request: &Request,
     env: &Environment,
     forbidden: &std::collections::BTreeSet<String>,
 ) -> Result<Box<dyn Reflector>, LearnError> {
-    Ok(match request.brain {
-        BrainKind::Runbook => Box::new(Deterministic),
-        BrainKind::Llm => {
+    Ok(match request.reflector {
+        ReflectorKind::Deterministic => Box::new(Deterministic),
+        ReflectorKind::Llm => {
             let spec = request.policy.spec.llm.clone().unwrap_or_default();
-            let config = LlmConfig::resolve(&spec, &env.llm).map_err(LearnError::Reflection)?;
+            let mut config = LlmConfig::resolve(&spec, &env.llm).map_err(LearnError::Reflection)?;
+            // A hint may be up to MAX_HINT_CHARS; a step's budget is far less.
+            config.max_tokens = config.max_tokens.max(REFLECTION_MAX_TOKENS);
             let client = ChatClient::new(config).map_err(LearnError::Reflection)?;
             Box::new(LlmReflector::new(
                 client,
+                request.brain,
                 forbidden.clone(),
                 request.settings.seed,
             ))

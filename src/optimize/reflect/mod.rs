@@ -12,6 +12,24 @@ use futures::future::BoxFuture;
 use super::evaluate::Rollout;
 use crate::crd::TokenUsage;
 
+/// Who writes the child hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReflectorKind {
+    /// Derived from the traces by rules (offline, same traces same child).
+    Deterministic,
+    /// The LLM brain's model reads the traces and writes the hint.
+    Llm,
+}
+
+impl ReflectorKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Deterministic => "deterministic",
+            Self::Llm => "llm",
+        }
+    }
+}
+
 /// A proposed hint and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reflection {
