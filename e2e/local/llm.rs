@@ -336,10 +336,18 @@ async fn fallback_never_turns_a_gate_violation_into_success() {
     assert_eq!(ran.status()["agent"]["fallbackUsed"], false);
 }
 
+/// Prose is a claim to be done, which the probe checks. Before any step it
+/// cannot be true, so it is asked again twice; a model that insists has its
+/// claim refuted.
 #[tokio::test]
 async fn a_plain_text_reply_is_only_a_claim() {
-    let server =
-        ScriptedLlm::start(vec![Reply::Text("All fixed, the service is healthy now.")]).await;
+    let claim = "All fixed, the service is healthy now.";
+    let server = ScriptedLlm::start(vec![
+        Reply::Text(claim),
+        Reply::Text(claim),
+        Reply::Text(claim),
+    ])
+    .await;
     let ran = run_with(&server, &[]).await;
     let status = ran.status();
     assert_eq!(ran.code, Some(1));
@@ -350,6 +358,31 @@ async fn a_plain_text_reply_is_only_a_claim() {
         "{status}"
     );
     assert_eq!(status["verified"]["healthy"], false);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    let asked_again = requests[2]["messages"].as_array().unwrap().iter().any(|m| {
+        m["role"] == "user"
+            && m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("no step has been taken yet"))
+    });
+    assert!(asked_again, "{:?}", requests[2]);
+}
+
+/// A model that answers the incident with the step it means is asked for
+/// the call, and the episode goes on from there.
+#[tokio::test]
+async fn prose_before_the_first_step_is_asked_again_for_a_call() {
+    let server = ScriptedLlm::start(vec![
+        Reply::Text("GET /health"),
+        Reply::Text("{\"name\": \"run_command\", \"arguments\": {\"command\": \"rm -f service.lock\", \"security_risk\": \"MEDIUM\"}}"),
+        Reply::Text("The stale lock is gone; the service is healthy."),
+    ])
+    .await;
+    let ran = run_with(&server, &[]).await;
+    let status = ran.status();
+    assert_eq!(status["phase"], "Resolved", "{status}");
+    assert_eq!(status["steps"], 1, "{status}");
 }
 
 #[tokio::test]

@@ -17,6 +17,9 @@ use crate::protocol::{Proposal, Task, Turn};
 /// Invalid tool calls in a row before the brain gives up.
 const MAX_INVALID_CALLS: usize = 3;
 
+/// The correction for prose before any step was taken.
+const NO_STEP_YET: &str = "no step has been taken yet, so nothing is resolved: call one tool to look at or fix the service";
+
 pub struct LlmBrain {
     client: ChatClient,
     usage: TokenUsage,
@@ -75,9 +78,10 @@ impl Brain for LlmBrain {
                 config.max_observation_chars,
                 config.max_prompt_tokens,
                 self.style,
+                config.conversation,
             );
             let mut last_problem = String::new();
-            for _ in 0..MAX_INVALID_CALLS {
+            for attempt in 1..=MAX_INVALID_CALLS {
                 let message = self.complete(&messages).await?;
                 messages.push(assistant_echo(&message));
                 let native = message["tool_calls"]
@@ -92,6 +96,13 @@ impl Brain for LlmBrain {
                     }
                     None => match tool_call_in_content(&text) {
                         Some(call) => (call, CallStyle::Content),
+                        // Before any step a claim cannot be true; small
+                        // models often answer the incident with the step
+                        // they mean ("GET /health"). Ask again; a model that
+                        // insists has its claim checked like any other.
+                        None if history.is_empty() && attempt < MAX_INVALID_CALLS => {
+                            (Err(NO_STEP_YET.to_string()), CallStyle::Content)
+                        }
                         // Prose is the model's claim to be done (the probe checks it).
                         None => return Ok(Proposal::Done { summary: text }),
                     },

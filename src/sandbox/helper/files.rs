@@ -24,6 +24,23 @@ fn resolve(root: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// For an absolute path that does not exist but names a file of the
+/// service (`/service.log`), a pointer to the relative path: small models
+/// often write the service's files as if they sat at `/`.
+fn in_root_instead(root: &Path, path: &str) -> String {
+    let Some(relative) = path.strip_prefix('/') else {
+        return String::new();
+    };
+    let relative = relative.trim_start_matches('/');
+    let plain = Path::new(relative)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if relative.is_empty() || !plain || Path::new(path).exists() || !root.join(relative).exists() {
+        return String::new();
+    }
+    format!(" (the service's files are relative to its directory: did you mean `{relative}`?)")
+}
+
 fn failed(message: String) -> Outcome {
     Outcome::Finished {
         exit_code: Some(1),
@@ -69,7 +86,12 @@ pub fn read(root: &Path, path: &str, cap: usize) -> Outcome {
         .open(resolve(root, path));
     let file = match opened {
         Ok(file) => file,
-        Err(e) => return failed(format!("cannot read {path}: {e}")),
+        Err(e) => {
+            return failed(format!(
+                "cannot read {path}: {e}{}",
+                in_root_instead(root, path)
+            ));
+        }
     };
     if let Some(refused) = not_regular(path, &file) {
         return refused;
@@ -124,5 +146,30 @@ pub fn write(root: &Path, path: &str, content: &str) -> Outcome {
             timed_out: false,
         },
         Err(e) => failed(format!("cannot write {path}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stderr_of(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Finished { stderr, .. } => stderr,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_service_file_written_as_absolute_is_pointed_at_its_relative_path() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("service.log"), "x").unwrap();
+        let err = stderr_of(read(root.path(), "/service.log", 100));
+        assert!(err.contains("did you mean `service.log`?"), "{err}");
+        // Nothing to point at: no pointer, and never one that leaves the root.
+        for path in ["/no-such-file.log", "/../service.log"] {
+            let err = stderr_of(read(root.path(), path, 100));
+            assert!(!err.contains("did you mean"), "{path}: {err}");
+        }
     }
 }
