@@ -44,6 +44,10 @@ pub fn load(path: &Path) -> Result<Manifests, ManifestError> {
 
 pub fn parse(text: &str, origin: &str) -> Result<Manifests, ManifestError> {
     use serde::Deserialize;
+    target_service::input::check_yaml_nesting(text).map_err(|message| ManifestError::Content {
+        origin: origin.to_string(),
+        message,
+    })?;
     let mut out = Manifests::default();
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = i + 1;

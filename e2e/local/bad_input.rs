@@ -57,6 +57,28 @@ async fn malformed_catalog_is_named_with_its_position() {
     );
 }
 
+/// YAML nested 100,000 deep (500 KB) is refused by name, as a manifest, a
+/// Policy and a catalog, before serde_yaml's quadratic parse would hold
+/// the CLI for most of a minute.
+#[tokio::test]
+async fn deeply_nested_yaml_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = format!("a: {}1{}\n", "{a: ".repeat(100_000), "}".repeat(100_000));
+    let path = dir.path().join("deep.yaml");
+    std::fs::write(&path, &deep).unwrap();
+    let path = path.to_str().unwrap();
+    for args in [
+        vec!["run", "-f", path],
+        vec!["run", "--scenario", "stale_lockfile", "--policy", path],
+        vec!["--catalog", path, "scenario", "list"],
+    ] {
+        let started = std::time::Instant::now();
+        let ran = run(&args).await;
+        println!("{args:?} refused in {:?}", started.elapsed());
+        assert_clear_failure(&ran, "more than 64 deep (line 1)");
+    }
+}
+
 #[tokio::test]
 async fn root_that_is_not_writable_is_refused() {
     let file = tempfile::NamedTempFile::new().unwrap();

@@ -197,6 +197,10 @@ impl Catalog {
 
     /// Parses and validates a catalog; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, CatalogError> {
+        crate::input::check_yaml_nesting(text).map_err(|message| CatalogError::Malformed {
+            origin: origin.to_string(),
+            message,
+        })?;
         // Enum values are written as one-key maps (`- exec: ls`), not tags.
         let catalog: Catalog = serde_yaml::with::singleton_map_recursive::deserialize(
             serde_yaml::Deserializer::from_str(text),
