@@ -36,6 +36,9 @@ pub(super) enum Access {
     Content,
     /// Names, sizes, modes (ls, stat, find, du).
     Meta,
+    /// The bytes of every file below it (grep -r, diff -r): a secret
+    /// anywhere under it is read.
+    Tree,
 }
 
 /// Where one command runs: the service, its working directory, and how
@@ -71,12 +74,20 @@ impl Ctx<'_> {
             Device::Other => return Assessment::new(High, format!("reads the device {path}")),
             Device::No => {}
         }
+        if access == Access::Tree && place.covers_secret && !place.secret {
+            return Assessment::new(
+                High,
+                format!("reads every file under {path}, secrets included"),
+            );
+        }
         match (place.scope, place.secret, access) {
-            (_, true, Access::Content) => Assessment::new(High, format!("reads {path}, a secret")),
+            (_, true, Access::Content | Access::Tree) => {
+                Assessment::new(High, format!("reads {path}, a secret"))
+            }
             (Scope::Inside | Scope::Root, _, _) => {
                 Assessment::new(Low, "reads in the service root")
             }
-            (Scope::Unseen, _, Access::Content) => Assessment::new(
+            (Scope::Unseen, _, Access::Content | Access::Tree) => Assessment::new(
                 High,
                 format!("reads `{path}`, which it cannot resolve (it could be a secret)"),
             ),

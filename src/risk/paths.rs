@@ -46,6 +46,8 @@ pub(super) struct Place {
     pub shown: String,
     pub scope: Scope,
     pub secret: bool,
+    /// A secret path lies below it (it is `/`, `/etc`, `/var/run`...).
+    pub covers_secret: bool,
     pub device: Device,
     /// A file that shells, curl, wget, ssh... read at startup.
     pub startup: bool,
@@ -249,6 +251,7 @@ pub(super) fn locate(field: &Field, cwd: &Cwd, root: &Path) -> Place {
     let device = device(&names);
     let secret =
         field.home || (scope != Scope::Inside && scope != Scope::Root && is_secret(&names));
+    let covers_secret = scope != Scope::Inside && scope != Scope::Root && holds_secret(&names);
     let startup = names
         .iter()
         .skip(root_names.len().min(names.len()))
@@ -257,6 +260,7 @@ pub(super) fn locate(field: &Field, cwd: &Cwd, root: &Path) -> Place {
         shown,
         scope,
         secret,
+        covers_secret,
         device,
         startup,
         option_like,
@@ -353,6 +357,18 @@ fn is_secret(names: &[Name]) -> bool {
         || names
             .iter()
             .any(|n| *n != Name::Unseen && SECRET_NAMES.iter().any(|s| n.matches(s)))
+}
+
+/// A secret path (of [`SECRETS`]) lies strictly below `names`.
+fn holds_secret(names: &[Name]) -> bool {
+    SECRETS.iter().any(|secret| {
+        let parts: Vec<&str> = secret.split('/').skip(1).collect();
+        names.len() < parts.len()
+            && names
+                .iter()
+                .zip(&parts)
+                .all(|(name, part)| name.matches(part))
+    })
 }
 
 fn is_active_glob(part: &str) -> bool {

@@ -79,6 +79,11 @@ fn reading_outside_the_root_is_medium_like_read_file() {
         assert_eq!(risk_of(cmd), Medium, "{cmd}");
     }
     for cmd in [
+        "target-service status",
+        "target-service status --root $SERVICE_ROOT",
+        "ls -la $SERVICE_ROOT",
+        "ls -la \"$SERVICE_ROOT\"/run",
+        "grep -r error $SERVICE_ROOT",
         "cat run/service.pid",
         "ls -la ./data",
         &format!("cat {ROOT}/service.log"),
@@ -102,6 +107,59 @@ fn reading_secrets_is_high_by_command_as_by_read_file() {
     }
     let secret = Action::ReadFile("/etc/shadow".into());
     assert_eq!(classifier().classify(&secret).risk, High);
+}
+
+/// Only the top-level shell is known to have the workspace's SERVICE_ROOT.
+#[test]
+fn service_root_is_the_root_only_where_the_workspace_set_it() {
+    for cmd in [
+        "SERVICE_ROOT=/etc; grep -r PASSWORD $SERVICE_ROOT",
+        "SERVICE_ROOT=/etc sh -c 'grep -r PASSWORD $SERVICE_ROOT'",
+        "sh -c 'cat $SERVICE_ROOT/x' sh",
+        "unset SERVICE_ROOT; cat $SERVICE_ROOT/etc/shadow",
+    ] {
+        assert!(at_least_high(risk_of(cmd)), "{cmd}: {:?}", risk_of(cmd));
+    }
+    assert_eq!(
+        risk_of("target-service restart --root $SERVICE_ROOT"),
+        Medium
+    );
+}
+
+/// A recursive read of a tree that holds a secret path reads the secret.
+#[test]
+fn a_recursive_read_over_a_secret_is_a_secret_read_however_dressed() {
+    let reads = [
+        "grep -r PASSWORD /etc",
+        "grep -R PASSWORD /",
+        "grep --recursive PASSWORD /var/run",
+        "grep -rl PASSWORD /home/",
+        "cd / && grep -r PASSWORD etc",
+        "cd /etc; grep -r PASSWORD",
+        "cd /proc && grep -r -a key 1",
+        "diff -r /etc /tmp/empty",
+        "tar cf - /etc",
+        "tar -czf - -C / etc",
+    ];
+    for read in reads {
+        for how in 0..14 {
+            // `ls | cd / && …`: the cd runs in the pipeline's subshell.
+            if how == 4 && read.starts_with("cd ") {
+                continue;
+            }
+            let line = wrap(read, how, "ls");
+            assert!(at_least_high(risk_of(&line)), "{line:?}");
+        }
+    }
+    // Trees that hold no secret path stay ordinary reads outside the root.
+    for cmd in [
+        "grep -r error /var/log",
+        "diff -r /tmp/a /tmp/b",
+        "grep -r x /etc/nginx",
+    ] {
+        assert_eq!(risk_of(cmd), Medium, "{cmd}");
+    }
+    assert_eq!(risk_of("grep -r error ."), Low);
 }
 
 #[test]

@@ -31,6 +31,12 @@ pub(super) fn script(ctx: &Ctx, text: &str, positional: &[Field]) -> Assessment 
         };
         let walker = Walker { ctx };
         let mut state = State::new(ctx.cwd.clone(), positional);
+        if ctx.depth == 0 {
+            // The workspace runs every command with SERVICE_ROOT set to the
+            // root; a nested shell may have been handed another value.
+            let root = Field::plain(&ctx.root.display().to_string());
+            state.vars.set("SERVICE_ROOT", BTreeSet::from([root]));
+        }
         for list in &program.complete_commands {
             worst = worst.max(walker.list(list, &mut state));
         }

@@ -373,8 +373,9 @@ fn tar(ctx: &Ctx, args: &[Field]) -> Assessment {
             Some(dir) => ctx.in_dir(dir),
             None => ctx.clone(),
         };
+        // tar archives a directory member with everything below it.
         for member in &parsed.operands {
-            worst = worst.max(reader.read(member, Access::Content));
+            worst = worst.max(reader.read(member, Access::Tree));
         }
         return worst;
     }

@@ -52,7 +52,12 @@ pub(super) fn grep(ctx: &Ctx, name: &str, args: &[Field]) -> Assessment {
         .values(&["f", "file", "exclude-from"])
         .cloned()
         .collect();
-    reads(ctx, &files, Access::Content).max(reads(ctx, &pattern_files, Access::Content))
+    let access = if recursive {
+        Access::Tree
+    } else {
+        Access::Content
+    };
+    reads(ctx, &files, access).max(reads(ctx, &pattern_files, Access::Content))
 }
 
 const SORT: Spec = Spec::new(

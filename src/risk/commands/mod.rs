@@ -439,6 +439,8 @@ struct Reader {
     operands: Operands,
     /// Options whose value is a file it reads.
     reads: &'static [&'static str],
+    /// Options that make it read the operands' whole trees.
+    recursive: &'static [&'static str],
 }
 
 const fn reader(names: &'static [&'static str], spec: Spec, operands: Operands) -> Reader {
@@ -447,12 +449,18 @@ const fn reader(names: &'static [&'static str], spec: Spec, operands: Operands) 
         spec,
         operands,
         reads: &[],
+        recursive: &[],
     }
 }
 
 impl Reader {
     const fn reading(mut self, options: &'static [&'static str]) -> Self {
         self.reads = options;
+        self
+    }
+
+    const fn recursive_with(mut self, options: &'static [&'static str]) -> Self {
+        self.recursive = options;
         self
     }
 
@@ -466,6 +474,7 @@ impl Reader {
             worst = worst.max(ctx.read(file, Access::Content));
         }
         let access = match self.operands {
+            Operands::Content if parsed.has(self.recursive) => Access::Tree,
             Operands::Content => Access::Content,
             Operands::Meta => Access::Meta,
             Operands::Data => return worst,
@@ -548,7 +557,8 @@ const READERS: &[Reader] = &[
         ),
         Content,
     )
-    .reading(&["X", "exclude-from", "from-file", "to-file"]),
+    .reading(&["X", "exclude-from", "from-file", "to-file"])
+    .recursive_with(&["r", "recursive"]),
     reader(&["cmp"], Spec::new("blsn:i:", "print-bytes verbose quiet silent bytes= ignore-initial="), Content),
     reader(&["comm"], Spec::new("123z", "check-order nocheck-order output-delimiter= total zero-terminated"), Content),
     reader(&["join"], Spec::new("a:e:i1:2:j:o:t:v:z", "ignore-case check-order nocheck-order header zero-terminated"), Content),

@@ -68,12 +68,12 @@ fn target_service(ctx: &Ctx, args: &[Field]) -> Assessment {
         Ok(p) => p,
         Err(option) => return unknown_option("target-service", &option),
     };
-    let root = parsed
-        .values(&["root"])
-        .last()
-        .cloned()
-        .unwrap_or_else(|| Field::plain("/tmp"));
-    let ours = ctx.locate(&root).scope == Scope::Root;
+    // --root is required: without it the command only prints its usage.
+    let root = parsed.values(&["root"]).last().cloned();
+    let ours = root
+        .as_ref()
+        .is_none_or(|root| ctx.locate(root).scope == Scope::Root);
+    let root = root.unwrap_or_else(|| Field::plain("/tmp"));
     match parsed.operands.first().map(|f| f.text.as_str()) {
         Some("status") if ours => Assessment::new(Low, "reads the service state"),
         Some("status") => ctx
