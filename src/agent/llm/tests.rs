@@ -219,17 +219,22 @@ fn listing(step: u32, stdout: String) -> Turn {
     }
 }
 
-#[test]
-fn over_the_prompt_budget_the_oldest_observations_are_cut_and_the_newest_two_kept() {
+/// Six observations of about 2,000 characters (500 estimated tokens).
+fn six_long_observations() -> (Task, Vec<Turn>) {
     let task = Task {
         symptom: "500".into(),
         expected_port: 8080,
         hint: "h".into(),
     };
-    // Six observations of about 2,000 characters (500 estimated tokens).
-    let history: Vec<Turn> = (1..=6)
+    let history = (1..=6)
         .map(|step| listing(step, format!("file{step}\n").repeat(300)))
         .collect();
+    (task, history)
+}
+
+#[test]
+fn over_the_prompt_budget_the_oldest_observations_are_cut_and_the_newest_two_kept() {
+    let (task, history) = six_long_observations();
     let whole = conversation(
         &task,
         &history,
@@ -339,14 +344,7 @@ fn a_transcript_is_one_user_message_that_each_step_extends() {
 
 #[test]
 fn a_transcript_keeps_to_the_prompt_budget_like_messages_do() {
-    let task = Task {
-        symptom: "500".into(),
-        expected_port: 8080,
-        hint: "h".into(),
-    };
-    let history: Vec<Turn> = (1..=6)
-        .map(|step| listing(step, format!("file{step}\n").repeat(300)))
-        .collect();
+    let (task, history) = six_long_observations();
     let whole = conversation(
         &task,
         &history,
