@@ -219,38 +219,28 @@ fn listing(step: u32, stdout: String) -> Turn {
     }
 }
 
-/// Six observations of about 2,000 characters (500 estimated tokens).
-fn six_long_observations() -> (Task, Vec<Turn>) {
+/// Six observations of about 2,000 characters (500 estimated tokens),
+/// sent within `budget` tokens.
+fn six_long_observations_within(
+    budget: usize,
+    style: CallStyle,
+    layout: crate::crd::Conversation,
+) -> Vec<Value> {
     let task = Task {
         symptom: "500".into(),
         expected_port: 8080,
         hint: "h".into(),
     };
-    let history = (1..=6)
+    let history: Vec<Turn> = (1..=6)
         .map(|step| listing(step, format!("file{step}\n").repeat(300)))
         .collect();
-    (task, history)
+    conversation(&task, &history, 100_000, budget, style, layout)
 }
 
 #[test]
 fn over_the_prompt_budget_the_oldest_observations_are_cut_and_the_newest_two_kept() {
-    let (task, history) = six_long_observations();
-    let whole = conversation(
-        &task,
-        &history,
-        100_000,
-        100_000,
-        CallStyle::ToolCalls,
-        Messages,
-    );
-    let budgeted = conversation(
-        &task,
-        &history,
-        100_000,
-        1_500,
-        CallStyle::ToolCalls,
-        Messages,
-    );
+    let whole = six_long_observations_within(100_000, CallStyle::ToolCalls, Messages);
+    let budgeted = six_long_observations_within(1_500, CallStyle::ToolCalls, Messages);
     let observations = |messages: &[Value]| -> Vec<String> {
         messages
             .iter()
@@ -271,10 +261,7 @@ fn over_the_prompt_budget_the_oldest_observations_are_cut_and_the_newest_two_kep
     let total: usize = budgeted.iter().map(String::len).sum();
     assert!(total / 4 < 1_500, "{total}");
     // A budget that cannot be met still keeps the newest two whole.
-    let tiny = observations(&conversation(
-        &task,
-        &history,
-        100_000,
+    let tiny = observations(&six_long_observations_within(
         500,
         CallStyle::ToolCalls,
         Messages,
@@ -344,23 +331,8 @@ fn a_transcript_is_one_user_message_that_each_step_extends() {
 
 #[test]
 fn a_transcript_keeps_to_the_prompt_budget_like_messages_do() {
-    let (task, history) = six_long_observations();
-    let whole = conversation(
-        &task,
-        &history,
-        100_000,
-        100_000,
-        CallStyle::Content,
-        Transcript,
-    );
-    let budgeted = conversation(
-        &task,
-        &history,
-        100_000,
-        1_500,
-        CallStyle::Content,
-        Transcript,
-    );
+    let whole = six_long_observations_within(100_000, CallStyle::Content, Transcript);
+    let budgeted = six_long_observations_within(1_500, CallStyle::Content, Transcript);
     let text = |m: &[Value]| m[1]["content"].as_str().unwrap().to_string();
     assert_eq!(
         text(&budgeted)

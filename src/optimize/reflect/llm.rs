@@ -1,7 +1,8 @@
 //! The LLM reflector: the parent hint, who reads it (the runbook's check
-//! language, or a model's tools) and the minibatch's feedback go to a chat model (our OpenAI-compatible
-//! client, same configuration and key as the LLM brain); its reply, between
-//! ``` fences, is the child hint, refused when it is not general.
+//! language, or a model's tools) and the minibatch's feedback go to a chat
+//! model (our OpenAI-compatible client, same configuration and key as the
+//! LLM brain); from its reply, between ``` fences, comes the child hint,
+//! refused when it is not general.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -51,40 +52,40 @@ You read what happened when the agent followed the current hint and write a bett
 every incident, with fewer wasted steps and no refused or risky actions. A hint must stay general: it may choose \
 and order checks and rules, and must never name a specific file, variable, config key, value or incident.";
 
-/// The user message: the current hint, who reads it, the feedback.
+/// The user message: the current hint, who reads it, the feedback, and
+/// what to write (a whole hint for the runbook, new rules for a model).
 pub fn prompt(parent: &str, reader: BrainKind, rollouts: &[Rollout]) -> String {
-    let reader_kind = reader;
-    let reader = match reader {
-        BrainKind::Runbook => format!(
-            "The agent's runbook reads these checks, in the order the hint names them: health (GET /health), \
+    let (who_reads, ask) = match reader {
+        BrainKind::Runbook => (
+            format!(
+                "The agent's runbook reads these checks, in the order the hint names them: health (GET /health), \
 log (read the service log), locks (stale lock or pid files), env (the environment file and its example), \
 config (the config file and its documented defaults), ready (marker files), permissions (writable directories). \
 It also understands two rules: \"{TARGETED_RULE}\" and \"{DIRECT_RULE}\""
+            ),
+            "Write the improved hint. Reply with the hint only, between ``` fences.",
         ),
-        BrainKind::Llm => "The agent is a language model. It reads the hint with the incident and takes one step \
+        BrainKind::Llm => (
+            "The agent is a language model. It reads the hint with the incident and takes one step \
 at a time by calling a tool: run_command (a shell command in the service directory), read_file, write_file \
 (replaces the whole file), http_get, restart_service, finish. Write rules it can follow step by step, drawn \
 from what went wrong in the traces below."
-            .to_string(),
+                .to_string(),
+            "What should the agent do differently? Write one to three new rules for the hint, \
+one per line, each a short instruction drawn from the mistakes above and not already in the hint. \
+Reply with the new rules only, between ``` fences.",
+        ),
     };
     let mut text = format!(
-        "Current hint:\n```\n{}\n```\n\n{reader}\n\nWhat happened on {} incidents:\n",
+        "Current hint:\n```\n{}\n```\n\n{who_reads}\n\nWhat happened on {} incidents:\n",
         parent.trim(),
         rollouts.len()
     );
     for (i, rollout) in rollouts.iter().enumerate() {
         text.push_str(&format!("\n### Incident {}\n{}", i + 1, rollout.feedback()));
     }
-    text.push_str(match reader_kind {
-        BrainKind::Runbook => {
-            "\nWrite the improved hint. Reply with the hint only, between ``` fences."
-        }
-        BrainKind::Llm => {
-            "\nWhat should the agent do differently? Write one to three new rules for the hint, \
-one per line, each a short instruction drawn from the mistakes above and not already in the hint. \
-Reply with the new rules only, between ``` fences."
-        }
-    });
+    text.push('\n');
+    text.push_str(ask);
     text
 }
 

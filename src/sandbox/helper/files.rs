@@ -24,7 +24,7 @@ fn resolve(root: &Path, path: &str) -> PathBuf {
     }
 }
 
-/// For an absolute path that does not exist but names a file of the
+/// For an absolute path that was not found but names a file of the
 /// service (`/service.log`), a pointer to the relative path: small models
 /// often write the service's files as if they sat at `/`.
 fn in_root_instead(root: &Path, path: &str) -> String {
@@ -35,7 +35,7 @@ fn in_root_instead(root: &Path, path: &str) -> String {
     let plain = Path::new(relative)
         .components()
         .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if relative.is_empty() || !plain || Path::new(path).exists() || !root.join(relative).exists() {
+    if relative.is_empty() || !plain || !root.join(relative).exists() {
         return String::new();
     }
     format!(" (the service's files are relative to its directory: did you mean `{relative}`?)")
@@ -86,12 +86,13 @@ pub fn read(root: &Path, path: &str, cap: usize) -> Outcome {
         .open(resolve(root, path));
     let file = match opened {
         Ok(file) => file,
-        Err(e) => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return failed(format!(
                 "cannot read {path}: {e}{}",
                 in_root_instead(root, path)
             ));
         }
+        Err(e) => return failed(format!("cannot read {path}: {e}")),
     };
     if let Some(refused) = not_regular(path, &file) {
         return refused;
