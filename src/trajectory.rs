@@ -52,6 +52,14 @@ pub struct TrajectoryLine {
     /// The model's tokens, requests and time for this incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenUsage>,
+    /// The Policy's `metadata.generation` the incident ran under (in a
+    /// cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_generation: Option<i64>,
+    /// [`crate::crd::PolicySpec::settings_fingerprint`] of the Policy it ran
+    /// under; a line without one (older) is never reused for a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 /// What a line says besides the incident's status: which incident, what
@@ -65,6 +73,9 @@ pub struct Origin {
     pub symptom: String,
     pub hint_source: Option<String>,
     pub latency_s: f64,
+    pub policy_generation: Option<i64>,
+    /// [`crate::crd::PolicySpec::settings_fingerprint`] of the Policy followed.
+    pub settings: String,
 }
 
 impl TrajectoryLine {
@@ -94,6 +105,8 @@ impl TrajectoryLine {
             steps,
             model: status.agent.as_ref().and_then(|a| a.model.clone()),
             tokens: status.agent.as_ref().and_then(|a| a.tokens),
+            policy_generation: origin.policy_generation,
+            settings: Some(origin.settings),
         }
     }
 }

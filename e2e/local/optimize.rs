@@ -365,6 +365,8 @@ fn trace() -> TrajectoryLine {
     TrajectoryLine {
         model: None,
         tokens: None,
+        policy_generation: None,
+        settings: None,
         scenario_id: "stale_worker_lock".into(),
         tool_actions: vec![],
         step_count: 4,

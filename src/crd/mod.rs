@@ -2,6 +2,7 @@
 //! `Policy` (how the agent works), group `remediator.dev/v1alpha1`.
 
 pub mod conditions;
+pub mod derived;
 mod incident;
 mod policy;
 pub mod schema;

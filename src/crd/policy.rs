@@ -147,6 +147,23 @@ impl Default for LlmSpec {
 }
 
 impl PolicySpec {
+    /// A fingerprint of what, besides the hint, decides how an incident
+    /// goes under this spec: the brain, its model and endpoint, budgets,
+    /// risk limits. A recorded trajectory stands in for a rollout only
+    /// under the same fingerprint (a line recorded with 20 steps says
+    /// nothing of 6).
+    pub fn settings_fingerprint(&self) -> String {
+        let without_hint = PolicySpec {
+            hint: None,
+            hint_version: None,
+            skill: None,
+            follow_optimizer: false,
+            ..self.clone()
+        };
+        let text = serde_json::to_string(&without_hint).unwrap_or_default();
+        format!("{:016x}", super::derived::fnv1a(text.as_bytes()))
+    }
+
     /// The same contradictions the CRD's CEL rules refuse on the API server,
     /// checked locally (`remediator run -f` has no server).
     pub fn contradictions(&self) -> Vec<String> {

@@ -162,3 +162,35 @@ fn status_actions_are_bounded_by_the_constant_the_operator_uses() {
         ["properties"]["actions"];
     assert_eq!(actions["maxItems"], MAX_STATUS_ACTIONS);
 }
+
+#[test]
+fn the_settings_fingerprint_ignores_the_hint_and_follows_everything_else() {
+    let base = PolicySpec::default();
+    let fingerprint = base.settings_fingerprint();
+    let hinted = PolicySpec {
+        hint: Some("check the port".into()),
+        hint_version: Some("gepa-1".into()),
+        skill: Some("skills/x/SKILL.md".into()),
+        follow_optimizer: true,
+        ..base.clone()
+    };
+    assert_eq!(hinted.settings_fingerprint(), fingerprint);
+    let fewer_steps = PolicySpec {
+        max_steps: base.max_steps + 1,
+        ..base.clone()
+    };
+    assert_ne!(fewer_steps.settings_fingerprint(), fingerprint);
+    let model = |name: &str| PolicySpec {
+        brain: BrainKind::Llm,
+        llm: Some(LlmSpec {
+            model: name.into(),
+            ..LlmSpec::default()
+        }),
+        ..base.clone()
+    };
+    assert_ne!(
+        model("qwen-1.5b").settings_fingerprint(),
+        model("qwen-0.5b").settings_fingerprint()
+    );
+    assert_eq!(fingerprint.len(), 16);
+}

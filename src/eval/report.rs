@@ -440,6 +440,8 @@ mod tests {
         let line = TrajectoryLine {
             model: None,
             tokens: None,
+            policy_generation: None,
+            settings: None,
             scenario_id: "s".into(),
             tool_actions: vec![],
             step_count: 3,

@@ -29,6 +29,8 @@ pub(super) async fn finish(
         symptom: symptom.to_string(),
         hint_source: Some(incident.policy.hint.source.as_str().to_string()),
         latency_s,
+        policy_generation: incident.policy.generation,
+        settings: incident.policy.spec.settings_fingerprint(),
     };
     let line = TrajectoryLine::finished(origin, &status, steps);
     let record_error = match &env.recorder {

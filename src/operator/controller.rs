@@ -434,21 +434,26 @@ async fn record(
     };
     let line = recording::line_of(incident, session, history.as_deref().unwrap_or_default());
     let ring_key = recording::key_of(incident);
-    let recording = in_cluster::record(
-        &ctx.client,
-        &key.namespace,
-        &session.policy_name,
-        policy.filter(|p| p.name_any() == session.policy_name),
-        &ring_key,
-        &line,
-    );
-    // A read and a replace, retried on conflicts: a few API calls' worth.
-    let recorded = match tokio::time::timeout(4 * API_TIMEOUT, recording).await {
-        Ok(recorded) => recorded.map_err(|e| e.to_string()),
-        Err(_) => Err(format!(
-            "the Kubernetes API did not answer within {}s",
-            (4 * API_TIMEOUT).as_secs()
+    // The ring belongs to the Policy and goes with it: with the Policy
+    // gone there is nothing to keep the line beside (and no optimizer
+    // that would read it).
+    let recorded = match policy.filter(|p| p.name_any() == session.policy_name) {
+        None => Err(format!(
+            "Policy {} no longer exists: its trajectory ring goes with it",
+            session.policy_name
         )),
+        Some(policy) => {
+            let recording =
+                in_cluster::record(&ctx.client, &key.namespace, policy, &ring_key, &line);
+            // A read and a replace, retried on conflicts: a few API calls' worth.
+            match tokio::time::timeout(4 * API_TIMEOUT, recording).await {
+                Ok(recorded) => recorded.map_err(|e| e.to_string()),
+                Err(_) => Err(format!(
+                    "the Kubernetes API did not answer within {}s",
+                    (4 * API_TIMEOUT).as_secs()
+                )),
+            }
+        }
     };
     let (ok, reason, message) = match (&recorded, &history) {
         (Ok(name), Ok(_)) => (true, REASON_RECORDED, format!("in ConfigMap {name}")),

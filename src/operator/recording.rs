@@ -45,17 +45,18 @@ pub fn line_of(incident: &Incident, session: &Session, history: &[Turn]) -> Traj
         symptom: session.task.symptom.clone(),
         hint_source: status.agent.as_ref().and_then(|a| a.hint_source.clone()),
         latency_s,
+        policy_generation: session.policy_generation,
+        settings: session.policy.settings_fingerprint(),
     };
     TrajectoryLine::finished(origin, &status, step_traces(&status.actions, history))
 }
 
-/// The incident's key in its Policy's ring, by when it finished: the
-/// probe's last check, else the last condition change before recording,
-/// else its start. The status no longer changes once the incident has
-/// ended, so a retried recording replaces its own line.
-pub fn key_of(incident: &Incident) -> String {
-    let status = incident.status.clone().unwrap_or_default();
-    let finished = status
+/// When the incident finished, in unix millis: the probe's last check,
+/// else the last condition change before recording, else its start; None
+/// when its status says none of these.
+fn finished_ms(incident: &Incident) -> Option<i64> {
+    let status = incident.status.as_ref()?;
+    status
         .verified
         .as_ref()
         .map(|v| millis(&v.checked_at))
@@ -68,19 +69,28 @@ pub fn key_of(incident: &Incident) -> String {
                 .max()
         })
         .or_else(|| status.started_at.as_ref().map(millis))
-        .unwrap_or(0);
+}
+
+/// The incident's key in its Policy's ring, by when it finished. The
+/// status no longer changes once the incident has ended, so a retried
+/// recording replaces its own line.
+pub fn key_of(incident: &Incident) -> String {
+    let finished = finished_ms(incident).unwrap_or(0);
     in_cluster::key_of(&incident.name_any(), finished.max(0) as u64)
 }
 
 /// A finished incident's trajectory is recorded once; a recording that
-/// failed is tried again for [`GIVE_UP_AFTER_MS`].
+/// failed is tried again for [`GIVE_UP_AFTER_MS`]. One never tried is
+/// recorded only if it finished within that time too: the first start of
+/// an operator that records does not fill every Policy's ring with what
+/// ended long before (from sandboxes long gone).
 pub fn due(incident: &Incident, now: &Time) -> bool {
     let condition = incident
         .status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == TRAJECTORY_RECORDED));
     match condition {
-        None => true,
+        None => finished_ms(incident).is_none_or(|at| millis(now) - at < GIVE_UP_AFTER_MS),
         Some(c) if c.status == "True" => false,
         Some(c) => millis(now) - millis(&c.last_transition_time) < GIVE_UP_AFTER_MS,
     }

@@ -61,6 +61,8 @@ impl IncidentEpisodes {
         outcome.trajectory.unwrap_or_else(|| TrajectoryLine {
             model: None,
             tokens: None,
+            policy_generation: self.policy.generation,
+            settings: Some(self.policy.spec.settings_fingerprint()),
             scenario_id: scenario.to_string(),
             tool_actions: Vec::new(),
             step_count: 0,
@@ -141,6 +143,16 @@ const INFRASTRUCTURE: [&str; 6] = [
     "Interrupted",
 ];
 
+/// What [`Rollouts::with_recorded`] took.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reused {
+    /// Lines that now stand in for a rollout.
+    pub taken: usize,
+    /// Lines recorded under other Policy settings (or before lines said
+    /// which), left out.
+    pub other_settings: usize,
+}
+
 pub struct Rollouts<'a> {
     episodes: &'a dyn Episodes,
     shortest: BTreeMap<String, usize>,
@@ -169,13 +181,17 @@ impl<'a> Rollouts<'a> {
     }
 
     /// Recorded lines become known rollouts of their hint (the first line
-    /// per hint and scenario; infrastructure failures and scenarios not in
-    /// this catalog are left out). Returns how many were taken.
-    pub fn with_recorded(&mut self, lines: &[TrajectoryLine], brain: &str) -> usize {
-        let mut taken = 0;
+    /// per hint and scenario; infrastructure failures, scenarios not in
+    /// this catalog and lines recorded under other `settings`, a
+    /// [`crate::crd::PolicySpec::settings_fingerprint`], are left out).
+    pub fn with_recorded(&mut self, lines: &[TrajectoryLine], settings: &str) -> Reused {
+        let mut reused = Reused::default();
         for line in lines {
+            if line.settings.as_deref() != Some(settings) {
+                reused.other_settings += 1;
+                continue;
+            }
             let usable = self.shortest.contains_key(&line.scenario_id)
-                && line.brain == brain
                 && !line
                     .reason
                     .as_deref()
@@ -183,10 +199,10 @@ impl<'a> Rollouts<'a> {
             let key = (normalized(&line.strategy_hint), line.scenario_id.clone());
             if usable && !self.known.contains_key(&key) {
                 self.known.insert(key, (line.clone(), true));
-                taken += 1;
+                reused.taken += 1;
             }
         }
-        taken
+        reused
     }
 
     /// Hints recorded on every one of `scenarios`, in a stable order.
@@ -377,7 +393,7 @@ pub(crate) mod tests {
             infra.phase = IncidentPhase::Failed;
             infra.reason = Some(reason.into());
             assert_eq!(
-                rollouts.with_recorded(&[infra], "runbook"),
+                rollouts.with_recorded(&[infra], "test-settings").taken,
                 0,
                 "a {reason} recording was taken as the hint's rollout"
             );
@@ -396,7 +412,13 @@ pub(crate) mod tests {
             infra,
             fake_line("x", "gone"),
         ];
-        assert_eq!(rollouts.with_recorded(&recorded, "runbook"), 2);
+        assert_eq!(
+            rollouts.with_recorded(&recorded, "test-settings"),
+            Reused {
+                taken: 2,
+                other_settings: 0
+            }
+        );
         assert_eq!(
             rollouts.recorded_hints_covering(&names(&["a", "b"])),
             vec!["a b"]
@@ -405,5 +427,28 @@ pub(crate) mod tests {
         assert!(got.iter().all(|r| r.reused));
         assert_eq!((rollouts.used(), rollouts.reused()), (0, 2));
         assert_eq!(fake.runs.load(Ordering::SeqCst), 0);
+    }
+
+    /// Review: a line recorded under an older `maxSteps` (or another
+    /// model) was reused for the same hint, as if the settings had not
+    /// changed.
+    #[tokio::test]
+    async fn lines_recorded_under_other_settings_are_not_reused() {
+        let fake = Fake::new();
+        let mut rollouts = Rollouts::new(&fake, shortest(&["a"]), 1);
+        let mut other = fake_line("a", "a");
+        other.settings = Some("other-settings".into());
+        let mut older = fake_line("a", "a");
+        older.settings = None;
+        let reused = rollouts.with_recorded(&[other, older], "test-settings");
+        assert_eq!(
+            reused,
+            Reused {
+                taken: 0,
+                other_settings: 2
+            }
+        );
+        rollouts.evaluate("a", &names(&["a"])).await.unwrap();
+        assert_eq!((rollouts.used(), fake.runs.load(Ordering::SeqCst)), (1, 1));
     }
 }

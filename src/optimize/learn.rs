@@ -188,7 +188,8 @@ fn seed_pool(
     if request.recorded.is_empty() {
         return seeds;
     }
-    let taken = rollouts.with_recorded(&request.recorded, request.brain.label());
+    let settings = request.policy.spec.settings_fingerprint();
+    let reused = rollouts.with_recorded(&request.recorded, &settings);
     let extra: Vec<String> = rollouts
         .recorded_hints_covering(train)
         .into_iter()
@@ -197,9 +198,16 @@ fn seed_pool(
         .take(MAX_RECORDED_SEEDS)
         .collect();
     say(format!(
-        "  recorded: {taken} rollouts reusable, {} more hints recorded on every train scenario join the pool",
+        "  recorded: {} rollouts reusable, {} more hints recorded on every train scenario join the pool",
+        reused.taken,
         extra.len()
     ));
+    if reused.other_settings > 0 {
+        say(format!(
+            "  recorded: {} lines left out, recorded under other Policy settings (brain, model, steps, limits) or by an older version",
+            reused.other_settings
+        ));
+    }
     seeds.extend(extra.into_iter().map(|h| (h, Origin::Recorded)));
     seeds
 }

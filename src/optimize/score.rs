@@ -91,6 +91,8 @@ pub(crate) mod tests {
         TrajectoryLine {
             model: None,
             tokens: None,
+            policy_generation: None,
+            settings: Some("test-settings".into()),
             scenario_id: scenario.into(),
             tool_actions: steps.iter().map(|s| s.action.clone()).collect(),
             step_count: steps.len() as u32,

@@ -14,6 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use super::artifacts::BestHint;
 use crate::crd::Policy;
+use crate::crd::derived;
 
 /// The field manager of everything the optimizer writes.
 pub const FIELD_MANAGER: &str = "remediator-optimizer";
@@ -44,7 +45,7 @@ pub enum ToClusterError {
 
 /// The ConfigMap that records what was published to `policy`.
 pub fn config_map_name(policy: &str) -> String {
-    format!("{policy}-hint")
+    derived::object_name(policy, "-hint")
 }
 
 /// A published hint's version: the optimizer and the run's timestamp.
@@ -95,11 +96,7 @@ pub async fn publish_to_policy(
     let record = ConfigMap {
         metadata: ObjectMeta {
             name: Some(config_map_name(&name)),
-            labels: Some(BTreeMap::from([
-                ("app.kubernetes.io/name".into(), "remediator".into()),
-                ("app.kubernetes.io/component".into(), "optimizer".into()),
-                ("remediator.dev/policy".into(), name.clone()),
-            ])),
+            labels: Some(derived::labels(&name, "optimizer")),
             owner_references: policy.controller_owner_ref(&()).map(|owner| {
                 vec![OwnerReference {
                     controller: Some(false),

@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 
 use super::{MAX_OBSERVATION_CHARS, TrajectoryLine, head_and_tail};
 use crate::crd::Policy;
+use crate::crd::derived;
 
 /// Lines kept per Policy.
 pub const MAX_LINES: usize = 100;
@@ -29,8 +30,6 @@ pub const MAX_BYTES: usize = 768 * 1024;
 pub const MAX_LINE_BYTES: usize = MAX_BYTES / 16;
 /// Attempts at a write that lost to a concurrent one (409).
 const MAX_CONFLICTS: usize = 8;
-/// Longest label value Kubernetes accepts.
-const MAX_LABEL: usize = 63;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -50,21 +49,9 @@ pub enum RecordError {
     TooLarge(usize),
 }
 
-/// `<policy>-trajectories`; a name too long for an object name is cut and
-/// made unique again with a hash of the whole.
+/// `<policy>-trajectories`.
 pub fn config_map_name(policy: &str) -> String {
-    const SUFFIX: &str = "-trajectories";
-    if policy.len() + SUFFIX.len() <= 253 {
-        return format!("{policy}{SUFFIX}");
-    }
-    let cut: String = policy.chars().take(253 - SUFFIX.len() - 17).collect();
-    format!("{cut}-{:016x}{SUFFIX}", fnv1a(policy))
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    derived::object_name(policy, "-trajectories")
 }
 
 /// An incident's key: when it finished (unix millis, zero-padded so keys
@@ -143,17 +130,26 @@ pub fn encode(line: &TrajectoryLine) -> Result<String, RecordError> {
     Err(RecordError::TooLarge(text.len()))
 }
 
-/// Stores `line` under `key` in the Policy's ring; returns the
+/// Stores `line` under `key` in `policy`'s ring, which the Policy owns
+/// (a ring an older version left without an owner gains it); returns the
 /// ConfigMap's name. A write that races another is read and tried again.
 pub async fn record(
     client: &Client,
     namespace: &str,
-    policy: &str,
-    owner: Option<&Policy>,
+    policy: &Policy,
     key: &str,
     line: &TrajectoryLine,
 ) -> Result<String, RecordError> {
-    let name = config_map_name(policy);
+    let policy_name = policy.name_any();
+    let name = config_map_name(&policy_name);
+    // Not the controller: deleting the Policy takes the ring with it, and
+    // nothing else claims to manage it.
+    let owner = policy
+        .controller_owner_ref(&())
+        .map(|owner| OwnerReference {
+            controller: Some(false),
+            ..owner
+        });
     let text = encode(line)?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let failed = |what: &'static str| {
@@ -166,15 +162,8 @@ pub async fn record(
                 let new = ConfigMap {
                     metadata: ObjectMeta {
                         name: Some(name.clone()),
-                        labels: Some(labels(policy)),
-                        owner_references: owner.and_then(|p| p.controller_owner_ref(&())).map(
-                            |owner| {
-                                vec![OwnerReference {
-                                    controller: Some(false),
-                                    ..owner
-                                }]
-                            },
-                        ),
+                        labels: Some(derived::labels(&policy_name, "trajectories")),
+                        owner_references: owner.clone().map(|owner| vec![owner]),
                         ..ObjectMeta::default()
                     },
                     data: Some(with_line(BTreeMap::new(), key, text.clone())),
@@ -187,6 +176,12 @@ pub async fn record(
                 // 409 if anyone wrote in between, and is tried again.
                 let data = existing.data.take().unwrap_or_default();
                 existing.data = Some(with_line(data, key, text.clone()));
+                if let Some(owner) = &owner {
+                    let owners = existing.metadata.owner_references.get_or_insert_default();
+                    if !owners.iter().any(|o| o.uid == owner.uid) {
+                        owners.push(owner.clone());
+                    }
+                }
                 api.replace(&name, &PostParams::default(), &existing).await
             }
         };
@@ -197,19 +192,6 @@ pub async fn record(
         }
     }
     Err(RecordError::Contended { name })
-}
-
-fn labels(policy: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::from([
-        ("app.kubernetes.io/name".into(), "remediator".into()),
-        ("app.kubernetes.io/component".into(), "trajectories".into()),
-    ]);
-    // A label value holds at most 63 characters; a longer name is in the
-    // ConfigMap's name.
-    if policy.len() <= MAX_LABEL {
-        labels.insert("remediator.dev/policy".into(), policy.into());
-    }
-    labels
 }
 
 /// What a Policy's ring holds.
@@ -253,6 +235,8 @@ mod tests {
         TrajectoryLine {
             model: None,
             tokens: None,
+            policy_generation: None,
+            settings: None,
             scenario_id: "port_mismatch".into(),
             tool_actions: vec!["cat service.conf".into()],
             step_count: 1,
@@ -349,20 +333,6 @@ mod tests {
             encode(&short).unwrap(),
             serde_json::to_string(&short).unwrap()
         );
-    }
-
-    #[test]
-    fn names_too_long_for_kubernetes_still_give_a_valid_unique_config_map() {
-        let long = "p".repeat(253);
-        let name = config_map_name(&long);
-        assert!(
-            name.len() <= 253 && name.ends_with("-trajectories"),
-            "{name}"
-        );
-        assert_ne!(name, config_map_name(&format!("{}q", "p".repeat(252))));
-        assert_eq!(config_map_name("learner"), "learner-trajectories");
-        assert!(!labels(&long).contains_key("remediator.dev/policy"));
-        assert_eq!(labels("learner")["remediator.dev/policy"], "learner");
     }
 
     #[test]

@@ -556,8 +556,11 @@ fn resolved() -> IncidentStatus {
     let mut status = remediating();
     status.phase = IncidentPhase::Resolved;
     status.steps = 1;
+    // Just now, in whole seconds as the API server keeps it: an incident
+    // that ended long ago is not recorded any more.
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
     status.started_at = Some(Time(
-        k8s_openapi::jiff::Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
+        k8s_openapi::jiff::Timestamp::from_second(now).unwrap(),
     ));
     status.actions = vec![crate::crd::ActionRecord {
         step: 1,
@@ -659,10 +662,8 @@ async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back
                                     "name": "careful", "uid": "pol-uid", "controller": false}]})
     );
     let data = ring["data"].as_object().unwrap();
-    assert_eq!(
-        data.keys().collect::<Vec<_>>(),
-        ["1700000000000-checkout.json"]
-    );
+    let key = recording::key_of(&finished);
+    assert_eq!(data.keys().collect::<Vec<_>>(), [&key]);
     let session: Session =
         serde_json::from_value(finished.status.clone().unwrap().session.unwrap()).unwrap();
     let expected = recording::line_of(&finished, &session, &one_turn());
@@ -671,10 +672,7 @@ async fn a_finished_incident_is_recorded_in_its_policys_ring_with_what_came_back
             .observation
             .contains("removed the stale lock")
     );
-    assert_eq!(
-        data["1700000000000-checkout.json"],
-        json!(in_cluster::encode(&expected).unwrap())
-    );
+    assert_eq!(data[&key], json!(in_cluster::encode(&expected).unwrap()));
     let condition = recorded_condition(&mut api, &finished).await;
     assert_eq!(
         (
@@ -735,11 +733,71 @@ async fn a_recording_that_races_another_reads_again_and_keeps_both_lines() {
         [
             "0000000000001-older.json",
             "0000000000002-other.json",
-            "1700000000000-checkout.json"
+            &recording::key_of(&finished)
         ]
     );
     let condition = recorded_condition(&mut api, &finished).await;
     assert_eq!(condition["status"], "True");
+    reconcile.await.unwrap().unwrap();
+    drop(ctx);
+    api.done().await;
+}
+
+#[tokio::test]
+async fn a_ring_an_older_version_left_without_an_owner_gains_its_policy() {
+    let mut owner = policy();
+    owner.metadata.uid = Some("pol-uid".into());
+    let (ctx, mut api, finished) = finished_with_a_sidecar(owner).await;
+    let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
+    finished_incident_reads(&mut api, &finished).await;
+    let path = format!("{CONFIG_MAPS}/careful-trajectories");
+    let ownerless = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "careful-trajectories", "namespace": "shop", "resourceVersion": "7"},
+        "data": {"0000000000001-older.json": "{}"}});
+    api.get(&path, Some(ownerless)).await;
+    let (written, answer) = api.expect(Method::PUT, &format!("{path}?")).await;
+    answer.ok(written.body.clone());
+    assert_eq!(
+        written.body["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "remediator.dev/v1alpha1", "kind": "Policy",
+                "name": "careful", "uid": "pol-uid", "controller": false}])
+    );
+    assert_eq!(written.body["data"].as_object().unwrap().len(), 2);
+    assert_eq!(
+        recorded_condition(&mut api, &finished).await["status"],
+        "True"
+    );
+    reconcile.await.unwrap().unwrap();
+    drop(ctx);
+    api.done().await;
+}
+
+#[tokio::test]
+async fn an_incident_whose_policy_is_gone_records_no_ownerless_ring() {
+    let port = sidecar_with_history(one_turn()).await;
+    let (ctx, mut api) = context_of(
+        Cluster::default().provisioned("127.0.0.1"),
+        Settings {
+            sandbox_port: port,
+            ..Settings::default()
+        },
+    );
+    let finished = incident(Some(resolved()));
+    let reconcile = tokio::spawn(reconcile(Arc::new(finished.clone()), ctx.clone()));
+    finished_incident_reads(&mut api, &finished).await;
+    // No ConfigMap is read or written: the next request is the condition.
+    let condition = recorded_condition(&mut api, &finished).await;
+    assert_eq!(
+        (&condition["status"], &condition["reason"]),
+        (&json!("False"), &json!("RecordingFailed"))
+    );
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("Policy careful no longer exists"),
+        "{condition:#}"
+    );
     reconcile.await.unwrap().unwrap();
     drop(ctx);
     api.done().await;

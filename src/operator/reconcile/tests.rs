@@ -509,6 +509,21 @@ fn a_finished_episode_is_recorded_once_and_a_failed_recording_is_retried_for_a_w
         super::super::recording::GIVE_UP_AFTER_MS as u64 + 1,
     )]));
     assert_eq!(given_up, Plan::default());
+    // Review: the first start of an operator that records took every
+    // Incident that had ever finished. One that finished long before is
+    // left alone; one that just finished is recorded.
+    let ended = |ms_ago: u64| {
+        let mut incident = finished(vec![]);
+        incident.status.as_mut().unwrap().verified = Some(Verification {
+            healthy: true,
+            http_status: Some(200),
+            checked_at: Time(Timestamp::from_millisecond((NOW_MS - ms_ago) as i64).unwrap()),
+        });
+        incident
+    };
+    let long_ago = super::super::recording::GIVE_UP_AFTER_MS as u64 + 1;
+    assert_eq!(world.decide(&ended(long_ago)), Plan::default());
+    assert!(world.decide(&ended(60_000)).record);
     // An incident that failed before its episode started has nothing to learn from.
     let never_started = Incident::test("stale_lockfile")
         .with_phase(IncidentPhase::Failed)
