@@ -1,13 +1,15 @@
 //! What containment costs per command: the same commands run plainly
 //! (`sh -c` with a scrubbed environment, as before the sandbox) and in the
-//! sandbox with Landlock only and with every layer, side by side.
+//! sandbox with Landlock only, with every layer on the cold path (a helper
+//! per command) and with every layer in a warm sandbox (one helper per
+//! incident, a fresh op stage per command), side by side.
 //! Run: `cargo build --release && cargo bench --bench sandbox_cost [-- N]`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
-use remediator::sandbox::{HelperProgram, Job, Layer, Op, Outcome, Sandbox};
+use remediator::sandbox::{HelperProgram, Job, Layer, Op, Outcome, Sandbox, WarmSandbox};
 
 #[path = "support.rs"]
 mod support;
@@ -41,7 +43,13 @@ async fn plain(root: &Path, command: &str) {
     assert!(status.status.success(), "{command}: {status:?}");
 }
 
-async fn contained(sandbox: &Sandbox, root: &Path, command: &str) {
+/// Where a contained command runs.
+enum Contained<'a> {
+    Cold(&'a Sandbox),
+    Warm(&'a WarmSandbox),
+}
+
+async fn contained(how: Contained<'_>, root: &Path, command: &str) {
     let job = Job {
         root,
         service: "127.0.0.1:9".parse().unwrap(),
@@ -49,15 +57,14 @@ async fn contained(sandbox: &Sandbox, root: &Path, command: &str) {
         timeout: Duration::from_secs(30),
         max_output_bytes: 16 * 1024,
     };
-    let outcome = sandbox
-        .run(
-            job,
-            Op::Exec {
-                command: command.into(),
-            },
-        )
-        .await
-        .expect("the sandbox runs it");
+    let op = Op::Exec {
+        command: command.into(),
+    };
+    let outcome = match how {
+        Contained::Cold(sandbox) => sandbox.run(job, op).await,
+        Contained::Warm(warm) => warm.run(job, op).await,
+    }
+    .expect("the sandbox runs it");
     assert!(
         matches!(
             outcome,
@@ -97,22 +104,35 @@ async fn main() {
         )
         .unwrap();
     }
+    assert!(
+        full.containment().is_full(),
+        "the warm sandbox needs every layer"
+    );
+    let warm = full.warm(&root, "127.0.0.1:9".parse().unwrap());
     println!("{rounds} runs of each command; wall time per command, and the largest child RSS");
     println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>9} {:>12}",
-        "command / how", "median", "p95", "mean", "x plain", "max RSS KiB"
+        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>11} {:>12}",
+        "command / how", "median", "p95", "mean", "x plain", "over plain", "max RSS KiB"
     );
     for command in COMMANDS {
         let mut plain_median = None;
-        for how in ["plain", "landlock only", "all layers"] {
+        for how in [
+            "plain",
+            "landlock only",
+            "all layers, cold",
+            "all layers, warm",
+        ] {
             let rss_before = children_max_rss_kib();
             let mut times = Vec::with_capacity(rounds);
             for _ in 0..rounds {
                 let started = Instant::now();
                 match how {
                     "plain" => plain(&root, command).await,
-                    "landlock only" => contained(&landlock_only, &root, command).await,
-                    _ => contained(&full, &root, command).await,
+                    "landlock only" => {
+                        contained(Contained::Cold(&landlock_only), &root, command).await
+                    }
+                    "all layers, cold" => contained(Contained::Cold(&full), &root, command).await,
+                    _ => contained(Contained::Warm(&warm), &root, command).await,
                 }
                 times.push(started.elapsed());
             }
@@ -122,15 +142,17 @@ async fn main() {
             let median = percentile(&times, 0.5);
             let base = *plain_median.get_or_insert(median);
             println!(
-                "{:<36} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>8.1}x {:>12}",
+                "{:<42} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>8.1}x {:>9.2}ms {:>12}",
                 format!("{command} / {how}"),
                 median.as_secs_f64() * 1e3,
                 percentile(&times, 0.95).as_secs_f64() * 1e3,
                 mean.as_secs_f64() * 1e3,
                 median.as_secs_f64() / base.as_secs_f64(),
+                (median.as_secs_f64() - base.as_secs_f64()) * 1e3,
                 rss
             );
         }
     }
+    drop(warm);
     scratch.remove().await;
 }

@@ -20,6 +20,7 @@ mod procs;
 mod scenarios;
 mod scripted_llm;
 mod sidecar;
+mod warm_sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::{Containment, HELPER_SUBCOMMAND, Identity, Layer, Op, Outcome, Spec};
+use super::{Containment, HELPER_SUBCOMMAND, Identity, Layer, Op, Outcome, Request, Spec};
 
 /// How to start the helper: a program and the arguments before
 /// `sandbox-exec` (the `remediator` binary itself, normally).
@@ -174,29 +175,193 @@ impl Sandbox {
     }
 }
 
-async fn execute(
-    helper: &HelperProgram,
-    spec: &Spec,
-    deadline: Duration,
+/// A sandbox kept warm for one incident's root and service: the helper's
+/// namespaces are set up at the first op and serve every op after it,
+/// each contained afresh (see the helper's `warm` module). Used only
+/// where every layer holds; anything else, or an op for another root,
+/// goes the cold way. Dropping it ends the helper and all in it.
+#[derive(Debug)]
+pub struct WarmSandbox {
+    sandbox: Sandbox,
+    root: PathBuf,
+    service: SocketAddr,
+    session: tokio::sync::Mutex<Option<Session>>,
+}
+
+#[derive(Debug)]
+struct Session {
+    /// Held for its kill on drop: the helper ends with the session.
+    _child: Child,
+    stdin: ChildStdin,
+    answers: BufReader<ChildStdout>,
+}
+
+/// Time a warm helper gets to set up its namespaces.
+const WARM_START: Duration = Duration::from_secs(30);
+
+impl Sandbox {
+    /// A warm sandbox for `root` and `service`; nothing starts before its
+    /// first op.
+    pub fn warm(&self, root: &Path, service: SocketAddr) -> WarmSandbox {
+        WarmSandbox {
+            sandbox: self.clone(),
+            root: root.to_path_buf(),
+            service,
+            session: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl WarmSandbox {
+    /// Runs `op` as [`Sandbox::run`] would, in the warm helper. A helper
+    /// that breaks its protocol, hangs or dies is ended, and the next op
+    /// starts a new one.
+    pub async fn run(&self, job: Job<'_>, op: Op) -> Result<Outcome, SandboxError> {
+        if !self.sandbox.containment.is_full()
+            || job.root != self.root
+            || job.service != self.service
+        {
+            return self.sandbox.run(job, op).await;
+        }
+        let request = Request {
+            op,
+            env: job.env,
+            timeout_ms: u64::try_from(job.timeout.as_millis()).unwrap_or(u64::MAX),
+            max_output_bytes: job.max_output_bytes,
+        };
+        let mut line =
+            serde_json::to_string(&request).map_err(|e| SandboxError::Protocol(e.to_string()))?;
+        line.push('\n');
+        let limit = 4 * job.max_output_bytes + (1 << 20);
+        let mut session = self.session.lock().await;
+        if session.is_none() {
+            *session = Some(self.start().await?);
+        }
+        let Some(running) = session.as_mut() else {
+            return Err(SandboxError::Protocol("no warm sandbox".into()));
+        };
+        let answered = async {
+            running
+                .stdin
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|e| SandboxError::Protocol(format!("sending the op: {e}")))?;
+            read_answer(&mut running.answers, limit).await
+        };
+        let deadline = job.timeout + GRACE;
+        let outcome = match tokio::time::timeout(deadline, answered).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                *session = None;
+                return Err(e);
+            }
+            Err(_) => {
+                *session = None;
+                return Err(SandboxError::Hung(deadline));
+            }
+        };
+        match outcome {
+            Outcome::SetupFailed { layer, message } => {
+                // The next op gets a fresh helper.
+                *session = None;
+                Err(SandboxError::Setup { layer, message })
+            }
+            Outcome::Probed { .. } => {
+                *session = None;
+                Err(SandboxError::Protocol("a probe answer to an op".into()))
+            }
+            outcome => Ok(outcome),
+        }
+    }
+
+    async fn start(&self) -> Result<Session, SandboxError> {
+        let helper = &self.sandbox.helper;
+        let mut child = spawn_helper(helper, Stdio::null())?;
+        let spec = Spec {
+            root: self.root.clone(),
+            service: self.service,
+            op: Op::Serve,
+            env: Vec::new(),
+            timeout_ms: 0,
+            max_output_bytes: 0,
+            required: self.sandbox.containment.layers.clone(),
+            identity: self.sandbox.identity,
+        };
+        let mut line =
+            serde_json::to_string(&spec).map_err(|e| SandboxError::Protocol(e.to_string()))?;
+        line.push('\n');
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(SandboxError::Protocol("the helper has no pipes".into()));
+        };
+        stdin
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| SandboxError::Protocol(format!("sending the spec: {e}")))?;
+        let mut answers = BufReader::new(stdout);
+        let ready = tokio::time::timeout(WARM_START, read_answer(&mut answers, 1 << 20))
+            .await
+            .map_err(|_| SandboxError::Hung(WARM_START))??;
+        match ready {
+            Outcome::Probed { .. } => Ok(Session {
+                _child: child,
+                stdin,
+                answers,
+            }),
+            Outcome::SetupFailed { layer, message } => Err(SandboxError::Setup { layer, message }),
+            other => Err(SandboxError::Protocol(format!(
+                "a warm sandbox answered {other:?} when it should be ready"
+            ))),
+        }
+    }
+}
+
+/// One answer line of at most `limit` bytes.
+async fn read_answer(
+    answers: &mut BufReader<ChildStdout>,
     limit: usize,
 ) -> Result<Outcome, SandboxError> {
-    let mut child = tokio::process::Command::new(&helper.program)
+    let mut line = String::new();
+    let read = (&mut *answers)
+        .take(limit as u64)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| SandboxError::Protocol(format!("reading the answer: {e}")))?;
+    if read == 0 || !line.ends_with('\n') {
+        return Err(SandboxError::Protocol(
+            "the warm sandbox ended without an answer".into(),
+        ));
+    }
+    serde_json::from_str(&line).map_err(|e| SandboxError::Protocol(format!("{e}")))
+}
+
+/// The helper, out of the terminal's process group (like the services: a
+/// Ctrl-C is remediator's to act on, not a kill of running commands),
+/// killed when its handle is dropped.
+fn spawn_helper(helper: &HelperProgram, stderr: Stdio) -> Result<Child, SandboxError> {
+    tokio::process::Command::new(&helper.program)
         .args(&helper.prefix_args)
         .arg(HELPER_SUBCOMMAND)
         .env_clear()
         .env("PATH", crate::sandbox::SAFE_PATH)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Out of the terminal's process group, like the services: a
-        // Ctrl-C is remediator's to act on, not a kill of running commands.
+        .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|error| SandboxError::Spawn {
             program: helper.program.clone(),
             error,
-        })?;
+        })
+}
+
+async fn execute(
+    helper: &HelperProgram,
+    spec: &Spec,
+    deadline: Duration,
+    limit: usize,
+) -> Result<Outcome, SandboxError> {
+    let mut child = spawn_helper(helper, Stdio::piped())?;
     let mut line =
         serde_json::to_string(spec).map_err(|e| SandboxError::Protocol(e.to_string()))?;
     line.push('\n');

@@ -25,7 +25,7 @@ mod helper;
 mod launch;
 
 pub use helper::{Stage, main as helper_main};
-pub use launch::{HelperProgram, Job, Sandbox, SandboxError};
+pub use launch::{HelperProgram, Job, Sandbox, SandboxError, WarmSandbox};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -145,6 +145,20 @@ pub enum Op {
     Write { path: String, content: String },
     /// Set up every layer it can and report which held.
     Probe,
+    /// A warm sandbox: set up the namespaces once, then run each
+    /// [`Request`] sent after the spec, one at a time, each op contained
+    /// afresh (its own mounts, limits, Landlock domain, no capabilities)
+    /// and everything it started killed before the answer.
+    Serve,
+}
+
+/// One op for a warm sandbox ([`Op::Serve`]): what a [`Spec`] says per op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub op: Op,
+    pub env: Vec<(String, String)>,
+    pub timeout_ms: u64,
+    pub max_output_bytes: usize,
 }
 
 /// The unprivileged identity commands run as when the caller is root.

@@ -16,7 +16,7 @@ use crate::action::Action;
 use crate::protocol::{Observation, WorkspaceError};
 use crate::redact::Redactor;
 use crate::risk::{Permit, SecurityRisk};
-use crate::sandbox::{Job, Op, Outcome, Sandbox, SandboxError};
+use crate::sandbox::{Job, Op, Outcome, Sandbox, SandboxError, WarmSandbox};
 use crate::verify::http_get;
 
 /// Where a local service lives.
@@ -31,6 +31,8 @@ pub struct LocalService {
 pub struct Local {
     service: LocalService,
     sandbox: Arc<Sandbox>,
+    /// The incident's warm sandbox, where every layer holds.
+    warm: Option<Arc<WarmSandbox>>,
     limits: Limits,
     guard: Option<Guard>,
     redactor: Option<Arc<Redactor>>,
@@ -38,9 +40,14 @@ pub struct Local {
 
 impl Local {
     pub fn new(service: LocalService, sandbox: Arc<Sandbox>) -> Self {
+        let warm = sandbox
+            .containment()
+            .is_full()
+            .then(|| Arc::new(sandbox.warm(&service.root, service.address)));
         Self {
             service,
             sandbox,
+            warm,
             limits: Limits::default(),
             guard: None,
             redactor: None,
@@ -111,7 +118,11 @@ impl Local {
             timeout: self.limits.exec_timeout,
             max_output_bytes: self.limits.max_output_bytes,
         };
-        let outcome = self.sandbox.run(job, op).await.map_err(|e| match e {
+        let outcome = match &self.warm {
+            Some(warm) => warm.run(job, op).await,
+            None => self.sandbox.run(job, op).await,
+        };
+        let outcome = outcome.map_err(|e| match e {
             SandboxError::Spawn { .. } | SandboxError::Setup { .. } => {
                 WorkspaceError::Sandbox(e.to_string())
             }

@@ -4,7 +4,8 @@
 //! multiplexed over it as frames (`open`, `data`, `close` by connection
 //! id), so no file descriptor ever crosses the boundary and the outside end
 //! only ever dials the service. The link closing means the other stage is
-//! gone.
+//! gone. A warm sandbox's requests travel the same link, outside to
+//! inside, as `request` frames ended by `request-end`.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -17,9 +18,13 @@ use std::time::Duration;
 const OPEN: u8 = 1;
 const DATA: u8 = 2;
 const CLOSE: u8 = 3;
+const REQUEST: u8 = 4;
+const REQUEST_END: u8 = 5;
 const MAX_PAYLOAD: usize = 16 * 1024;
+/// Bytes one request may take (a file's new content is in it).
+const MAX_REQUEST: usize = 64 << 20;
 
-type Link = Arc<Mutex<Box<dyn Write + Send>>>;
+pub type Link = Arc<Mutex<Box<dyn Write + Send>>>;
 type Streams = Arc<Mutex<HashMap<u32, TcpStream>>>;
 
 fn send(link: &Link, kind: u8, id: u32, payload: &[u8]) -> std::io::Result<()> {
@@ -63,15 +68,35 @@ fn pump(mut stream: TcpStream, id: u32, link: Link) {
     let _ = send(&link, CLOSE, id, &[]);
 }
 
+/// One request to the inside, in frames of at most [`MAX_PAYLOAD`].
+pub fn send_request(link: &Link, request: &[u8]) -> std::io::Result<()> {
+    for part in request.chunks(MAX_PAYLOAD) {
+        send(link, REQUEST, 0, part)?;
+    }
+    send(link, REQUEST_END, 0, &[])
+}
+
 /// Delivers frames to the streams they belong to; `on_open` answers an
-/// `open` frame (only the outside end gets them).
+/// `open` frame (only the outside end gets them), `on_request` a whole
+/// request (only the inside end gets them). Returns when the link closes
+/// or breaks the protocol.
 fn demultiplex(
     mut reader: impl Read,
     streams: Streams,
     mut on_open: impl FnMut(u32) -> Option<TcpStream>,
+    mut on_request: impl FnMut(Vec<u8>) -> bool,
 ) {
+    let mut request = Vec::new();
     while let Some((kind, id, payload)) = receive(&mut reader) {
         match kind {
+            REQUEST if request.len() + payload.len() <= MAX_REQUEST => {
+                request.extend_from_slice(&payload);
+            }
+            REQUEST_END => {
+                if !on_request(std::mem::take(&mut request)) {
+                    return;
+                }
+            }
             OPEN => {
                 if let Some(stream) = on_open(id) {
                     streams
@@ -105,11 +130,14 @@ fn demultiplex(
 }
 
 /// Inside: accepts connections on `listeners` and forwards each over the
-/// link (`reader`, `writer`); returns when the link closes.
+/// link (`reader`, `writer`), and hands requests to `requests` (a link
+/// that sends one without a warm sandbox ends it); returns when the link
+/// closes.
 pub fn serve_inner(
     reader: impl Read,
     writer: impl Write + Send + 'static,
     listeners: Vec<TcpListener>,
+    requests: Option<std::sync::mpsc::Sender<Vec<u8>>>,
 ) {
     let writer: Link = Arc::new(Mutex::new(Box::new(writer)));
     let streams: Streams = Arc::default();
@@ -132,28 +160,35 @@ pub fn serve_inner(
             }
         });
     }
-    demultiplex(reader, streams, |_| None);
+    demultiplex(
+        reader,
+        streams,
+        |_| None,
+        |request| requests.as_ref().is_some_and(|r| r.send(request).is_ok()),
+    );
 }
 
 /// Outside: dials the service for every connection opened inside.
-pub fn serve_outer(link: UnixStream, service: SocketAddr) -> std::io::Result<()> {
+/// Returns the link's writing end, for requests.
+pub fn serve_outer(link: UnixStream, service: SocketAddr) -> std::io::Result<Link> {
     let writer: Link = Arc::new(Mutex::new(Box::new(link.try_clone()?)));
     let streams: Streams = Arc::default();
+    let requests = writer.clone();
     std::thread::spawn(move || {
-        demultiplex(link, streams, |id| {
-            match TcpStream::connect_timeout(&service, Duration::from_secs(5)) {
-                Ok(upstream) => {
-                    let copy = upstream.try_clone().ok()?;
-                    let writer = writer.clone();
-                    std::thread::spawn(move || pump(copy, id, writer));
-                    Some(upstream)
-                }
-                Err(_) => {
-                    let _ = send(&writer, CLOSE, id, &[]);
-                    None
-                }
+        let on_open = |id| match TcpStream::connect_timeout(&service, Duration::from_secs(5)) {
+            Ok(upstream) => {
+                let copy = upstream.try_clone().ok()?;
+                let writer = writer.clone();
+                std::thread::spawn(move || pump(copy, id, writer));
+                Some(upstream)
             }
-        })
+            Err(_) => {
+                let _ = send(&writer, CLOSE, id, &[]);
+                None
+            }
+        };
+        // Requests only go inward: one coming out ends the link.
+        demultiplex(link, streams, on_open, |_| false);
     });
-    Ok(())
+    Ok(requests)
 }

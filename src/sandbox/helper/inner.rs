@@ -19,18 +19,26 @@ use super::{files, forward, layers, netlink, setup_failed};
 use crate::sandbox::{Containment, Layer, MissingLayer, Op, Outcome, Spec};
 
 /// Layers held and missing so far; a required one missing ends the setup.
-struct Setup<'a> {
-    spec: &'a Spec,
-    held: Vec<Layer>,
-    missing: Vec<MissingLayer>,
+pub(super) struct Setup<'a> {
+    pub spec: &'a Spec,
+    pub held: Vec<Layer>,
+    pub missing: Vec<MissingLayer>,
 }
 
-impl Setup<'_> {
+impl<'a> Setup<'a> {
+    pub fn new(spec: &'a Spec) -> Self {
+        Self {
+            spec,
+            held: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
     fn wants(&self, layer: Layer) -> bool {
         self.spec.op == Op::Probe || self.spec.required.contains(&layer)
     }
 
-    fn note(&mut self, layer: Layer, result: Result<(), String>) -> Result<(), Outcome> {
+    pub fn note(&mut self, layer: Layer, result: Result<(), String>) -> Result<(), Outcome> {
         match result {
             Ok(()) => self.held.push(layer),
             Err(reason) if self.spec.required.contains(&layer) => {
@@ -51,11 +59,23 @@ pub fn run(spec: &Spec) -> Outcome {
 
 fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let mut setup = Setup {
-        spec,
-        held: Vec::new(),
-        missing: Vec::new(),
-    };
+    let mut setup = Setup::new(spec);
+    let mut listeners = Vec::new();
+    namespaces(&mut setup, &mut listeners, true)?;
+    restrictions(&mut setup, std::process::id() == 1)?;
+    watch_link(listeners);
+    Ok(setup)
+}
+
+/// The namespaced layers, as PID 1 of the namespaces the middle stage
+/// made: the user namespace, the private mounts (when `mounts`: a warm
+/// sandbox makes them per op instead), /proc and the network.
+pub(super) fn namespaces(
+    setup: &mut Setup<'_>,
+    listeners: &mut Vec<TcpListener>,
+    mounts: bool,
+) -> Result<(), Outcome> {
+    let spec = setup.spec;
     let pid1 = std::process::id() == 1;
     let namespaced = |result: Result<(), String>| {
         if pid1 {
@@ -67,7 +87,7 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
     if setup.wants(Layer::Userns) {
         setup.note(Layer::Userns, namespaced(Ok(())))?;
     }
-    if setup.wants(Layer::Mntns) {
+    if mounts && setup.wants(Layer::Mntns) {
         let mounted = namespaced(Ok(())).and_then(|()| layers::private_mounts(&spec.root));
         setup.note(Layer::Mntns, mounted)?;
     }
@@ -77,11 +97,18 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
         let own_proc = namespaced(Ok(())).and_then(|()| layers::private_proc());
         setup.note(Layer::Pidns, own_proc)?;
     }
-    let mut listeners = Vec::new();
     if setup.wants(Layer::Netns) {
-        let network = namespaced(Ok(())).and_then(|()| private_network(spec, &mut listeners));
+        let network = namespaced(Ok(())).and_then(|()| private_network(spec, listeners));
         setup.note(Layer::Netns, network)?;
     }
+    Ok(())
+}
+
+/// What the op's own process gets: resource limits, Landlock (writes in
+/// the root and, with private mounts, /tmp) and, where this process holds
+/// capabilities in its user namespace (`namespaced`), none of them.
+pub(super) fn restrictions(setup: &mut Setup<'_>, namespaced: bool) -> Result<(), Outcome> {
+    let spec = setup.spec;
     layers::resource_limits().map_err(|e| setup_failed(None, e))?;
     if [Layer::LandlockFs, Layer::LandlockNet, Layer::LandlockScope]
         .iter()
@@ -105,11 +132,10 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
             }
         }
     }
-    if pid1 {
+    if namespaced {
         layers::drop_capabilities().map_err(|e| setup_failed(Some(Layer::Userns), e))?;
     }
-    watch_link(listeners);
-    Ok(setup)
+    Ok(())
 }
 
 /// The fresh network namespace (made by the middle stage) with loopback
@@ -129,7 +155,7 @@ fn private_network(spec: &Spec, listeners: &mut Vec<TcpListener>) -> Result<(), 
 }
 
 /// Writes to the link (this stage's stdin, a socket).
-struct LinkWriter;
+pub(super) struct LinkWriter;
 
 impl Write for LinkWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -144,12 +170,12 @@ impl Write for LinkWriter {
 /// outer stage is gone, and so is this sandbox.
 fn watch_link(listeners: Vec<TcpListener>) {
     std::thread::spawn(move || {
-        forward::serve_inner(std::io::stdin(), LinkWriter, listeners);
+        forward::serve_inner(std::io::stdin(), LinkWriter, listeners, None);
         std::process::exit(137);
     });
 }
 
-fn run_op(spec: &Spec, mut setup: Setup<'_>) -> Outcome {
+pub(super) fn run_op(spec: &Spec, mut setup: Setup<'_>) -> Outcome {
     match &spec.op {
         Op::Probe => {
             setup.held.sort();
@@ -164,6 +190,9 @@ fn run_op(spec: &Spec, mut setup: Setup<'_>) -> Outcome {
         Op::Read { path } => files::read(&spec.root, path, spec.max_output_bytes),
         Op::Write { path, content } => files::write(&spec.root, path, content),
         Op::Exec { command } => run_command(spec, command),
+        Op::Serve => Outcome::Refused {
+            message: "a warm sandbox is started by its caller, not by an op".into(),
+        },
     }
 }
 

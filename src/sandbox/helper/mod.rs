@@ -16,6 +16,14 @@
 //!    process left in the namespace.
 //!
 //! The outer stage prints nothing but the final [`Outcome`] line on stdout.
+//!
+//! A warm sandbox ([`crate::sandbox::Op::Serve`]) keeps the three stages
+//! for the whole incident: the inner stage sets up the namespaces, /proc
+//! and the network once and then serves requests, each run by a fresh
+//! **op** stage it starts per request (its own mount namespace with empty
+//! scratch directories, limits, Landlock, no capabilities); when the op
+//! stage ends, the inner stage, PID 1, kills every other process in the
+//! namespace before it answers (see `warm`).
 
 mod capture;
 mod files;
@@ -25,6 +33,7 @@ mod layers;
 mod middle;
 mod netlink;
 mod outer;
+mod warm;
 
 use std::io::{BufRead, Write};
 
@@ -42,6 +51,8 @@ pub enum Stage {
     /// The middle stage where the kernel gave no user namespace.
     MiddlePlain,
     Inner,
+    /// One op of a warm sandbox, started by its inner stage.
+    Op,
 }
 
 impl Stage {
@@ -51,6 +62,7 @@ impl Stage {
             Stage::Middle => "middle",
             Stage::MiddlePlain => "middle-plain",
             Stage::Inner => "inner",
+            Stage::Op => "op",
         }
     }
 }
@@ -76,10 +88,13 @@ pub fn main(stage: Stage) -> i32 {
         }
     };
     drop(stdin);
-    let outcome = if stage == Stage::Inner {
-        inner::run(&spec)
-    } else {
-        outer::run(&spec, &line)
+    let serving = spec.op == crate::sandbox::Op::Serve;
+    let outcome = match stage {
+        Stage::Inner if serving => return warm::serve(&spec),
+        Stage::Inner => inner::run(&spec),
+        Stage::Op => warm::run_op(&spec),
+        _ if serving => return outer::serve(&spec, &line),
+        _ => outer::run(&spec, &line),
     };
     report(&outcome)
 }

@@ -1,0 +1,222 @@
+//! The warm sandbox (one helper per incident, a fresh op stage per
+//! command) against what only a long-lived helper could let through: a
+//! command that outlives its step, signals or reads the helper, leaves
+//! something for the next step in the scratch directories, or exhausts the
+//! process limit. And the cold path's attacks, through both paths, judged
+//! by the world: the canary outside is unchanged, the listener got
+//! nothing, no process is left.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use remediator::sandbox::{Job, Op, Outcome, Sandbox, WarmSandbox};
+use remediator::scratch::ScratchDir;
+
+/// A service address nothing listens on: these ops never reach it.
+fn service() -> SocketAddr {
+    "127.0.0.1:9".parse().unwrap()
+}
+
+fn job(root: &Path) -> Job<'_> {
+    Job {
+        root,
+        service: service(),
+        env: vec![("PATH".into(), remediator::sandbox::SAFE_PATH.into())],
+        timeout: Duration::from_secs(20),
+        max_output_bytes: 64 * 1024,
+    }
+}
+
+/// Exit code, stdout and stderr of `command`.
+async fn exec(warm: &WarmSandbox, root: &Path, command: &str) -> (Option<i32>, String, String) {
+    let op = Op::Exec {
+        command: command.into(),
+    };
+    match warm.run(job(root), op).await {
+        Ok(Outcome::Finished {
+            exit_code,
+            stdout,
+            stderr,
+            ..
+        }) => (exit_code, stdout, stderr),
+        other => panic!("{command}: {other:?}"),
+    }
+}
+
+/// Live processes whose command line holds `word` as an argument.
+fn processes_with(word: &str) -> usize {
+    let mut found = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let mut cmdline = Vec::new();
+        if std::fs::File::open(entry.path().join("cmdline"))
+            .and_then(|mut f| f.read_to_end(&mut cmdline))
+            .is_ok()
+            && cmdline.split(|b| *b == 0).any(|a| a == word.as_bytes())
+        {
+            found += 1;
+        }
+    }
+    found
+}
+
+async fn full_sandbox() -> Option<std::sync::Arc<Sandbox>> {
+    let sandbox = crate::sandbox().await;
+    if sandbox.containment().is_full() {
+        Some(sandbox)
+    } else {
+        eprintln!(
+            "skipped: the warm sandbox needs every layer; here: {}",
+            sandbox.containment().summary()
+        );
+        None
+    }
+}
+
+#[tokio::test]
+async fn nothing_an_op_starts_or_leaves_in_scratch_space_reaches_the_next() {
+    let Some(sandbox) = full_sandbox().await else {
+        return;
+    };
+    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
+    let root = scratch.root();
+    let warm = sandbox.warm(&root, service());
+    let (code, _, stderr) = exec(
+        &warm,
+        &root,
+        "sleep 3141 & setsid sleep 3142 & (sleep 3143 &) ; nohup sleep 3144 >/dev/null 2>&1 & \
+         echo planted > /tmp/planted && mkdir /tmp/d && echo planted > /tmp/d/planted && echo done",
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    for word in ["3141", "3142", "3143", "3144"] {
+        assert_eq!(processes_with(word), 0, "sleep {word} outlived its step");
+    }
+    let (code, stdout, _) = exec(
+        &warm,
+        &root,
+        "cat /tmp/planted /tmp/d/planted 2>&1; ls -A /tmp",
+    )
+    .await;
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        code.is_some() && !lines.contains(&"planted") && !lines.contains(&"d"),
+        "the next op found what the last one left: {stdout}"
+    );
+    drop(warm);
+    scratch.remove().await;
+}
+
+#[tokio::test]
+async fn an_op_cannot_signal_stop_or_read_the_warm_helper() {
+    let Some(sandbox) = full_sandbox().await else {
+        return;
+    };
+    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
+    let root = scratch.root();
+    let warm = sandbox.warm(&root, service());
+    let (_, stdout, _) = exec(
+        &warm,
+        &root,
+        "cat /proc/1/environ && echo READ-ENVIRON; ls /proc/1/fd && echo LISTED-FD; \
+         cat /proc/1/maps >/dev/null && echo READ-MAPS; \
+         kill -9 1; kill -STOP 1; \
+         for p in /proc/[0-9]*; do [ \"$p\" = /proc/$$ ] || kill -9 \"${p#/proc/}\"; done; \
+         kill -9 -1",
+    )
+    .await;
+    for leak in ["READ-ENVIRON", "LISTED-FD", "READ-MAPS"] {
+        assert!(!stdout.contains(leak), "{leak}: {stdout}");
+    }
+    // The helper is still there, not stopped, and serving.
+    let (code, state, stderr) = exec(&warm, &root, "cut -d' ' -f3 /proc/1/stat").await;
+    assert_eq!((code, state.as_str()), (Some(0), "S\n"), "{stderr}");
+    drop(warm);
+    scratch.remove().await;
+}
+
+#[tokio::test]
+async fn an_op_that_exhausts_the_process_limit_leaves_the_next_one_room() {
+    let Some(sandbox) = full_sandbox().await else {
+        return;
+    };
+    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
+    let root = scratch.root();
+    let warm = sandbox.warm(&root, service());
+    let (_, _, stderr) = exec(
+        &warm,
+        &root,
+        "i=0; while [ $i -lt 6000 ]; do sleep 3145 & i=$((i+1)); done; echo $i",
+    )
+    .await;
+    assert!(
+        stderr.to_lowercase().contains("fork"),
+        "the limit never stopped it: {stderr}"
+    );
+    assert_eq!(processes_with("3145"), 0, "a sleep outlived its step");
+    let (code, stdout, stderr) = exec(&warm, &root, "echo next").await;
+    assert_eq!((code, stdout.as_str()), (Some(0), "next\n"), "{stderr}");
+    drop(warm);
+    scratch.remove().await;
+}
+
+/// The cold path's attacks through the warm helper and through the cold
+/// path: the world outside is the same afterwards either way.
+#[tokio::test]
+async fn the_warm_path_holds_what_the_cold_path_holds() {
+    let Some(sandbox) = full_sandbox().await else {
+        return;
+    };
+    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let canary = outside.path().join("canary.txt");
+    std::fs::write(&canary, "canary\n").unwrap();
+    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let canary_path = canary.display().to_string();
+    let attacks = [
+        format!("echo owned > {canary_path}"),
+        format!("cat {canary_path}"),
+        format!("ln -s {canary_path} link; echo owned > link"),
+        format!("exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3"),
+        format!("python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}))\""),
+        "hostname owned".into(),
+        "cat /etc/shadow".into(),
+        "sleep 3146 &".into(),
+    ];
+    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
+    let root = scratch.root();
+    let warm = sandbox.warm(&root, service());
+    for attack in &attacks {
+        let (_, stdout, _) = exec(&warm, &root, attack).await;
+        assert!(!stdout.contains("canary"), "warm read outside: {attack}");
+        let cold = sandbox
+            .run(
+                job(&root),
+                Op::Exec {
+                    command: attack.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        if let Outcome::Finished { stdout, .. } = cold {
+            assert!(!stdout.contains("canary"), "cold read outside: {attack}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "canary\n");
+    assert!(
+        listener.accept().is_err(),
+        "the listener outside got a connection"
+    );
+    assert_eq!(processes_with("3146"), 0);
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        "owned\n"
+    );
+    drop(warm);
+    scratch.remove().await;
+}

@@ -1,0 +1,200 @@
+//! A warm sandbox: the inner stage as a server, and the op stage it starts
+//! per request.
+//!
+//! The inner stage (PID 1 of the namespaces) sets up what does not change
+//! during an incident once: the user namespace, its own /proc and the
+//! network with the service port forwarded. It keeps its capabilities in
+//! the namespace and takes no Landlock domain, so it can set up the next op;
+//! nothing an op runs can reach it (below). For each request it starts the
+//! op stage, a fresh process that makes what must be fresh per op:
+//!
+//! - its own mount namespace with empty /tmp, /var/tmp, /run and /dev/shm,
+//!   so nothing one op leaves there is seen by the next;
+//! - resource limits, a Landlock domain of its own, no capabilities, the
+//!   request's environment and time limit;
+//!
+//! then runs the op as the cold path does. When the op stage has ended
+//! (or its time is up), the inner stage kills every other process in the
+//! namespace (`kill(-1)` from PID 1) and reaps them all before it answers:
+//! nothing an op started outlives it.
+//!
+//! Why an op cannot touch the server: a signal to PID 1 from inside its
+//! namespace is dropped unless PID 1 handles it (it handles none), and
+//! Landlock's scoping refuses signals and abstract sockets outside the
+//! op's domain; ptrace and the /proc files that need ptrace access (`mem`,
+//! `environ`, `fd`) are refused across Landlock domains too, and the
+//! server is made non-dumpable on top. A warm sandbox is only used where
+//! every layer holds (see `WarmSandbox`).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::inner::{self, LinkWriter, Setup};
+use super::{EXIT_SETUP_FAILED, Stage, forward, layers, report, setup_failed};
+use crate::sandbox::{Containment, HELPER_SUBCOMMAND, Layer, Op, Outcome, Request, Spec};
+
+/// Time an op stage gets beyond its op's own limit to set up and answer.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The inner stage of a warm sandbox: set up once, answer "ready" (the
+/// layers set up so far), then one answer line per request until the link
+/// closes.
+pub fn serve(spec: &Spec) -> i32 {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if std::process::id() != 1 {
+        return report(&setup_failed(
+            Some(Layer::Pidns),
+            "a warm sandbox needs its own PID namespace".into(),
+        ));
+    }
+    let mut setup = Setup::new(spec);
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    if let Err(outcome) = inner::namespaces(&mut setup, &mut listeners, false) {
+        return report(&outcome);
+    }
+    // Its /proc files go to root of the namespace's owner: a second fence,
+    // beside Landlock, around what an op could read of this process.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let (requests, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        forward::serve_inner(std::io::stdin(), LinkWriter, listeners, Some(requests));
+        // The link closed: the outer stage is gone, and so is this sandbox.
+        std::process::exit(137);
+    });
+    report(&Outcome::Probed {
+        containment: Containment {
+            layers: setup.held,
+            missing: setup.missing,
+        },
+    });
+    for request in received {
+        let outcome = match serde_json::from_slice::<Request>(&request) {
+            Ok(request) => answer(spec, request),
+            Err(e) => setup_failed(None, format!("bad request: {e}")),
+        };
+        report(&outcome);
+    }
+    EXIT_SETUP_FAILED
+}
+
+/// One request, run by a fresh op stage; nothing it started is left when
+/// this returns.
+fn answer(spec: &Spec, request: Request) -> Outcome {
+    if matches!(request.op, Op::Serve | Op::Probe) {
+        return Outcome::Refused {
+            message: "a warm sandbox runs commands and file operations only".into(),
+        };
+    }
+    let op_spec = Spec {
+        root: spec.root.clone(),
+        service: spec.service,
+        op: request.op,
+        env: request.env,
+        timeout_ms: request.timeout_ms,
+        max_output_bytes: request.max_output_bytes,
+        required: spec.required.clone(),
+        identity: None,
+    };
+    run_op_stage(&op_spec)
+}
+
+fn run_op_stage(spec: &Spec) -> Outcome {
+    let line = match serde_json::to_string(spec) {
+        Ok(line) => line + "\n",
+        Err(e) => return setup_failed(None, format!("encoding the op: {e}")),
+    };
+    let spawned = Command::new("/proc/self/exe")
+        .arg(HELPER_SUBCOMMAND)
+        .arg("--stage")
+        .arg(Stage::Op.arg())
+        .env_clear()
+        .env("PATH", crate::sandbox::SAFE_PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => return setup_failed(None, format!("cannot start the op stage: {e}")),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write shows as an op stage that answers nothing.
+        let _ = stdin.write_all(line.as_bytes());
+    }
+    let cap = 4 * spec.max_output_bytes as u64 + (1 << 20);
+    let reader = child.stdout.take().map(|stdout| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.take(cap).read_to_string(&mut text);
+            text
+        })
+    });
+    let (done, waited) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let limit = Duration::from_millis(spec.timeout_ms).saturating_add(GRACE);
+    let status = waited.recv_timeout(limit);
+    // Ends the op stage too, if its time is up; its output then closes.
+    kill_everything_else();
+    let text = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    serde_json::from_str::<Outcome>(text.trim()).unwrap_or_else(|_| Outcome::Finished {
+        exit_code: None,
+        stdout: String::new(),
+        stderr: match status {
+            Ok(Ok(status)) => format!("[sandbox ended without a result: {status}]"),
+            _ => format!(
+                "[killed: the op did not finish within {:.1}s]",
+                limit.as_secs_f64()
+            ),
+        },
+        timed_out: status.is_err(),
+    })
+}
+
+/// As PID 1: kills every other process in the namespace and reaps them
+/// all (orphans are this process's children). A process forking while the
+/// signal goes out already has it pending, so its fork fails.
+fn kill_everything_else() {
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    loop {
+        match waitpid(None, None) {
+            Err(Errno::ECHILD) => return,
+            Err(Errno::EINTR) | Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The op stage: what must be fresh per op, then the op itself.
+pub fn run_op(spec: &Spec) -> Outcome {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut setup = Setup::new(spec);
+    // Set up by the inner stage for the whole sandbox.
+    setup.held.extend(
+        [Layer::Userns, Layer::Pidns, Layer::Netns]
+            .into_iter()
+            .filter(|l| spec.required.contains(l)),
+    );
+    if spec.required.contains(&Layer::Mntns) {
+        let mounted = nix::sched::unshare(CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare(mount): {e}"))
+            .and_then(|()| layers::private_mounts(&spec.root));
+        if let Err(outcome) = setup.note(Layer::Mntns, mounted) {
+            return outcome;
+        }
+    }
+    if let Err(outcome) = inner::restrictions(&mut setup, true) {
+        return outcome;
+    }
+    inner::run_op(spec, setup)
+}
