@@ -1,8 +1,8 @@
 //! The operator's metrics, one registry, prefix `remediator_`.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::crd::{ActionRecord, Incident, IncidentStatus};
@@ -18,6 +18,12 @@ pub struct Metrics {
     pub approvals_pending: IntGaugeVec,
     pub approval_wait: GaugeVec,
     pub llm_tokens: IntCounterVec,
+    /// Model requests and the time spent waiting for them, by policy.
+    pub llm_requests: IntCounterVec,
+    pub llm_model_seconds: CounterVec,
+    /// Tool calls by how the model wrote them: `native` (`tool_calls`) or
+    /// `content` (JSON in the reply's text).
+    pub llm_tool_calls: IntCounterVec,
     pub reconcile_duration: Histogram,
     pub reconcile_errors: IntCounter,
 }
@@ -89,6 +95,33 @@ impl Metrics {
         for direction in ["prompt", "completion"] {
             llm_tokens.with_label_values(&[direction]);
         }
+        let llm_requests = IntCounterVec::new(
+            Opts::new(
+                "llm_requests_total",
+                "Requests made to the model, by policy",
+            ),
+            &["policy"],
+        )
+        .expect("valid metric");
+        let llm_model_seconds = CounterVec::new(
+            Opts::new(
+                "llm_model_seconds_total",
+                "Time spent waiting for the model, by policy",
+            ),
+            &["policy"],
+        )
+        .expect("valid metric");
+        let llm_tool_calls = IntCounterVec::new(
+            Opts::new(
+                "llm_tool_calls_total",
+                "Tool calls the model made, by format: native tool_calls or JSON in content",
+            ),
+            &["format"],
+        )
+        .expect("valid metric");
+        for format in ["native", "content"] {
+            llm_tool_calls.with_label_values(&[format]);
+        }
         let reconcile_duration = Histogram::with_opts(
             HistogramOpts::new("reconcile_duration_seconds", "Time one reconcile took").buckets(
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
@@ -105,6 +138,9 @@ impl Metrics {
             Box::new(approvals_pending.clone()),
             Box::new(approval_wait.clone()),
             Box::new(llm_tokens.clone()),
+            Box::new(llm_requests.clone()),
+            Box::new(llm_model_seconds.clone()),
+            Box::new(llm_tool_calls.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(reconcile_errors.clone()),
         ] {
@@ -121,6 +157,9 @@ impl Metrics {
             approvals_pending,
             approval_wait,
             llm_tokens,
+            llm_requests,
+            llm_model_seconds,
+            llm_tool_calls,
             reconcile_duration,
             reconcile_errors,
         }
@@ -209,6 +248,18 @@ impl Metrics {
             self.llm_tokens
                 .with_label_values(&["completion"])
                 .inc_by(tokens.completion);
+            self.llm_requests
+                .with_label_values(&[&policy])
+                .inc_by(tokens.requests);
+            self.llm_model_seconds
+                .with_label_values(&[&policy])
+                .inc_by(tokens.model_ms as f64 / 1000.0);
+            self.llm_tool_calls
+                .with_label_values(&["native"])
+                .inc_by(tokens.native_tool_calls);
+            self.llm_tool_calls
+                .with_label_values(&["content"])
+                .inc_by(tokens.content_tool_calls);
         }
     }
 }
@@ -224,6 +275,17 @@ mod tests {
         let metrics = Metrics::new();
         let resolved = IncidentStatus {
             time_to_resolve_seconds: Some(12.0),
+            agent: Some(crate::crd::AgentInfo {
+                tokens: Some(crate::crd::TokenUsage {
+                    prompt: 100,
+                    completion: 20,
+                    requests: 3,
+                    model_ms: 4500,
+                    content_tool_calls: 1,
+                    native_tool_calls: 2,
+                }),
+                ..crate::crd::AgentInfo::default()
+            }),
             ..IncidentStatus::default()
         };
         metrics.record_outcome("s", &resolved);
@@ -245,10 +307,22 @@ mod tests {
             "remediator_approvals_pending",
             "remediator_approval_oldest_wait_seconds",
             "remediator_llm_tokens_total",
+            "remediator_llm_requests_total",
+            "remediator_llm_model_seconds_total",
+            "remediator_llm_tool_calls_total",
             "remediator_reconcile_duration_seconds",
             "remediator_reconcile_errors_total",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
+        }
+        for line in [
+            "remediator_llm_tokens_total{direction=\"prompt\"} 101",
+            "remediator_llm_requests_total{policy=\"\"} 3",
+            "remediator_llm_model_seconds_total{policy=\"\"} 4.5",
+            "remediator_llm_tool_calls_total{format=\"content\"} 1",
+            "remediator_llm_tool_calls_total{format=\"native\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
         }
     }
 
