@@ -17,7 +17,6 @@
 //! The servers run one thread each, side by side (one model per core).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use remediator::agent::confirm::Refuse;
@@ -28,8 +27,11 @@ use remediator::local::{self, Environment, LocalIncident};
 use remediator::policy::ResolvedPolicy;
 use remediator::scenario::{Catalog, Split};
 
+#[path = "../e2e/common/llm_server.rs"]
+mod llm_server;
 #[path = "support.rs"]
 mod support;
+use llm_server::LlmServer;
 
 struct Options {
     models: Vec<String>,
@@ -137,41 +139,9 @@ fn hint(name: &str, model: &str, learned: &[(Option<String>, PathBuf)]) -> Resol
     }
 }
 
-struct Server {
-    _child: tokio::process::Child,
-    base_url: String,
-}
-
-async fn start_server(model: &str) -> Server {
+async fn start_server(model: &str) -> LlmServer {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/llm-server");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(script)
-        .args(["serve", &port.to_string(), "--model", model])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("scripts/llm-server starts");
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !remediator::verify::http_get(address, "/v1/models", 4096)
-        .await
-        .is_ok_and(|answer| answer.status == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{model} did not become ready (scripts/llm-server install --model {model})"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Server {
-        _child: child,
-        base_url: format!("http://{address}/v1"),
-    }
+    llm_server::start(&script, model, Duration::from_secs(600)).await
 }
 
 #[derive(Default)]

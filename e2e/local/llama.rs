@@ -10,12 +10,13 @@
 //! `./scripts/test` installs the server and model (cached) and sets
 //! REMEDIATOR_LLM_SERVER; a plain `cargo test` skips this tier, CI never does.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::cli::remediator;
+use crate::llm_server::{self, LlmServer};
 
 const MODEL: &str = "qwen-0.5b";
 /// Each scenario with the conversation layout it is sent in, so both
@@ -25,12 +26,7 @@ const SCENARIOS: [(&str, &str); 2] = [
     ("bad_env_config", "transcript"),
 ];
 
-struct Server {
-    _child: tokio::process::Child,
-    base_url: String,
-}
-
-async fn start_server() -> Option<Server> {
+async fn start_server() -> Option<LlmServer> {
     let Some(script) = std::env::var_os("REMEDIATOR_LLM_SERVER") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -39,36 +35,7 @@ async fn start_server() -> Option<Server> {
         eprintln!("skipped: REMEDIATOR_LLM_SERVER is not set (./scripts/test sets it)");
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(script)
-        .args(["serve", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("llm server starts");
-    let base_url = format!("http://127.0.0.1:{port}/v1");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    // Readiness poll: the server loads the model before it listens.
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    while !remediator::verify::http_get(address, "/v1/models", 4096)
-        .await
-        .is_ok_and(|answer| answer.status == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "llama.cpp server did not become ready on port {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Some(Server {
-        _child: child,
-        base_url,
-    })
+    Some(llm_server::start(Path::new(&script), MODEL, Duration::from_secs(180)).await)
 }
 
 #[tokio::test]

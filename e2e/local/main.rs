@@ -12,6 +12,8 @@ mod containment;
 mod docs;
 mod llama;
 mod llm;
+#[path = "../common/llm_server.rs"]
+mod llm_server;
 mod no_harm;
 mod operator_flow;
 mod optimize;
