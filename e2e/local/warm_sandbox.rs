@@ -220,3 +220,114 @@ async fn the_warm_path_holds_what_the_cold_path_holds() {
     drop(warm);
     scratch.remove().await;
 }
+
+/// Review (red team): the same uid could lower PID 1's limits with
+/// `prlimit`, and every later op of the incident failed.
+#[tokio::test]
+async fn an_op_cannot_change_the_helpers_limits() {
+    let Some(sandbox) = full_sandbox().await else {
+        return;
+    };
+    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
+    let root = scratch.root();
+    let warm = sandbox.warm(&root, service());
+    let (_, stdout, _) = exec(
+        &warm,
+        &root,
+        "prlimit --pid 1 --nofile=3:3 && echo CHANGED; prlimit --pid 1 --nproc=1:1 && echo CHANGED; \
+         prlimit --pid 1 --cpu=0:0 && echo CHANGED; prlimit --pid $$ --nofile=64:64 && echo OWN",
+    )
+    .await;
+    assert!(!stdout.contains("CHANGED"), "{stdout}");
+    for _ in 0..3 {
+        let (code, stdout, stderr) = exec(&warm, &root, "echo next").await;
+        assert_eq!((code, stdout.as_str()), (Some(0), "next\n"), "{stderr}");
+    }
+    drop(warm);
+    scratch.remove().await;
+}
+
+/// Review (red team): System V IPC objects and keys one op made were
+/// there for the next.
+#[tokio::test]
+async fn ipc_objects_and_keys_do_not_pass_from_one_op_to_the_next() {
+    let Some(sandbox) = full_sandbox().await else {
+        return;
+    };
+    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
+    let root = scratch.root();
+    let warm = sandbox.warm(&root, service());
+    // add_key(2) on x86_64 and aarch64, through perl's syscall().
+    let add_key = if cfg!(target_arch = "aarch64") {
+        217
+    } else {
+        248
+    };
+    let (_, made, _) = exec(
+        &warm,
+        &root,
+        &format!(
+            "ipcmk -M 4096 -p 0666; ipcmk -Q; \
+             perl -e 'print syscall({add_key}, \"user\", \"warm-canary\", \"x\", 1, -4) > 0 ? \"KEYED\\n\" : \"refused\\n\"'"
+        ),
+    )
+    .await;
+    assert!(!made.contains("KEYED"), "a key was added: {made}");
+    let (_, seen, _) = exec(&warm, &root, "ipcs -m -q; cat /proc/keys").await;
+    assert!(
+        !seen.contains("0x") && !seen.contains("warm-canary"),
+        "the next op saw the last one's objects: {seen}"
+    );
+    drop(warm);
+    scratch.remove().await;
+}
+
+/// Review (red team): on the cold path the command could ptrace PID 1 of
+/// its sandbox (same domain, dumpable), clear its parent-death signal and
+/// outlive the helper; and read `/proc/1/fd`. Neither path allows it now.
+#[tokio::test]
+async fn no_op_can_trace_or_open_the_process_that_started_it() {
+    let Some(sandbox) = full_sandbox().await else {
+        return;
+    };
+    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
+    let root = scratch.root();
+    let warm = sandbox.warm(&root, service());
+    // PTRACE_ATTACH (16) by ptrace(2): 101 on x86_64, 117 on aarch64.
+    let ptrace = if cfg!(target_arch = "aarch64") {
+        117
+    } else {
+        101
+    };
+    let attack = format!(
+        "for p in 1 $PPID; do \
+           ls /proc/$p/fd >/dev/null 2>&1 && echo FD-$p; \
+           cat /proc/$p/environ >/dev/null 2>&1 && echo ENVIRON-$p; \
+           perl -e 'print syscall({ptrace}, 16, $ARGV[0], 0, 0) == 0 ? \"TRACED-$ARGV[0]\\n\" : \"\"' $p; \
+         done; echo checked"
+    );
+    let (_, warm_out, _) = exec(&warm, &root, &attack).await;
+    let cold = sandbox
+        .run(
+            job(&root),
+            Op::Exec {
+                command: attack.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let Outcome::Finished {
+        stdout: cold_out, ..
+    } = cold
+    else {
+        panic!("{cold:?}");
+    };
+    for (path, out) in [("warm", &warm_out), ("cold", &cold_out)] {
+        assert!(out.contains("checked"), "{path}: {out}");
+        for leak in ["FD-", "ENVIRON-", "TRACED-"] {
+            assert!(!out.contains(leak), "{path}: {out}");
+        }
+    }
+    drop(warm);
+    scratch.remove().await;
+}

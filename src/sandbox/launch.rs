@@ -186,6 +186,9 @@ pub struct WarmSandbox {
     root: PathBuf,
     service: SocketAddr,
     session: tokio::sync::Mutex<Option<Session>>,
+    /// Set when the warm helper could not be set up here: every op after
+    /// that goes the cold way.
+    cold_only: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -208,6 +211,7 @@ impl Sandbox {
             root: root.to_path_buf(),
             service,
             session: tokio::sync::Mutex::new(None),
+            cold_only: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -215,14 +219,29 @@ impl Sandbox {
 impl WarmSandbox {
     /// Runs `op` as [`Sandbox::run`] would, in the warm helper. A helper
     /// that breaks its protocol, hangs or dies is ended, and the next op
-    /// starts a new one.
+    /// starts a new one. One that cannot be set up (its start, or an op
+    /// stage's set-up, before the op runs) hands this op and every later
+    /// one to the cold path, which requires the same layers.
     pub async fn run(&self, job: Job<'_>, op: Op) -> Result<Outcome, SandboxError> {
-        if !self.sandbox.containment.is_full()
+        use std::sync::atomic::Ordering;
+        if self.cold_only.load(Ordering::Relaxed)
+            || !self.sandbox.containment.is_full()
             || job.root != self.root
             || job.service != self.service
         {
             return self.sandbox.run(job, op).await;
         }
+        let cold = (job.clone(), op.clone());
+        match self.run_warm(job, op).await {
+            Err(SandboxError::Setup { .. } | SandboxError::Spawn { .. }) => {
+                self.cold_only.store(true, Ordering::Relaxed);
+                self.sandbox.run(cold.0, cold.1).await
+            }
+            other => other,
+        }
+    }
+
+    async fn run_warm(&self, job: Job<'_>, op: Op) -> Result<Outcome, SandboxError> {
         let request = Request {
             op,
             env: job.env,

@@ -20,9 +20,14 @@ const DATA: u8 = 2;
 const CLOSE: u8 = 3;
 const REQUEST: u8 = 4;
 const REQUEST_END: u8 = 5;
+/// A connection dropped whole (both directions), not half-closed.
+const ABORT: u8 = 6;
 const MAX_PAYLOAD: usize = 16 * 1024;
 /// Bytes one request may take (a file's new content is in it).
 const MAX_REQUEST: usize = 64 << 20;
+/// A peer that reads nothing for this long loses its connection: the one
+/// thread that delivers frames must not wait on it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type Link = Arc<Mutex<Box<dyn Write + Send>>>;
 type Streams = Arc<Mutex<HashMap<u32, TcpStream>>>;
@@ -111,17 +116,30 @@ fn demultiplex(
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&id)
                     .and_then(|s| s.try_clone().ok());
-                if let Some(mut stream) = target {
-                    let _ = stream.write_all(&payload);
+                if let Some(mut stream) = target
+                    && stream.write_all(&payload).is_err()
+                {
+                    let removed = streams
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    if let Some(stream) = removed {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
                 }
             }
-            CLOSE => {
+            CLOSE | ABORT => {
                 let removed = streams
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
+                let how = if kind == ABORT {
+                    Shutdown::Both
+                } else {
+                    Shutdown::Write
+                };
                 if let Some(stream) = removed {
-                    let _ = stream.shutdown(Shutdown::Write);
+                    let _ = stream.shutdown(how);
                 }
             }
             _ => return,
@@ -129,43 +147,75 @@ fn demultiplex(
     }
 }
 
-/// Inside: accepts connections on `listeners` and forwards each over the
-/// link (`reader`, `writer`), and hands requests to `requests` (a link
-/// that sends one without a warm sandbox ends it); returns when the link
-/// closes.
-pub fn serve_inner(
-    reader: impl Read,
-    writer: impl Write + Send + 'static,
-    listeners: Vec<TcpListener>,
-    requests: Option<std::sync::mpsc::Sender<Vec<u8>>>,
-) {
-    let writer: Link = Arc::new(Mutex::new(Box::new(writer)));
-    let streams: Streams = Arc::default();
-    let next = Arc::new(AtomicU32::new(1));
-    for listener in listeners {
-        let (writer, streams, next) = (writer.clone(), streams.clone(), next.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let id = next.fetch_add(1, Ordering::Relaxed);
-                let Ok(copy) = conn.try_clone() else { continue };
-                streams
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, copy);
-                if send(&writer, OPEN, id, &[]).is_err() {
-                    return;
-                }
-                let writer = writer.clone();
-                std::thread::spawn(move || pump(conn, id, writer));
-            }
-        });
+/// The inside end: connections accepted on the sandbox's listeners,
+/// forwarded over the link.
+#[derive(Clone)]
+pub struct Inside {
+    writer: Link,
+    streams: Streams,
+}
+
+impl Inside {
+    pub fn new(writer: impl Write + Send + 'static) -> Self {
+        Self {
+            writer: Arc::new(Mutex::new(Box::new(writer))),
+            streams: Arc::default(),
+        }
     }
-    demultiplex(
-        reader,
-        streams,
-        |_| None,
-        |request| requests.as_ref().is_some_and(|r| r.send(request).is_ok()),
-    );
+
+    /// Accepts connections on `listeners` and forwards each over the link
+    /// (`reader` and this end's writer), and hands requests to `requests`
+    /// (a link that sends one without a warm sandbox ends it); returns
+    /// when the link closes.
+    pub fn serve(
+        &self,
+        reader: impl Read,
+        listeners: Vec<TcpListener>,
+        requests: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+    ) {
+        let next = Arc::new(AtomicU32::new(1));
+        for listener in listeners {
+            let (writer, streams, next) = (self.writer.clone(), self.streams.clone(), next.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let id = next.fetch_add(1, Ordering::Relaxed);
+                    let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
+                    let Ok(copy) = conn.try_clone() else { continue };
+                    streams
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, copy);
+                    if send(&writer, OPEN, id, &[]).is_err() {
+                        return;
+                    }
+                    let writer = writer.clone();
+                    std::thread::spawn(move || pump(conn, id, writer));
+                }
+            });
+        }
+        demultiplex(
+            reader,
+            self.streams.clone(),
+            |_| None,
+            |request| requests.as_ref().is_some_and(|r| r.send(request).is_ok()),
+        );
+    }
+
+    /// Closes every forwarded connection, both ends: between a warm
+    /// sandbox's ops nothing of the last one's traffic goes on, and a
+    /// service that never closes its side does not keep them open.
+    pub fn reset(&self) {
+        let open: Vec<(u32, TcpStream)> = self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (id, stream) in open {
+            let _ = stream.shutdown(Shutdown::Both);
+            let _ = send(&self.writer, ABORT, id, &[]);
+        }
+    }
 }
 
 /// Outside: dials the service for every connection opened inside.

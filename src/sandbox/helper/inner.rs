@@ -62,7 +62,7 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
     let mut setup = Setup::new(spec);
     let mut listeners = Vec::new();
     namespaces(&mut setup, &mut listeners, true)?;
-    restrictions(&mut setup, std::process::id() == 1)?;
+    restrictions(&mut setup, std::process::id() == 1, false)?;
     watch_link(listeners);
     Ok(setup)
 }
@@ -105,9 +105,17 @@ pub(super) fn namespaces(
 }
 
 /// What the op's own process gets: resource limits, Landlock (writes in
-/// the root and, with private mounts, /tmp) and, where this process holds
-/// capabilities in its user namespace (`namespaced`), none of them.
-pub(super) fn restrictions(setup: &mut Setup<'_>, namespaced: bool) -> Result<(), Outcome> {
+/// the root and, with private mounts, /tmp), where this process holds
+/// capabilities in its user namespace (`namespaced`) none of them, with
+/// `filtered` the warm sandbox's seccomp filter, and last no core dumps:
+/// a non-dumpable process cannot be ptrace'd, nor its `/proc` files
+/// (`fd`, `mem`, `environ`) opened, by the command it starts, which keeps
+/// no capability to override that.
+pub(super) fn restrictions(
+    setup: &mut Setup<'_>,
+    namespaced: bool,
+    filtered: bool,
+) -> Result<(), Outcome> {
     let spec = setup.spec;
     layers::resource_limits().map_err(|e| setup_failed(None, e))?;
     if [Layer::LandlockFs, Layer::LandlockNet, Layer::LandlockScope]
@@ -135,6 +143,11 @@ pub(super) fn restrictions(setup: &mut Setup<'_>, namespaced: bool) -> Result<()
     if namespaced {
         layers::drop_capabilities().map_err(|e| setup_failed(Some(Layer::Userns), e))?;
     }
+    if filtered {
+        super::seccomp::install().map_err(|e| setup_failed(None, e))?;
+    }
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| setup_failed(None, format!("set_dumpable: {e}")))?;
     Ok(())
 }
 
@@ -170,7 +183,7 @@ impl Write for LinkWriter {
 /// outer stage is gone, and so is this sandbox.
 fn watch_link(listeners: Vec<TcpListener>) {
     std::thread::spawn(move || {
-        forward::serve_inner(std::io::stdin(), LinkWriter, listeners, None);
+        forward::Inside::new(LinkWriter).serve(std::io::stdin(), listeners, None);
         std::process::exit(137);
     });
 }

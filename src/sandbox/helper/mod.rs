@@ -33,6 +33,7 @@ mod layers;
 mod middle;
 mod netlink;
 mod outer;
+mod seccomp;
 mod warm;
 
 use std::io::{BufRead, Write};

@@ -65,8 +65,10 @@ pub fn serve(spec: &Spec) -> i32 {
     // beside Landlock, around what an op could read of this process.
     let _ = nix::sys::prctl::set_dumpable(false);
     let (requests, received) = mpsc::channel();
+    let inside = forward::Inside::new(LinkWriter);
+    let serving = inside.clone();
     std::thread::spawn(move || {
-        forward::serve_inner(std::io::stdin(), LinkWriter, listeners, Some(requests));
+        serving.serve(std::io::stdin(), listeners, Some(requests));
         // The link closed: the outer stage is gone, and so is this sandbox.
         std::process::exit(137);
     });
@@ -81,6 +83,8 @@ pub fn serve(spec: &Spec) -> i32 {
             Ok(request) => answer(spec, request),
             Err(e) => setup_failed(None, format!("bad request: {e}")),
         };
+        // Whoever held a connection is gone: none of it reaches the next op.
+        inside.reset();
         report(&outcome);
     }
     EXIT_SETUP_FAILED
@@ -185,6 +189,11 @@ pub fn run_op(spec: &Spec) -> Outcome {
             .into_iter()
             .filter(|l| spec.required.contains(l)),
     );
+    // Its own System V IPC namespace too: segments and semaphores an op
+    // leaves would otherwise be there for the next.
+    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWIPC) {
+        return setup_failed(None, format!("unshare(ipc): {e}"));
+    }
     if spec.required.contains(&Layer::Mntns) {
         let mounted = nix::sched::unshare(CloneFlags::CLONE_NEWNS)
             .map_err(|e| format!("unshare(mount): {e}"))
@@ -193,7 +202,7 @@ pub fn run_op(spec: &Spec) -> Outcome {
             return outcome;
         }
     }
-    if let Err(outcome) = inner::restrictions(&mut setup, true) {
+    if let Err(outcome) = inner::restrictions(&mut setup, true, true) {
         return outcome;
     }
     inner::run_op(spec, setup)
