@@ -14,6 +14,9 @@ use remediator::sandbox::{HelperProgram, Job, Layer, Op, Outcome, Sandbox, WarmS
 #[path = "support.rs"]
 mod support;
 
+/// Between two commands, as between two agent steps.
+const PAUSE: Duration = Duration::from_millis(20);
+
 const COMMANDS: [&str; 3] = [
     "true",
     "cat service.conf",
@@ -109,7 +112,10 @@ async fn main() {
         "the warm sandbox needs every layer"
     );
     let warm = full.warm(&root, "127.0.0.1:9".parse().unwrap());
-    println!("{rounds} runs of each command; wall time per command, and the largest child RSS");
+    println!(
+        "{rounds} runs of each command, {} ms apart; wall time per command, and the largest child RSS",
+        PAUSE.as_millis()
+    );
     println!(
         "{:<42} {:>9} {:>9} {:>9} {:>9} {:>11} {:>12}",
         "command / how", "median", "p95", "mean", "x plain", "over plain", "max RSS KiB"
@@ -125,6 +131,9 @@ async fn main() {
             let rss_before = children_max_rss_kib();
             let mut times = Vec::with_capacity(rounds);
             for _ in 0..rounds {
+                // Steps come apart (the model, the gate): each command
+                // starts after a pause, on every path alike, not timed.
+                tokio::time::sleep(PAUSE).await;
                 let started = Instant::now();
                 match how {
                     "plain" => plain(&root, command).await,

@@ -111,6 +111,12 @@ pub enum ListFormat {
 }
 
 pub fn main() -> ExitCode {
+    // The sandbox helper starts once per command: it skips building the
+    // whole command line's parser (a fair part of its start).
+    if let Some(stage) = sandbox_stage(std::env::args_os().skip(1)) {
+        let code = crate::sandbox::helper_main(stage);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::TargetService(args) => {
@@ -328,4 +334,23 @@ async fn start_scenario(
         .context("waiting for Ctrl-C")?;
     service.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sandbox-exec [--stage STAGE]` exactly, as the sandbox starts itself;
+/// anything else goes through the parser (and its errors).
+fn sandbox_stage(
+    mut args: impl Iterator<Item = std::ffi::OsString>,
+) -> Option<crate::sandbox::Stage> {
+    use clap::ValueEnum;
+    if args.next()? != crate::sandbox::HELPER_SUBCOMMAND {
+        return None;
+    }
+    let stage = match (args.next(), args.next()) {
+        (None, _) => crate::sandbox::Stage::Outer,
+        (Some(flag), Some(value)) if flag == "--stage" => {
+            crate::sandbox::Stage::from_str(value.to_str()?, false).ok()?
+        }
+        _ => return None,
+    };
+    args.next().is_none().then_some(stage)
 }

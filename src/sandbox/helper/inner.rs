@@ -61,19 +61,17 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let mut setup = Setup::new(spec);
     let mut listeners = Vec::new();
-    namespaces(&mut setup, &mut listeners, true)?;
+    namespaces(&mut setup, &mut listeners)?;
     restrictions(&mut setup, std::process::id() == 1, false)?;
     watch_link(listeners);
     Ok(setup)
 }
 
 /// The namespaced layers, as PID 1 of the namespaces the middle stage
-/// made: the user namespace, the private mounts (when `mounts`: a warm
-/// sandbox makes them per op instead), /proc and the network.
+/// made: the user namespace, the private mounts, /proc and the network.
 pub(super) fn namespaces(
     setup: &mut Setup<'_>,
     listeners: &mut Vec<TcpListener>,
-    mounts: bool,
 ) -> Result<(), Outcome> {
     let spec = setup.spec;
     let pid1 = std::process::id() == 1;
@@ -87,7 +85,7 @@ pub(super) fn namespaces(
     if setup.wants(Layer::Userns) {
         setup.note(Layer::Userns, namespaced(Ok(())))?;
     }
-    if mounts && setup.wants(Layer::Mntns) {
+    if setup.wants(Layer::Mntns) {
         let mounted = namespaced(Ok(())).and_then(|()| layers::private_mounts(&spec.root));
         setup.note(Layer::Mntns, mounted)?;
     }

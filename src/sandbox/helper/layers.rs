@@ -125,37 +125,52 @@ fn private_propagation() -> Result<(), String> {
 /// A private view of the filesystem: mounts stay in this namespace, the
 /// scratch directories are empty tmpfs, the root stays where it was.
 pub fn private_mounts(root: &Path) -> Result<(), String> {
-    let none: Option<&str> = None;
     private_propagation()?;
-    // Kept open so the root can be bound back if a tmpfs hides it.
+    for dir in PRIVATE_DIRS {
+        empty_dir(dir, root)?;
+    }
+    Ok(())
+}
+
+/// A fresh, empty /tmp for one op of a warm sandbox, in the mount
+/// namespace the op stage just made (a copy of one whose mounts are
+/// private already); the other scratch directories are the sandbox's,
+/// which no op may write.
+pub fn fresh_tmp(root: &Path) -> Result<(), String> {
+    empty_dir("/tmp", root)
+}
+
+/// An empty tmpfs on `dir` (if it is a directory), with the root bound
+/// back if the tmpfs hides it.
+fn empty_dir(dir: &str, root: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    let path = Path::new(dir);
+    if !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    // Kept open so the root can be bound back if the tmpfs hides it.
     let root_dir =
         std::fs::File::open(root).map_err(|e| format!("open {}: {e}", root.display()))?;
-    for dir in PRIVATE_DIRS {
-        let path = Path::new(dir);
-        if !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
-        let mode = if *dir == "/run" { "0755" } else { "1777" };
+    let mode = if dir == "/run" { "0755" } else { "1777" };
+    nix::mount::mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("size=16m,mode={mode}").as_str()),
+    )
+    .map_err(|e| format!("tmpfs on {dir}: {e}"))?;
+    if root.starts_with(path) {
+        std::fs::create_dir_all(root).map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+        let source = format!("/proc/self/fd/{}", root_dir.as_raw_fd());
         nix::mount::mount(
-            Some("tmpfs"),
-            path,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(format!("size=16m,mode={mode}").as_str()),
+            Some(source.as_str()),
+            root,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
         )
-        .map_err(|e| format!("tmpfs on {dir}: {e}"))?;
-        if root.starts_with(path) {
-            std::fs::create_dir_all(root).map_err(|e| format!("mkdir {}: {e}", root.display()))?;
-            let source = format!("/proc/self/fd/{}", root_dir.as_raw_fd());
-            nix::mount::mount(
-                Some(source.as_str()),
-                root,
-                none,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                none,
-            )
-            .map_err(|e| format!("binding {} back: {e}", root.display()))?;
-        }
+        .map_err(|e| format!("binding {} back: {e}", root.display()))?;
     }
     Ok(())
 }

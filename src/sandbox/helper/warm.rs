@@ -2,16 +2,18 @@
 //! per request.
 //!
 //! The inner stage (PID 1 of the namespaces) sets up what does not change
-//! during an incident once: the user namespace, its own /proc and the
-//! network with the service port forwarded. It keeps its capabilities in
+//! during an incident once: the user namespace, the private mounts (empty
+//! /run, /var/tmp and /dev/shm, which no op may write), its own /proc and
+//! the network with the service port forwarded. It keeps its capabilities in
 //! the namespace and takes no Landlock domain, so it can set up the next op;
 //! nothing an op runs can reach it (below). For each request it starts the
 //! op stage, a fresh process that makes what must be fresh per op:
 //!
-//! - its own mount namespace with empty /tmp, /var/tmp, /run and /dev/shm,
-//!   so nothing one op leaves there is seen by the next;
-//! - resource limits, a Landlock domain of its own, no capabilities, the
-//!   request's environment and time limit;
+//! - its own mount namespace with an empty /tmp, and its own System V IPC
+//!   namespace, so nothing one op leaves there is seen by the next;
+//! - resource limits, a Landlock domain of its own, no capabilities, a
+//!   seccomp filter (see `seccomp`), the request's environment and time
+//!   limit;
 //!
 //! then runs the op as the cold path does. When the op stage has ended
 //! (or its time is up), the inner stage kills every other process in the
@@ -26,9 +28,9 @@
 //! server is made non-dumpable on top. A warm sandbox is only used where
 //! every layer holds (see `WarmSandbox`).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -58,7 +60,7 @@ pub fn serve(spec: &Spec) -> i32 {
     }
     let mut setup = Setup::new(spec);
     let mut listeners: Vec<TcpListener> = Vec::new();
-    if let Err(outcome) = inner::namespaces(&mut setup, &mut listeners, false) {
+    if let Err(outcome) = inner::namespaces(&mut setup, &mut listeners) {
         return report(&outcome);
     }
     // Its /proc files go to root of the namespace's owner: a second fence,
@@ -78,45 +80,39 @@ pub fn serve(spec: &Spec) -> i32 {
             missing: setup.missing,
         },
     });
+    let mut next = start_op_stage(spec);
     for request in received {
-        let outcome = match serde_json::from_slice::<Request>(&request) {
-            Ok(request) => answer(spec, request),
-            Err(e) => setup_failed(None, format!("bad request: {e}")),
+        let outcome = match (serde_json::from_slice::<Request>(&request), next) {
+            (Ok(request), Ok(stage)) => answer(stage, request),
+            (Err(e), _) => setup_failed(None, format!("bad request: {e}")),
+            (_, Err(outcome)) => outcome,
         };
-        // Whoever held a connection is gone: none of it reaches the next op.
+        // Nothing of this op (nor an unused op stage) is left, and none of
+        // its connections reaches the next op.
+        kill_everything_else();
         inside.reset();
         report(&outcome);
+        next = start_op_stage(spec);
     }
     EXIT_SETUP_FAILED
 }
 
-/// One request, run by a fresh op stage; nothing it started is left when
-/// this returns.
-fn answer(spec: &Spec, request: Request) -> Outcome {
-    if matches!(request.op, Op::Serve | Op::Probe) {
-        return Outcome::Refused {
-            message: "a warm sandbox runs commands and file operations only".into(),
-        };
-    }
-    let op_spec = Spec {
-        root: spec.root.clone(),
-        service: spec.service,
-        op: request.op,
-        env: request.env,
-        timeout_ms: request.timeout_ms,
-        max_output_bytes: request.max_output_bytes,
-        required: spec.required.clone(),
-        identity: None,
-    };
-    run_op_stage(&op_spec)
+/// An op stage started and contained ahead of its request, waiting on
+/// stdin for it (or the set-up failure it reported, on stdout).
+struct Waiting {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
 }
 
-fn run_op_stage(spec: &Spec) -> Outcome {
-    let line = match serde_json::to_string(spec) {
-        Ok(line) => line + "\n",
-        Err(e) => return setup_failed(None, format!("encoding the op: {e}")),
-    };
-    let spawned = Command::new("/proc/self/exe")
+/// Starts the next op stage: it sets up its containment while the caller
+/// is still reading the last answer, so a request costs little more than
+/// the op. Started only after everything of the last op is gone.
+fn start_op_stage(spec: &Spec) -> Result<Waiting, Outcome> {
+    let line = serde_json::to_string(spec)
+        .map(|line| line + "\n")
+        .map_err(|e| setup_failed(None, format!("encoding the spec: {e}")))?;
+    let mut child = Command::new("/proc/self/exe")
         .arg(HELPER_SUBCOMMAND)
         .arg("--stage")
         .arg(Stage::Op.arg())
@@ -125,32 +121,54 @@ fn run_op_stage(spec: &Spec) -> Outcome {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => return setup_failed(None, format!("cannot start the op stage: {e}")),
+        .spawn()
+        .map_err(|e| setup_failed(None, format!("cannot start the op stage: {e}")))?;
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(setup_failed(None, "the op stage has no pipes".into()));
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        // A failed write shows as an op stage that answers nothing.
-        let _ = stdin.write_all(line.as_bytes());
+    // A failed write shows as an op stage that answers nothing.
+    let _ = stdin.write_all(line.as_bytes());
+    Ok(Waiting {
+        child,
+        stdin,
+        stdout,
+    })
+}
+
+/// One request, run by the waiting op stage; nothing it started is left
+/// when this returns.
+fn answer(stage: Waiting, request: Request) -> Outcome {
+    if matches!(request.op, Op::Serve | Op::Probe) {
+        return Outcome::Refused {
+            message: "a warm sandbox runs commands and file operations only".into(),
+        };
     }
-    let cap = 4 * spec.max_output_bytes as u64 + (1 << 20);
-    let reader = child.stdout.take().map(|stdout| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stdout.take(cap).read_to_string(&mut text);
-            text
-        })
+    let Waiting {
+        mut child,
+        mut stdin,
+        stdout,
+    } = stage;
+    let line = match serde_json::to_string(&request) {
+        Ok(line) => line + "\n",
+        Err(e) => return setup_failed(None, format!("encoding the op: {e}")),
+    };
+    let _ = stdin.write_all(line.as_bytes());
+    drop(stdin);
+    let cap = 4 * request.max_output_bytes as u64 + (1 << 20);
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.take(cap).read_to_string(&mut text);
+        text
     });
     let (done, waited) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(child.wait());
     });
-    let limit = Duration::from_millis(spec.timeout_ms).saturating_add(GRACE);
+    let limit = Duration::from_millis(request.timeout_ms).saturating_add(GRACE);
     let status = waited.recv_timeout(limit);
     // Ends the op stage too, if its time is up; its output then closes.
     kill_everything_else();
-    let text = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    let text = reader.join().unwrap_or_default();
     serde_json::from_str::<Outcome>(text.trim()).unwrap_or_else(|_| Outcome::Finished {
         exit_code: None,
         stdout: String::new(),
@@ -179,7 +197,8 @@ fn kill_everything_else() {
     }
 }
 
-/// The op stage: what must be fresh per op, then the op itself.
+/// The op stage: what must be fresh per op, set up before its request
+/// comes; then the request (one line on stdin) and the op itself.
 pub fn run_op(spec: &Spec) -> Outcome {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let mut setup = Setup::new(spec);
@@ -197,7 +216,7 @@ pub fn run_op(spec: &Spec) -> Outcome {
     if spec.required.contains(&Layer::Mntns) {
         let mounted = nix::sched::unshare(CloneFlags::CLONE_NEWNS)
             .map_err(|e| format!("unshare(mount): {e}"))
-            .and_then(|()| layers::private_mounts(&spec.root));
+            .and_then(|()| layers::fresh_tmp(&spec.root));
         if let Err(outcome) = setup.note(Layer::Mntns, mounted) {
             return outcome;
         }
@@ -205,5 +224,21 @@ pub fn run_op(spec: &Spec) -> Outcome {
     if let Err(outcome) = inner::restrictions(&mut setup, true, true) {
         return outcome;
     }
-    inner::run_op(spec, setup)
+    let mut line = String::new();
+    let request: Request = match std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map(|_| serde_json::from_str(&line))
+    {
+        Ok(Ok(request)) => request,
+        _ => return setup_failed(None, "the op stage got no request".into()),
+    };
+    let op_spec = Spec {
+        op: request.op,
+        env: request.env,
+        timeout_ms: request.timeout_ms,
+        max_output_bytes: request.max_output_bytes,
+        ..spec.clone()
+    };
+    inner::run_op(&op_spec, setup)
 }
