@@ -75,17 +75,53 @@ async fn full_sandbox() -> Option<std::sync::Arc<Sandbox>> {
     }
 }
 
-#[tokio::test]
-async fn nothing_an_op_starts_or_leaves_in_scratch_space_reaches_the_next() {
-    let Some(sandbox) = full_sandbox().await else {
-        return;
-    };
+/// A warm sandbox on a fresh root, where every layer holds.
+struct Fixture {
+    sandbox: std::sync::Arc<Sandbox>,
+    scratch: ScratchDir,
+    root: std::path::PathBuf,
+    warm: WarmSandbox,
+}
+
+async fn fixture() -> Option<Fixture> {
+    let sandbox = full_sandbox().await?;
     let scratch = ScratchDir::create(sandbox.identity()).unwrap();
     let root = scratch.root();
     let warm = sandbox.warm(&root, service());
+    Some(Fixture {
+        sandbox,
+        scratch,
+        root,
+        warm,
+    })
+}
+
+/// A system call's number on this machine, for perl's `syscall()`.
+fn syscall_number(x86_64: u32, aarch64: u32) -> u32 {
+    if cfg!(target_arch = "aarch64") {
+        aarch64
+    } else {
+        x86_64
+    }
+}
+
+impl Fixture {
+    /// Ends the warm sandbox (and all in it), then removes the root.
+    async fn done(self) {
+        drop(self.warm);
+        self.scratch.remove().await;
+    }
+}
+
+#[tokio::test]
+async fn nothing_an_op_starts_or_leaves_in_scratch_space_reaches_the_next() {
+    let Some(f) = fixture().await else {
+        return;
+    };
+    let (warm, root) = (&f.warm, &f.root);
     let (code, _, stderr) = exec(
-        &warm,
-        &root,
+        warm,
+        root,
         "sleep 3141 & setsid sleep 3142 & (sleep 3143 &) ; nohup sleep 3144 >/dev/null 2>&1 & \
          echo planted > /tmp/planted && mkdir /tmp/d && echo planted > /tmp/d/planted && echo done",
     )
@@ -95,8 +131,8 @@ async fn nothing_an_op_starts_or_leaves_in_scratch_space_reaches_the_next() {
         assert_eq!(processes_with(word), 0, "sleep {word} outlived its step");
     }
     let (code, stdout, _) = exec(
-        &warm,
-        &root,
+        warm,
+        root,
         "cat /tmp/planted /tmp/d/planted 2>&1; ls -A /tmp",
     )
     .await;
@@ -105,21 +141,18 @@ async fn nothing_an_op_starts_or_leaves_in_scratch_space_reaches_the_next() {
         code.is_some() && !lines.contains(&"planted") && !lines.contains(&"d"),
         "the next op found what the last one left: {stdout}"
     );
-    drop(warm);
-    scratch.remove().await;
+    f.done().await;
 }
 
 #[tokio::test]
 async fn an_op_cannot_signal_stop_or_read_the_warm_helper() {
-    let Some(sandbox) = full_sandbox().await else {
+    let Some(f) = fixture().await else {
         return;
     };
-    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
-    let root = scratch.root();
-    let warm = sandbox.warm(&root, service());
+    let (warm, root) = (&f.warm, &f.root);
     let (_, stdout, _) = exec(
-        &warm,
-        &root,
+        warm,
+        root,
         "cat /proc/1/environ && echo READ-ENVIRON; ls /proc/1/fd && echo LISTED-FD; \
          cat /proc/1/maps >/dev/null && echo READ-MAPS; \
          kill -9 1; kill -STOP 1; \
@@ -131,23 +164,20 @@ async fn an_op_cannot_signal_stop_or_read_the_warm_helper() {
         assert!(!stdout.contains(leak), "{leak}: {stdout}");
     }
     // The helper is still there, not stopped, and serving.
-    let (code, state, stderr) = exec(&warm, &root, "cut -d' ' -f3 /proc/1/stat").await;
+    let (code, state, stderr) = exec(warm, root, "cut -d' ' -f3 /proc/1/stat").await;
     assert_eq!((code, state.as_str()), (Some(0), "S\n"), "{stderr}");
-    drop(warm);
-    scratch.remove().await;
+    f.done().await;
 }
 
 #[tokio::test]
 async fn an_op_that_exhausts_the_process_limit_leaves_the_next_one_room() {
-    let Some(sandbox) = full_sandbox().await else {
+    let Some(f) = fixture().await else {
         return;
     };
-    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
-    let root = scratch.root();
-    let warm = sandbox.warm(&root, service());
+    let (warm, root) = (&f.warm, &f.root);
     let (_, _, stderr) = exec(
-        &warm,
-        &root,
+        warm,
+        root,
         "i=0; while [ $i -lt 6000 ]; do sleep 3145 & i=$((i+1)); done; echo $i",
     )
     .await;
@@ -156,19 +186,19 @@ async fn an_op_that_exhausts_the_process_limit_leaves_the_next_one_room() {
         "the limit never stopped it: {stderr}"
     );
     assert_eq!(processes_with("3145"), 0, "a sleep outlived its step");
-    let (code, stdout, stderr) = exec(&warm, &root, "echo next").await;
+    let (code, stdout, stderr) = exec(warm, root, "echo next").await;
     assert_eq!((code, stdout.as_str()), (Some(0), "next\n"), "{stderr}");
-    drop(warm);
-    scratch.remove().await;
+    f.done().await;
 }
 
 /// The cold path's attacks through the warm helper and through the cold
 /// path: the world outside is the same afterwards either way.
 #[tokio::test]
 async fn the_warm_path_holds_what_the_cold_path_holds() {
-    let Some(sandbox) = full_sandbox().await else {
+    let Some(f) = fixture().await else {
         return;
     };
+    let (sandbox, warm, root) = (&f.sandbox, &f.warm, &f.root);
     let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let canary = outside.path().join("canary.txt");
@@ -188,15 +218,12 @@ async fn the_warm_path_holds_what_the_cold_path_holds() {
         "cat /etc/shadow".into(),
         "sleep 3146 &".into(),
     ];
-    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
-    let root = scratch.root();
-    let warm = sandbox.warm(&root, service());
     for attack in &attacks {
-        let (_, stdout, _) = exec(&warm, &root, attack).await;
+        let (_, stdout, _) = exec(warm, root, attack).await;
         assert!(!stdout.contains("canary"), "warm read outside: {attack}");
         let cold = sandbox
             .run(
-                job(&root),
+                job(root),
                 Op::Exec {
                     command: attack.clone(),
                 },
@@ -217,55 +244,45 @@ async fn the_warm_path_holds_what_the_cold_path_holds() {
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
         "owned\n"
     );
-    drop(warm);
-    scratch.remove().await;
+    f.done().await;
 }
 
 /// Review (red team): the same uid could lower PID 1's limits with
 /// `prlimit`, and every later op of the incident failed.
 #[tokio::test]
 async fn an_op_cannot_change_the_helpers_limits() {
-    let Some(sandbox) = full_sandbox().await else {
+    let Some(f) = fixture().await else {
         return;
     };
-    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
-    let root = scratch.root();
-    let warm = sandbox.warm(&root, service());
+    let (warm, root) = (&f.warm, &f.root);
     let (_, stdout, _) = exec(
-        &warm,
-        &root,
+        warm,
+        root,
         "prlimit --pid 1 --nofile=3:3 && echo CHANGED; prlimit --pid 1 --nproc=1:1 && echo CHANGED; \
          prlimit --pid 1 --cpu=0:0 && echo CHANGED; prlimit --pid $$ --nofile=64:64 && echo OWN",
     )
     .await;
     assert!(!stdout.contains("CHANGED"), "{stdout}");
     for _ in 0..3 {
-        let (code, stdout, stderr) = exec(&warm, &root, "echo next").await;
+        let (code, stdout, stderr) = exec(warm, root, "echo next").await;
         assert_eq!((code, stdout.as_str()), (Some(0), "next\n"), "{stderr}");
     }
-    drop(warm);
-    scratch.remove().await;
+    f.done().await;
 }
 
 /// Review (red team): System V IPC objects and keys one op made were
 /// there for the next.
 #[tokio::test]
 async fn ipc_objects_and_keys_do_not_pass_from_one_op_to_the_next() {
-    let Some(sandbox) = full_sandbox().await else {
+    let Some(f) = fixture().await else {
         return;
     };
-    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
-    let root = scratch.root();
-    let warm = sandbox.warm(&root, service());
-    // add_key(2) on x86_64 and aarch64, through perl's syscall().
-    let add_key = if cfg!(target_arch = "aarch64") {
-        217
-    } else {
-        248
-    };
+    let (warm, root) = (&f.warm, &f.root);
+    // add_key(2), through perl's syscall().
+    let add_key = syscall_number(248, 217);
     let (_, made, _) = exec(
-        &warm,
-        &root,
+        warm,
+        root,
         &format!(
             "ipcmk -M 4096 -p 0666; ipcmk -Q; \
              perl -e 'print syscall({add_key}, \"user\", \"warm-canary\", \"x\", 1, -4) > 0 ? \"KEYED\\n\" : \"refused\\n\"'"
@@ -273,13 +290,12 @@ async fn ipc_objects_and_keys_do_not_pass_from_one_op_to_the_next() {
     )
     .await;
     assert!(!made.contains("KEYED"), "a key was added: {made}");
-    let (_, seen, _) = exec(&warm, &root, "ipcs -m -q; cat /proc/keys").await;
+    let (_, seen, _) = exec(warm, root, "ipcs -m -q; cat /proc/keys").await;
     assert!(
         !seen.contains("0x") && !seen.contains("warm-canary"),
         "the next op saw the last one's objects: {seen}"
     );
-    drop(warm);
-    scratch.remove().await;
+    f.done().await;
 }
 
 /// Review (red team): on the cold path the command could ptrace PID 1 of
@@ -287,18 +303,12 @@ async fn ipc_objects_and_keys_do_not_pass_from_one_op_to_the_next() {
 /// outlive the helper; and read `/proc/1/fd`. Neither path allows it now.
 #[tokio::test]
 async fn no_op_can_trace_or_open_the_process_that_started_it() {
-    let Some(sandbox) = full_sandbox().await else {
+    let Some(f) = fixture().await else {
         return;
     };
-    let scratch = ScratchDir::create(sandbox.identity()).unwrap();
-    let root = scratch.root();
-    let warm = sandbox.warm(&root, service());
-    // PTRACE_ATTACH (16) by ptrace(2): 101 on x86_64, 117 on aarch64.
-    let ptrace = if cfg!(target_arch = "aarch64") {
-        117
-    } else {
-        101
-    };
+    let (warm, root) = (&f.warm, &f.root);
+    // PTRACE_ATTACH (16) by ptrace(2).
+    let ptrace = syscall_number(101, 117);
     let attack = format!(
         "for p in 1 $PPID; do \
            ls /proc/$p/fd >/dev/null 2>&1 && echo FD-$p; \
@@ -306,10 +316,11 @@ async fn no_op_can_trace_or_open_the_process_that_started_it() {
            perl -e 'print syscall({ptrace}, 16, $ARGV[0], 0, 0) == 0 ? \"TRACED-$ARGV[0]\\n\" : \"\"' $p; \
          done; echo checked"
     );
-    let (_, warm_out, _) = exec(&warm, &root, &attack).await;
-    let cold = sandbox
+    let (_, warm_out, _) = exec(warm, root, &attack).await;
+    let cold = f
+        .sandbox
         .run(
-            job(&root),
+            job(root),
             Op::Exec {
                 command: attack.clone(),
             },
@@ -328,6 +339,5 @@ async fn no_op_can_trace_or_open_the_process_that_started_it() {
             assert!(!out.contains(leak), "{path}: {out}");
         }
     }
-    drop(warm);
-    scratch.remove().await;
+    f.done().await;
 }

@@ -628,6 +628,17 @@ async fn recorded_condition(api: &mut ApiServer, finished: &Incident) -> Value {
         .expect("a TrajectoryRecorded condition")
 }
 
+/// A `TrajectoryRecorded=False/RecordingFailed` condition whose message
+/// says `says`.
+fn assert_recording_failed(condition: &Value, says: &str) {
+    assert_eq!(
+        (&condition["status"], &condition["reason"]),
+        (&json!("False"), &json!("RecordingFailed"))
+    );
+    let message = condition["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{condition:#}");
+}
+
 /// A resolved incident following `policy` whose sidecar (on 127.0.0.1)
 /// still answers.
 async fn finished_with_a_sidecar(policy: Policy) -> (Arc<Context>, ApiServer, Incident) {
@@ -787,17 +798,7 @@ async fn an_incident_whose_policy_is_gone_records_no_ownerless_ring() {
     finished_incident_reads(&mut api, &finished).await;
     // No ConfigMap is read or written: the next request is the condition.
     let condition = recorded_condition(&mut api, &finished).await;
-    assert_eq!(
-        (&condition["status"], &condition["reason"]),
-        (&json!("False"), &json!("RecordingFailed"))
-    );
-    assert!(
-        condition["message"]
-            .as_str()
-            .unwrap()
-            .contains("Policy careful no longer exists"),
-        "{condition:#}"
-    );
+    assert_recording_failed(&condition, "Policy careful no longer exists");
     reconcile.await.unwrap().unwrap();
     drop(ctx);
     api.done().await;
@@ -817,17 +818,7 @@ async fn a_recording_the_api_refuses_is_said_in_a_false_condition() {
                "code": 403, "message": "configmaps \"careful-trajectories\" is forbidden"}),
     );
     let condition = recorded_condition(&mut api, &finished).await;
-    assert_eq!(
-        (&condition["status"], &condition["reason"]),
-        (&json!("False"), &json!("RecordingFailed"))
-    );
-    assert!(
-        condition["message"]
-            .as_str()
-            .unwrap()
-            .contains("is forbidden"),
-        "{condition:#}"
-    );
+    assert_recording_failed(&condition, "is forbidden");
     // Tried again later, not at once.
     let action = reconcile.await.unwrap().unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
