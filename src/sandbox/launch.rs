@@ -114,17 +114,13 @@ impl Sandbox {
             service: job.service,
             op,
             env: job.env,
-            timeout_ms: u64::try_from(job.timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: millis(job.timeout),
             max_output_bytes: job.max_output_bytes,
             required: self.containment.layers.clone(),
             identity: self.identity,
         };
-        let limit = 4 * job.max_output_bytes + (1 << 20);
-        match execute(&self.helper, &spec, job.timeout + GRACE, limit).await? {
-            Outcome::SetupFailed { layer, message } => Err(SandboxError::Setup { layer, message }),
-            Outcome::Probed { .. } => Err(SandboxError::Protocol("a probe answer to an op".into())),
-            outcome => Ok(outcome),
-        }
+        let limit = super::answer_limit(job.max_output_bytes);
+        op_result(execute(&self.helper, &spec, job.timeout + GRACE, limit).await?)
     }
 
     /// Runs the helper's probe in a scratch root and reports what held.
@@ -245,13 +241,11 @@ impl WarmSandbox {
         let request = Request {
             op,
             env: job.env,
-            timeout_ms: u64::try_from(job.timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: millis(job.timeout),
             max_output_bytes: job.max_output_bytes,
         };
-        let mut line =
-            serde_json::to_string(&request).map_err(|e| SandboxError::Protocol(e.to_string()))?;
-        line.push('\n');
-        let limit = 4 * job.max_output_bytes + (1 << 20);
+        let line = json_line(&request)?;
+        let limit = super::answer_limit(job.max_output_bytes);
         let mut session = self.session.lock().await;
         if session.is_none() {
             *session = Some(self.start().await?);
@@ -279,18 +273,12 @@ impl WarmSandbox {
                 return Err(SandboxError::Hung(deadline));
             }
         };
-        match outcome {
-            Outcome::SetupFailed { layer, message } => {
-                // The next op gets a fresh helper.
-                *session = None;
-                Err(SandboxError::Setup { layer, message })
-            }
-            Outcome::Probed { .. } => {
-                *session = None;
-                Err(SandboxError::Protocol("a probe answer to an op".into()))
-            }
-            outcome => Ok(outcome),
+        let result = op_result(outcome);
+        if result.is_err() {
+            // The next op gets a fresh helper.
+            *session = None;
         }
+        result
     }
 
     async fn start(&self) -> Result<Session, SandboxError> {
@@ -306,9 +294,7 @@ impl WarmSandbox {
             required: self.sandbox.containment.layers.clone(),
             identity: self.sandbox.identity,
         };
-        let mut line =
-            serde_json::to_string(&spec).map_err(|e| SandboxError::Protocol(e.to_string()))?;
-        line.push('\n');
+        let line = json_line(&spec)?;
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(SandboxError::Protocol("the helper has no pipes".into()));
         };
@@ -332,6 +318,28 @@ impl WarmSandbox {
             ))),
         }
     }
+}
+
+/// An op's answer as the caller takes it: a set-up failure or a probe
+/// answer is an error, anything else the op's outcome.
+fn op_result(outcome: Outcome) -> Result<Outcome, SandboxError> {
+    match outcome {
+        Outcome::SetupFailed { layer, message } => Err(SandboxError::Setup { layer, message }),
+        Outcome::Probed { .. } => Err(SandboxError::Protocol("a probe answer to an op".into())),
+        outcome => Ok(outcome),
+    }
+}
+
+/// `value` as one JSON line, as the helper reads its spec and requests.
+fn json_line(value: &impl serde::Serialize) -> Result<String, SandboxError> {
+    let mut line =
+        serde_json::to_string(value).map_err(|e| SandboxError::Protocol(e.to_string()))?;
+    line.push('\n');
+    Ok(line)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One answer line of at most `limit` bytes.
@@ -381,9 +389,7 @@ async fn execute(
     limit: usize,
 ) -> Result<Outcome, SandboxError> {
     let mut child = spawn_helper(helper, Stdio::piped())?;
-    let mut line =
-        serde_json::to_string(spec).map_err(|e| SandboxError::Protocol(e.to_string()))?;
-    line.push('\n');
+    let line = json_line(spec)?;
     // Held open until the helper is done: closing it kills the sandbox.
     let mut stdin = child.stdin.take();
     if let Some(pipe) = stdin.as_mut() {

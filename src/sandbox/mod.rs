@@ -203,6 +203,12 @@ pub struct Spec {
     pub identity: Option<Identity>,
 }
 
+/// Bytes an answer to an op may take: both output streams, escaped in
+/// JSON (at most 4 bytes per byte), and room for the rest.
+pub fn answer_limit(max_output_bytes: usize) -> usize {
+    4 * max_output_bytes + (1 << 20)
+}
+
 /// What the helper reports: the command's result, or why it did not run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,24 +3,20 @@
 //! (it could not) and reads nothing: the link on its stdin belongs to the
 //! inner stage.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use nix::sys::signal::Signal;
 
 use super::{Stage, layers, report, setup_failed};
-use crate::sandbox::{HELPER_SUBCOMMAND, Layer};
+use crate::sandbox::Layer;
 
 pub fn run(namespaces: bool) -> i32 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if namespaces && let Err(reason) = layers::enter_process_namespaces() {
         return report(&setup_failed(Some(Layer::Pidns), reason));
     }
-    let spawned = Command::new("/proc/self/exe")
-        .arg(HELPER_SUBCOMMAND)
-        .arg("--stage")
-        .arg(Stage::Inner.arg())
-        .env_clear()
-        .env("PATH", crate::sandbox::SAFE_PATH)
+    let spawned = Stage::Inner
+        .command("/proc/self/exe")
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())

@@ -57,6 +57,19 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// `program sandbox-exec --stage STAGE` with nothing of this process's
+    /// environment but the safe PATH: how one stage starts the next.
+    fn command(self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
+        command
+            .arg(crate::sandbox::HELPER_SUBCOMMAND)
+            .arg("--stage")
+            .arg(self.arg())
+            .env_clear()
+            .env("PATH", crate::sandbox::SAFE_PATH);
+        command
+    }
+
     fn arg(self) -> &'static str {
         match self {
             Stage::Outer => "outer",

@@ -6,13 +6,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::{Stage, forward, layers, setup_failed};
-use crate::sandbox::{HELPER_SUBCOMMAND, Layer, MissingLayer, Op, Outcome, Spec};
+use crate::sandbox::{Layer, MissingLayer, Op, Outcome, Spec};
 
 /// Bytes of one answer a warm sandbox's inner stage may send (its op
 /// stage caps what it reports far below this).
@@ -71,12 +71,8 @@ fn start(spec: &Spec, spec_line: &str) -> Result<Started, Outcome> {
         Ok(pair) => pair,
         Err(e) => return Err(setup_failed(None, format!("socketpair: {e}"))),
     };
-    let spawned = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()))
-        .arg(HELPER_SUBCOMMAND)
-        .arg("--stage")
-        .arg(middle.arg())
-        .env_clear()
-        .env("PATH", crate::sandbox::SAFE_PATH)
+    let spawned = middle
+        .command(format!("/proc/self/fd/{}", exe.as_raw_fd()))
         .stdin(Stdio::from(OwnedFd::from(inner_end)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -121,7 +117,7 @@ pub fn run(spec: &Spec, spec_line: &str) -> Outcome {
     let mut report = String::new();
     if let Some(stdout) = inner.stdout.take() {
         // The inner stage caps what it reports; this bounds a broken one.
-        let cap = 4 * spec.max_output_bytes as u64 + (1 << 20);
+        let cap = crate::sandbox::answer_limit(spec.max_output_bytes) as u64;
         let _ = stdout.take(cap).read_to_string(&mut report);
     }
     let status = inner.wait();

@@ -30,7 +30,7 @@
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ use nix::unistd::Pid;
 
 use super::inner::{self, LinkWriter, Setup};
 use super::{EXIT_SETUP_FAILED, Stage, forward, layers, report, setup_failed};
-use crate::sandbox::{Containment, HELPER_SUBCOMMAND, Layer, Op, Outcome, Request, Spec};
+use crate::sandbox::{Containment, Layer, Op, Outcome, Request, Spec};
 
 /// Time an op stage gets beyond its op's own limit to set up and answer.
 const GRACE: Duration = Duration::from_secs(5);
@@ -112,12 +112,8 @@ fn start_op_stage(spec: &Spec) -> Result<Waiting, Outcome> {
     let line = serde_json::to_string(spec)
         .map(|line| line + "\n")
         .map_err(|e| setup_failed(None, format!("encoding the spec: {e}")))?;
-    let mut child = Command::new("/proc/self/exe")
-        .arg(HELPER_SUBCOMMAND)
-        .arg("--stage")
-        .arg(Stage::Op.arg())
-        .env_clear()
-        .env("PATH", crate::sandbox::SAFE_PATH)
+    let mut child = Stage::Op
+        .command("/proc/self/exe")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -154,7 +150,7 @@ fn answer(stage: Waiting, request: Request) -> Outcome {
     };
     let _ = stdin.write_all(line.as_bytes());
     drop(stdin);
-    let cap = 4 * request.max_output_bytes as u64 + (1 << 20);
+    let cap = crate::sandbox::answer_limit(request.max_output_bytes) as u64;
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = stdout.take(cap).read_to_string(&mut text);
