@@ -20,3 +20,4 @@ pub mod scorecard;
 pub mod session;
 pub mod status_writer;
 pub mod stores;
+pub mod waiting_for_policy;

@@ -31,6 +31,7 @@ use super::metrics::Metrics;
 use super::objects::Settings;
 use super::status_writer::StatusWriter;
 use super::stores::{Keep, Stores};
+use super::waiting_for_policy::incidents_waiting_for;
 use crate::crd::{FIELD_MANAGER, Incident, Policy};
 use crate::scenario::Catalog;
 
@@ -275,6 +276,7 @@ pub async fn run(
         backoff: Backoff::default(),
         policy_backoff: Backoff::default(),
     });
+    let waiting_cache = incident_cache.clone();
     let incident_controller = Controller::new(incidents.clone(), watcher::Config::default())
         .with_config(
             kube::runtime::controller::Config::default().concurrency(config.concurrent_reconciles),
@@ -291,6 +293,14 @@ pub async fn run(
             secret_writer,
             api_for::<Secret>(&client, &config.namespace),
         ))
+        .watches(
+            policies.clone(),
+            watcher::Config::default(),
+            move |policy| {
+                let incidents = waiting_cache.state();
+                incidents_waiting_for(&policy, incidents.iter().map(|i| i.as_ref()))
+            },
+        )
         .graceful_shutdown_on(stopped())
         .run(controller::reconcile, controller::error_policy, ctx.clone())
         .for_each(|_| async {});
