@@ -42,6 +42,9 @@ KUBECTL_BIN="${KUBECTL_BIN:-kubectl}"
 # `command`: the names below are these functions themselves.
 helm() { command "$HELM_BIN" "$@"; }
 kubectl() { command "$KUBECTL_BIN" --context "kind-$CLUSTER" "$@"; }
+# field, await_resolved, approve.
+# shellcheck source=e2e/incidents.sh
+source e2e/incidents.sh
 
 cleanup() {
   if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
@@ -91,33 +94,8 @@ step "4. kubectl apply -f examples/"
 kubectl apply -n "$NAMESPACE" -f examples/
 
 step "5. wait for every Incident to be Resolved"
-deadline=$((SECONDS + TIMEOUT_S))
-while :; do
-  # name phase pendingStep, one line per Incident
-  rows="$(kubectl get incidents -n "$NAMESPACE" \
-    -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.status.pendingApproval.step}{"\n"}{end}')"
-  pending=0
-  while read -r name phase waiting; do
-    [ -n "$name" ] || continue
-    case "$phase" in
-      Resolved) ;;
-      Failed)
-        kubectl get incident -n "$NAMESPACE" "$name" -o yaml >&2
-        die "$name failed (its status above says why)" ;;
-      AwaitingApproval)
-        echo "approving step $waiting of $name"
-        kubectl annotate -n "$NAMESPACE" --overwrite incident "$name" "remediator.dev/approve=$waiting"
-        pending=$((pending + 1)) ;;
-      *) pending=$((pending + 1)) ;;
-    esac
-  done <<<"$rows"
-  [ "$pending" -eq 0 ] && break
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    kubectl get incidents,pods,jobs -n "$NAMESPACE" -o wide >&2
-    die "not every Incident was Resolved within ${TIMEOUT_S}s"
-  fi
-  sleep 2
-done
+mapfile -t incidents < <(kubectl get incidents -n "$NAMESPACE" -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}')
+await_resolved "${incidents[@]}"
 
 step "6. kubectl get incidents,policies"
 kubectl get incidents,policies -n "$NAMESPACE"
