@@ -17,7 +17,8 @@
 #      5b. a scripted hostile model drives an agent in a real Pod under a
 #      Policy whose maxRisk lets every attack run, so the kernel sandbox
 #      alone stands: the node's files and listeners, cluster DNS, another
-#      Incident and every token of the cluster, judged by the world
+#      Incident, the operator's token and the Incidents' Secrets, judged
+#      by the world, with a control showing the listeners reachable
 #   6. Prometheus (Debian's), scraping the operator Pods through the
 #      chart's ServiceMonitor selector since step 2: each of the chart's
 #      four alert expressions returns data (the reconcile-errors one after
@@ -30,8 +31,9 @@
 #
 # Needs root, scripts/node install, scripts/control-plane install and
 # scripts/chart-tools install (./scripts/test runs them); python3 with
-# PyYAML, jq and Debian's prometheus. About 4 minutes warm. KEEP=1 leaves the cluster running at the end (the script prints how
-# to reach and stop it).
+# PyYAML, jq and Debian's prometheus. About 4 minutes warm. KEEP=1 leaves
+# the cluster running at the end (the script prints how to reach and stop
+# it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
