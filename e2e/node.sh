@@ -46,9 +46,12 @@ TARGET_IMAGE=localhost/remediator-target-service
 TIMEOUT_S="${TIMEOUT_S:-300}"
 
 die() { echo "e2e/node.sh: FAILED: $*" >&2; exit 1; }
-step() { echo "== $* ($(elapsed) s)"; }
+section() { echo "== $* ($(elapsed) s)"; }
 started=$SECONDS
 elapsed() { echo $((SECONDS - started)); }
+# free_port.
+# shellcheck source=scripts/lib/steps-and-ports.sh
+source scripts/lib/steps-and-ports.sh
 
 [ "$(id -u)" = 0 ] || die "needs root (the node runs containers)"
 scripts/node installed || die "the node is not built: scripts/node install"
@@ -182,14 +185,14 @@ owned_objects() {
 
 # ---------------------------------------------------------------- 1. images
 
-step "1. images: release binaries, Debian rootfs, OCI archives"
+section "1. images: release binaries, Debian rootfs, OCI archives"
 cargo build --release --locked -q -p remediator --bin remediator -p target-service --bin target-service
 scripts/image-rootfs build remediator --binary target/release/remediator >/dev/null
 scripts/image-rootfs build target-service --binary target/release/target-service >/dev/null
 scripts/image-rootfs archive remediator --tag "$IMAGE:$TAG" --out "$work/remediator.tar"
 scripts/image-rootfs archive target-service --tag "$TARGET_IMAGE:$TAG" --out "$work/target-service.tar"
 
-step "   control plane and node"
+section "   control plane and node"
 echo "net.ipv4.ip_forward=$(sysctl -n net.ipv4.ip_forward)" >"$work/ip_forward.before"
 address="$(scripts/node address)"
 tie=(--while-stdin-open)
@@ -203,12 +206,12 @@ scripts/node load "$work/node" "$work/remediator.tar" "$work/target-service.tar"
 
 # ---------------------------------------------------------------- 2-3. chart, examples
 
-step "2. helm install (Localhost seccomp profile, hostUsers: false, procMount: Unmasked)"
+section "2. helm install (Localhost seccomp profile, hostUsers: false, procMount: Unmasked)"
 kubectl apply -f crds/ >/dev/null
 helm_containment install Localhost false Unmasked
 kubectl -n "$SYSTEM" get pods -o wide
 
-step "   Prometheus scrapes the operator through its metrics Service (the ServiceMonitor's selector)"
+section "   Prometheus scrapes the operator through its metrics Service (the ServiceMonitor's selector)"
 # The chart's ServiceMonitor as a plain scrape config: the Endpoints of the
 # Service with the ServiceMonitor's labels, port `metrics`; the
 # PrometheusRule's groups as the rule file, with thresholds low enough that
@@ -259,7 +262,7 @@ config = {
 }
 yaml.safe_dump(config, open(f"{out}/prometheus.yml", "w"))
 PY
-prometheus_port="$(shuf -i 20000-32000 -n 1)"
+prometheus_port="$(free_port)"
 prometheus --config.file="$work/prometheus/prometheus.yml" --storage.tsdb.path="$work/prometheus/data" \
   --web.listen-address="127.0.0.1:$prometheus_port" >"$work/prometheus/log" 2>&1 7>&- &
 prometheus_pid=$!
@@ -275,7 +278,7 @@ until [ "$(promql 'up{job="remediator"} == 1')" -ge 1 ]; do
 done
 echo "   scraping $(jq -r '.[0].targets | join(" ")' "$target") (Service $service, selected by $selector)"
 
-step "3. kubectl apply -f examples/"
+section "3. kubectl apply -f examples/"
 kubectl apply -n "$NAMESPACE" -f examples/ >/dev/null
 mapfile -t examples < <(kubectl get incidents -n "$NAMESPACE" -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}')
 [ "${#examples[@]}" -ge 10 ] || die "examples/ created only ${#examples[@]} Incidents"
@@ -286,7 +289,7 @@ echo "   ${#examples[@]} examples Resolved and verified healthy in real Pods, al
 
 # ---------------------------------------------------------------- 4. leader killed
 
-step "4. the leader Pod deleted while an Incident waits for approval"
+section "4. the leader Pod deleted while an Incident waits for approval"
 incident leader-loss stale_pidfile supervised
 await_phase leader-loss AwaitingApproval
 before="$(leader)"
@@ -309,7 +312,7 @@ echo "   Resolved under the new leader; steps $steps(in order, none repeated or 
 
 # ---------------------------------------------------------------- 5. deleted mid-run
 
-step "5. an Incident deleted while it waits"
+section "5. an Incident deleted while it waits"
 incident deleted-midway stale_pidfile supervised
 await_phase deleted-midway AwaitingApproval
 [ -n "$(owned_objects deleted-midway)" ] || die "deleted-midway owns no Pod, Job or Secret while it runs"
@@ -324,12 +327,12 @@ echo "   nothing left"
 
 # ---------------------------------------------------------------- hostile agent
 
-step "5b. a hostile model drives an agent in a real Pod (judged by the world)"
+section "5b. a hostile model drives an agent in a real Pod (judged by the world)"
 outside="$work/outside"
 mkdir -p "$outside" && chmod 0777 "$outside"
 printf 'canary\n' >"$outside/canary.txt" && chmod 0666 "$outside/canary.txt"
 nonce="pwned$RANDOM$RANDOM"
-model_port="$(shuf -i 20000-32000 -n 1)" tcp_port="$(shuf -i 20000-32000 -n 1)" udp_port="$(shuf -i 20000-32000 -n 1)"
+model_port="$(free_port)" tcp_port="$(free_port)" udp_port="$(free_port)"
 # A waiting Incident the attack must not move.
 incident decoy stale_pidfile supervised
 await_phase decoy AwaitingApproval
@@ -441,7 +444,7 @@ kubectl delete incident -n "$NAMESPACE" decoy hostile >/dev/null
 
 # ---------------------------------------------------------------- 6. alerts
 
-step "6. the chart's alerts, each expression returning data from this run"
+section "6. the chart's alerts, each expression returning data from this run"
 # Two Incidents that fail the same way, one after the other: Prometheus's
 # increase() does not count the sample a counter series is born with, so
 # only the second failure of a (scenario, policy, outcome) moves the
@@ -524,21 +527,21 @@ sandbox_under() {
   fi
 }
 
-step "7. the chart's defaults (RuntimeDefault seccomp, host users, masked /proc)"
+section "7. the chart's defaults (RuntimeDefault seccomp, host users, masked /proc)"
 helm_containment upgrade RuntimeDefault true Default
 sandbox_under "defaults" under-defaults
 sandbox="$(field under-defaults '{.status.sandbox}')"
 [ "$sandbox" != "$ALL_LAYERS" ] || die "the chart's defaults reported every layer; RuntimeDefault should refuse user namespaces"
 grep -q "no-userns" <<<"$sandbox" || die "under the chart's defaults the sandbox report does not say user namespaces were refused: $sandbox"
 
-step "   RuntimeDefault seccomp with hostUsers: false and procMount: Unmasked"
+section "   RuntimeDefault seccomp with hostUsers: false and procMount: Unmasked"
 helm_containment upgrade RuntimeDefault false Unmasked
 sandbox_under "RuntimeDefault" under-runtime-default
 sandbox="$(field under-runtime-default '{.status.sandbox}')"
 grep -q "no-userns" <<<"$sandbox" || die "under RuntimeDefault the sandbox report does not say user namespaces were refused: $sandbox"
 
 
-step "8. stop: the node and the control plane leave nothing behind"
+section "8. stop: the node and the control plane leave nothing behind"
 kill $(jobs -p) 2>/dev/null || true
 [ "${KEEP:-0}" = 1 ] && exit 0
 scripts/node stop "$work/node" 2>&1 | grep -v DEPRECATION
