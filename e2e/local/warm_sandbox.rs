@@ -46,6 +46,12 @@ async fn exec(warm: &WarmSandbox, root: &Path, command: &str) -> (Option<i32>, S
     }
 }
 
+/// `command` exits 0 printing exactly `expected`: the helper still serves.
+async fn assert_prints(warm: &WarmSandbox, root: &Path, command: &str, expected: &str) {
+    let (code, stdout, stderr) = exec(warm, root, command).await;
+    assert_eq!((code, stdout.as_str()), (Some(0), expected), "{stderr}");
+}
+
 /// Live processes whose command line holds `word` as an argument.
 fn processes_with(word: &str) -> usize {
     let mut found = 0;
@@ -164,8 +170,7 @@ async fn an_op_cannot_signal_stop_or_read_the_warm_helper() {
         assert!(!stdout.contains(leak), "{leak}: {stdout}");
     }
     // The helper is still there, not stopped, and serving.
-    let (code, state, stderr) = exec(warm, root, "cut -d' ' -f3 /proc/1/stat").await;
-    assert_eq!((code, state.as_str()), (Some(0), "S\n"), "{stderr}");
+    assert_prints(warm, root, "cut -d' ' -f3 /proc/1/stat", "S\n").await;
     f.done().await;
 }
 
@@ -186,8 +191,7 @@ async fn an_op_that_exhausts_the_process_limit_leaves_the_next_one_room() {
         "the limit never stopped it: {stderr}"
     );
     assert_eq!(processes_with("3145"), 0, "a sleep outlived its step");
-    let (code, stdout, stderr) = exec(warm, root, "echo next").await;
-    assert_eq!((code, stdout.as_str()), (Some(0), "next\n"), "{stderr}");
+    assert_prints(warm, root, "echo next", "next\n").await;
     f.done().await;
 }
 
@@ -264,8 +268,7 @@ async fn an_op_cannot_change_the_helpers_limits() {
     .await;
     assert!(!stdout.contains("CHANGED"), "{stdout}");
     for _ in 0..3 {
-        let (code, stdout, stderr) = exec(warm, root, "echo next").await;
-        assert_eq!((code, stdout.as_str()), (Some(0), "next\n"), "{stderr}");
+        assert_prints(warm, root, "echo next", "next\n").await;
     }
     f.done().await;
 }
