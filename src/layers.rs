@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["scenario", "scratch", "sandbox", "verify", "redact"],
     &["protocol"],
     &["manifest", "crd", "risk"],
-    &["action", "rng", "tokens"],
+    &["action", "rng", "tokens", "telemetry"],
 ];
 
 /// A module's place: (layer, position within it). Lower layers have higher

@@ -22,6 +22,7 @@ pub mod scenario;
 pub mod scratch;
 pub mod sidecar;
 pub mod status;
+pub mod telemetry;
 pub mod tokens;
 pub mod trajectory;
 pub mod verify;

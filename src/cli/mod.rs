@@ -133,6 +133,20 @@ pub fn main() -> ExitCode {
         }
         _ => {}
     }
+    let (service, logs) = match &cli.command {
+        Command::Operator(_) => ("remediator-operator", logging::Logs::Written),
+        Command::Agent(_) => ("remediator-agent", logging::Logs::Silent),
+        Command::Sandbox(_) => ("remediator-sandbox", logging::Logs::Silent),
+        _ => ("remediator", logging::Logs::Silent),
+    };
+    logging::init(service, logs);
+    let code = run_in_runtime(cli);
+    // What is still buffered leaves before the process does.
+    crate::telemetry::shutdown(std::time::Duration::from_secs(5));
+    code
+}
+
+fn run_in_runtime(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

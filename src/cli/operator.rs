@@ -80,7 +80,6 @@ pub enum ProcMount {
 }
 
 pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result<ExitCode> {
-    super::logging::init();
     if args.proc_mount == ProcMount::Unmasked && args.host_users {
         anyhow::bail!(
             "--proc-mount=Unmasked needs --host-users=false: Kubernetes accepts an unmasked /proc only in a Pod with a user namespace of its own"

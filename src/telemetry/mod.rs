@@ -1,0 +1,107 @@
+//! OpenTelemetry traces: every incident is one trace, across the operator,
+//! the agent Job and the sandbox sidecar (or one local process). Spans are
+//! `tracing` spans; `tracing-opentelemetry` turns them into OpenTelemetry
+//! spans, exported over OTLP/HTTP, only when the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+//! is set. Without it nothing is installed: no exporter, no ids, no trace
+//! ids in status, and a span costs what a `tracing` span costs.
+//!
+//! Context crosses processes as W3C `traceparent` ([`context`]): in the
+//! agent Job's `TRACEPARENT` and on every Action API and sidecar request.
+//! In a cluster an incident's trace id and root span id are derived from
+//! its UID ([`IncidentTrace`]), so every reconcile, on any replica and
+//! after any restart, joins the same trace without storing anything; the
+//! root span itself is emitted once, when the incident ends ([`root`]).
+
+mod context;
+mod ids;
+mod root;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
+
+pub use context::{IncidentTrace, TraceParent, adopt, adopt_incident, trace_id_of, traceparent_of};
+pub use root::{RootSpan, emit_root};
+
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// The environment variable the agent Job reads its parent context from
+/// (the name OpenTelemetry's environment-carrier proposal uses).
+pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
+
+/// The OpenTelemetry variables a process hands on to the processes it
+/// starts (the agent Job, the sidecar), so they export where it does.
+pub const FORWARDED_ENV: &[&str] = &[
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_RESOURCE_ATTRIBUTES",
+];
+
+/// Whether the environment asks for traces to be exported.
+pub fn configured() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
+    !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+}
+
+/// Whether this process exports traces (so trace ids mean something).
+pub fn enabled() -> bool {
+    PROVIDER.get().is_some()
+}
+
+/// Starts the exporter when [`configured`]; `service` names this process
+/// unless `OTEL_SERVICE_NAME` does. Must run outside the async runtime:
+/// the exporter's blocking HTTP client owns a runtime of its own.
+pub fn start(service: &str) -> Result<Option<Tracer>, String> {
+    if !configured() {
+        return Ok(None);
+    }
+    if let Some(provider) = PROVIDER.get() {
+        return Ok(Some(provider.tracer("remediator")));
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| format!("the OTLP trace exporter cannot be built: {e}"))?;
+    let mut resource = Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(service.to_string());
+    }
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_id_generator(ids::Ids::default())
+        .with_resource(resource.build())
+        .build();
+    let tracer = provider.tracer("remediator");
+    let _ = PROVIDER.set(provider);
+    Ok(Some(tracer))
+}
+
+/// Sends what is buffered and stops the exporter; a process calls it once,
+/// on its way out. An unreachable collector costs at most `timeout`.
+pub fn shutdown(timeout: Duration) {
+    if let Some(provider) = PROVIDER.get()
+        && let Err(e) = provider.shutdown_with_timeout(timeout)
+    {
+        eprintln!("warning: traces not all exported: {e}");
+    }
+}
+
+/// A count as a span attribute: OpenTelemetry integers are `i64`, and
+/// `tracing-opentelemetry` exports a `u64` as a string.
+pub fn count(n: impl Into<u64>) -> i64 {
+    i64::try_from(n.into()).unwrap_or(i64::MAX)
+}
+
+fn provider() -> Option<&'static SdkTracerProvider> {
+    PROVIDER.get()
+}
