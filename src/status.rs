@@ -165,6 +165,8 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
         undone: facts.undone.cloned(),
         // The operator's episode state is carried over; its writer sets it.
         session: previous.session.clone(),
+        // Set once by whoever knows the trace (the operator, a local run).
+        trace_id: previous.trace_id.clone(),
         sandbox: facts.containment.map(Containment::summary),
         started_at: Some(facts.started_at.clone()),
         resolved_at: resolved.then(|| facts.now.clone()),

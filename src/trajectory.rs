@@ -28,6 +28,9 @@ pub struct TrajectoryLine {
     pub service_up: bool,
     /// `<run_id>:<incident>`.
     pub trace_key: String,
+    /// The incident's OpenTelemetry trace, when traces were exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub strategy_hint: String,
     pub policy: String,
     pub brain: String,
@@ -89,6 +92,7 @@ impl TrajectoryLine {
             latency_s: origin.latency_s,
             service_up: status.verified.as_ref().is_some_and(|v| v.healthy),
             trace_key: origin.trace_key,
+            trace_id: status.trace_id.clone(),
             strategy_hint: origin.strategy_hint,
             policy: origin.policy,
             brain: status

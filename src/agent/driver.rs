@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
-use super::Brain;
+use tracing::{Instrument, Span};
+
 use super::confirm::{Answer, Confirmer};
 use super::episode::{Episode, Event, Request};
 use super::llm::{LlmBrain, LlmConfig, LlmEnvironment};
 use super::runbook::RunbookBrain;
+use super::{Brain, step_span};
 use crate::crd::{ActionRecord, BrainKind, LlmSpec};
 use crate::protocol::{BrainRole, Task, Turn};
 use crate::risk::Gate;
@@ -130,9 +132,18 @@ pub async fn drive(
 ) -> Driven {
     let mut records = Vec::new();
     let mut request = episode.current(gate, now_ms());
+    // The open step's span: from the step's first request to its record.
+    let mut step: Option<Span> = None;
     loop {
+        if !matches!(request, Request::Done(_)) && step.is_none() {
+            step = Some(step_span::open(episode.steps + 1));
+        }
+        let span = step.clone().unwrap_or_else(Span::none);
         let event = match &request {
-            Request::Done(_) => break,
+            Request::Done(end) => {
+                step_span::ended(&span, end);
+                break;
+            }
             Request::NeedProposal { role, deadline_ms } => {
                 let Some(brain) = brains.for_role(*role) else {
                     let error = format!("no {role:?} brain is configured").to_lowercase();
@@ -149,8 +160,9 @@ pub async fn drive(
                     continue;
                 };
                 let before = brain.usage();
-                let proposed =
-                    tokio::time::timeout(until(*deadline_ms), brain.propose(task, &history)).await;
+                let propose_span = tracing::info_span!(parent: &span, "propose", brain = brain.name(), role = ?role);
+                let asked = async { brain.propose(task, &history).await }.instrument(propose_span);
+                let proposed = tokio::time::timeout(until(*deadline_ms), asked).await;
                 let after = brain.usage();
                 let usage = after.since(before);
                 match proposed {
@@ -163,7 +175,12 @@ pub async fn drive(
                 }
             }
             Request::NeedApproval(approval) => {
-                let asked = confirmer.confirm(approval.step, &approval.action, approval.risk);
+                let asked = async {
+                    confirmer
+                        .confirm(approval.step, &approval.action, approval.risk)
+                        .await
+                }
+                .instrument(tracing::info_span!(parent: &span, "approval", risk = %approval.risk));
                 match tokio::time::timeout(until(approval.deadline_ms), asked).await {
                     Err(_) => Event::Tick,
                     Ok(Answer::Approved(by)) => Event::Answered { approved: true, by },
@@ -173,9 +190,17 @@ pub async fn drive(
                     },
                 }
             }
-            Request::Execute(permit) => Event::Executed(workspace.run(permit).await),
+            Request::Execute(permit) => {
+                // Called inside the step span, so the workspace's spans are its children.
+                let run = async { workspace.run(permit).await }.instrument(span.clone());
+                Event::Executed(run.await)
+            }
         };
         let advance = episode.next(gate, event, now_ms());
+        if let Some(record) = &advance.record {
+            step_span::close(&span, record);
+            step = None;
+        }
         records.extend(advance.record);
         history.extend(advance.turn);
         request = advance.request;

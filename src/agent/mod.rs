@@ -11,6 +11,7 @@ pub mod hint;
 pub mod llm;
 pub mod remote;
 pub mod runbook;
+pub mod step_span;
 
 use futures::future::BoxFuture;
 

@@ -144,6 +144,10 @@ pub struct IncidentStatus {
     pub resolved_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_resolve_seconds: Option<f64>,
+    /// The incident's OpenTelemetry trace (32 hex digits), when traces are
+    /// exported: every span of the operator, the agent and the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// One proposed action and what the gate and the workspace made of it.

@@ -448,6 +448,7 @@ mod tests {
             latency_s: 0.1,
             service_up: true,
             trace_key: "r:i".into(),
+            trace_id: None,
             strategy_hint: "h".into(),
             policy: "p".into(),
             brain: "llm+runbook".into(),

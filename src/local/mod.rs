@@ -12,6 +12,8 @@ mod record;
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
@@ -91,11 +93,40 @@ pub struct Outcome {
     pub record_error: Option<String>,
 }
 
+/// Runs `incident` start to end; with traces exported, it is one trace
+/// (its id in the status and the trajectory line).
 pub async fn run(
     incident: &LocalIncident,
     env: &Environment,
     confirmer: &dyn Confirmer,
 ) -> Outcome {
+    let span = tracing::info_span!(
+        "incident",
+        otel.name = %format!("incident {}", incident.name),
+        incident = %incident.name,
+        scenario = %incident.scenario,
+        policy = %incident.policy.name,
+        phase = tracing::field::Empty,
+        steps = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+    );
+    let outcome = stages(incident, env, confirmer)
+        .instrument(span.clone())
+        .await;
+    let status = &outcome.status;
+    span.record("phase", tracing::field::display(status.phase));
+    span.record("steps", crate::telemetry::count(status.steps));
+    if status.phase == crate::crd::IncidentPhase::Failed {
+        span.record("otel.status_code", "ERROR");
+        if let Some(reason) = &status.reason {
+            span.record("otel.status_message", reason.as_str());
+        }
+    }
+    outcome
+}
+
+async fn stages(incident: &LocalIncident, env: &Environment, confirmer: &dyn Confirmer) -> Outcome {
     let started_ms = driver::now_ms();
     let started_at = status::time_from_ms(started_ms);
     let mut agent = agent_info(incident);
@@ -191,6 +222,7 @@ fn failed(failure: &Failure, started_at: Time, agent: AgentInfo) -> IncidentStat
 /// The agent's episode: brains from the policy, driven through the gate
 /// in the sandbox until the brain claims it is done or a budget ends;
 /// `agent` learns which brains ran (a fallback) and the model.
+#[tracing::instrument(name = "remediate", skip_all)]
 async fn remediate(
     incident: &LocalIncident,
     env: &Environment,

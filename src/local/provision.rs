@@ -35,6 +35,7 @@ pub(super) struct Provisioned {
     pub containment: Containment,
 }
 
+#[tracing::instrument(name = "provision", skip_all, fields(scenario = %scenario.id))]
 pub(super) async fn provision(
     incident: &LocalIncident,
     env: &Environment,

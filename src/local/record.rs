@@ -10,11 +10,13 @@ use crate::trajectory::{self, TrajectoryLine};
 pub(super) async fn finish(
     incident: &LocalIncident,
     env: &Environment,
-    status: IncidentStatus,
+    mut status: IncidentStatus,
     symptom: &str,
     steps: Vec<trajectory::StepTrace>,
     started_ms: u64,
 ) -> Outcome {
+    // Called inside the incident's span (see `super::run`).
+    status.trace_id = crate::telemetry::trace_id_of(&tracing::Span::current());
     let latency_s = (driver::now_ms().saturating_sub(started_ms)) as f64 / 1000.0;
     let origin = trajectory::Origin {
         scenario_id: incident.scenario.clone(),

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tracing::Instrument;
 
 use super::session::Session;
 use crate::agent::driver::now_ms;
@@ -154,6 +155,25 @@ impl Engine {
         workspace: &Remote,
         event: Option<Event>,
     ) -> Result<Vec<Turn>, EngineError> {
+        let step = match &session.episode.waiting {
+            Waiting::Approval(approval) => approval.step,
+            Waiting::Execution(execution) => execution.step,
+            _ => session.episode.steps + 1,
+        };
+        let span = crate::agent::step_span::open_gate(step);
+        self.drive_in(key, session, workspace, event, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn drive_in(
+        &self,
+        key: &IncidentKey,
+        session: &mut Session,
+        workspace: &Remote,
+        event: Option<Event>,
+        span: &tracing::Span,
+    ) -> Result<Vec<Turn>, EngineError> {
         let gate = session.gate();
         let mut advance = match event {
             Some(event) => session.episode.next(&gate, event, now_ms()),
@@ -184,6 +204,7 @@ impl Engine {
         }
         self.backend.save(key, session, &records).await?;
         for record in &records {
+            crate::agent::step_span::close(span, record);
             tracing::info!(
                 incident = %key,
                 policy = %session.policy_name,

@@ -69,6 +69,7 @@ impl IncidentEpisodes {
             latency_s: 0.0,
             service_up: false,
             trace_key: String::new(),
+            trace_id: outcome.status.trace_id.clone(),
             strategy_hint: hint.to_string(),
             policy: self.policy.name.clone(),
             brain: String::new(),

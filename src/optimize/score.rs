@@ -99,6 +99,7 @@ pub(crate) mod tests {
             latency_s: 0.1,
             service_up: up,
             trace_key: "r:i".into(),
+            trace_id: None,
             strategy_hint: "h".into(),
             policy: "p".into(),
             brain: "runbook".into(),

@@ -243,6 +243,7 @@ mod tests {
             latency_s: 1.5,
             service_up: true,
             trace_key: format!("ns:{incident}"),
+            trace_id: None,
             strategy_hint: "look at the port".into(),
             policy: "learner".into(),
             brain: "runbook".into(),

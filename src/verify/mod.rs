@@ -55,6 +55,19 @@ pub async fn look(address: SocketAddr, path: &str) -> Health {
 
 /// Probes `GET path` at `address` `consecutive` times in a row; healthy
 /// only if every answer is 200 with `"status": "ok"`.
+#[tracing::instrument(
+    name = "verify",
+    skip_all,
+    fields(
+        address = %address,
+        path,
+        consecutive = crate::telemetry::count(consecutive),
+        healthy = tracing::field::Empty,
+        http_status = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+    )
+)]
 pub async fn probe(address: SocketAddr, path: &str, consecutive: u32) -> (Verification, String) {
     let mut last_status = None;
     let mut failure = None;
@@ -81,6 +94,15 @@ pub async fn probe(address: SocketAddr, path: &str, consecutive: u32) -> (Verifi
     let detail = failure.unwrap_or_else(|| {
         format!("{consecutive} consecutive 200 status ok from GET {path} at {address}")
     });
+    let span = tracing::Span::current();
+    span.record("healthy", healthy);
+    if let Some(status) = last_status {
+        span.record("http_status", crate::telemetry::count(status));
+    }
+    if !healthy {
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_message", detail.as_str());
+    }
     let verification = Verification {
         healthy,
         http_status: last_status,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::guard::{Checked, Guard};
 use super::journal::{JournalError, Restored};
@@ -286,7 +288,53 @@ impl Local {
 
 impl Workspace for Local {
     fn run<'a>(&'a self, permit: &'a Permit) -> BoxFuture<'a, Result<Observation, WorkspaceError>> {
-        Box::pin(self.execute(permit))
+        let span = tracing::info_span!(
+            "sandbox.run",
+            step = crate::telemetry::count(permit.step()),
+            action.kind = permit.action().kind(),
+            risk = %permit.risk(),
+            containment = %self.containment().summary(),
+            warm = self.warm.is_some(),
+            exit_code = Empty,
+            http_status = Empty,
+            timed_out = Empty,
+            rolled_back = Empty,
+            duration_ms = Empty,
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+        );
+        Box::pin(
+            async move {
+                let result = self.execute(permit).await;
+                record_outcome(&Span::current(), &result);
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// What the sandbox run's span keeps: the outcome, never the output.
+fn record_outcome(span: &Span, result: &Result<Observation, WorkspaceError>) {
+    match result {
+        Ok(observation) => {
+            if let Some(code) = observation.exit_code {
+                span.record("exit_code", code);
+            }
+            if let Some(status) = observation.http_status {
+                span.record("http_status", crate::telemetry::count(status));
+            }
+            span.record("timed_out", observation.timed_out);
+            span.record("rolled_back", observation.rolled_back.is_some());
+            span.record(
+                "duration_ms",
+                crate::telemetry::count(observation.duration_ms),
+            );
+        }
+        Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", e.to_string());
+        }
     }
 }
 

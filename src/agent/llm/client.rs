@@ -11,6 +11,8 @@ use async_openai::middleware::retry::OpenAIRetryLayer;
 use async_openai::types::chat::CreateChatCompletionRequest;
 use serde_json::{Value, json};
 use tower::Layer;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::LlmConfig;
 use crate::agent::BrainError;
@@ -59,6 +61,35 @@ impl ChatClient {
     /// The model's reply message (as JSON: content and tool calls) and the
     /// tokens it took.
     pub async fn chat(&self, chat: Chat<'_>) -> Result<(Value, TokenUsage), BrainError> {
+        // OpenTelemetry's GenAI conventions; never the prompt or the reply.
+        let span = tracing::info_span!(
+            "chat",
+            otel.name = %format!("chat {}", self.config.model),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = %self.config.model,
+            server.address = %self.config.base_url,
+            gen_ai.response.model = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            gen_ai.response.finish_reasons = Empty,
+            gen_ai.tool.name = Empty,
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+        );
+        let answered = self.chat_in(chat, &span).instrument(span.clone()).await;
+        if let Err(e) = &answered {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", e.to_string());
+        }
+        answered
+    }
+
+    async fn chat_in(
+        &self,
+        chat: Chat<'_>,
+        span: &tracing::Span,
+    ) -> Result<(Value, TokenUsage), BrainError> {
         let mut request = json!({
             "model": self.config.model,
             "messages": chat.messages,
@@ -92,13 +123,31 @@ impl ChatClient {
             .unwrap_or_default();
         usage.requests = 1;
         usage.model_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        span.record("gen_ai.response.model", response.model.as_str());
+        span.record(
+            "gen_ai.usage.input_tokens",
+            crate::telemetry::count(usage.prompt),
+        );
+        span.record(
+            "gen_ai.usage.output_tokens",
+            crate::telemetry::count(usage.completion),
+        );
         let choice = response
             .choices
             .into_iter()
             .next()
             .ok_or_else(|| BrainError::Protocol("the model returned no choices".into()))?;
+        if let Some(reason) = &choice.finish_reason {
+            span.record(
+                "gen_ai.response.finish_reasons",
+                tracing::field::debug(reason),
+            );
+        }
         let message = serde_json::to_value(choice.message)
             .map_err(|e| BrainError::Protocol(e.to_string()))?;
+        if let Some(tool) = message["tool_calls"][0]["function"]["name"].as_str() {
+            span.record("gen_ai.tool.name", tool);
+        }
         Ok((message, usage))
     }
 
