@@ -37,6 +37,8 @@ pub async fn remediator(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran 
         .current_dir(dir)
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("REMEDIATOR_ARTIFACTS", dir.join("artifacts"))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);

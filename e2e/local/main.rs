@@ -10,6 +10,8 @@ mod cli;
 mod container;
 mod containment;
 mod docs;
+#[path = "../common/jaeger.rs"]
+mod jaeger;
 mod llama;
 mod llm;
 #[path = "../common/llm_server.rs"]
@@ -22,6 +24,7 @@ mod procs;
 mod scenarios;
 mod scripted_llm;
 mod sidecar;
+mod traces;
 mod warm_sandbox;
 
 use std::path::PathBuf;

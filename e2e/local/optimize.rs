@@ -373,6 +373,7 @@ fn trace() -> TrajectoryLine {
         latency_s: 0.1,
         service_up: true,
         trace_key: "r:i".into(),
+        trace_id: None,
         strategy_hint: MANUAL_HINT.into(),
         policy: "optimized".into(),
         brain: "llm".into(),
