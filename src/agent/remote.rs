@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use super::driver::brains_for;
 use super::llm::LlmEnvironment;
 use crate::crd::TokenUsage;
@@ -81,6 +83,10 @@ impl Connection {
                     .header("content-type", "application/json")
                     .body(body.clone()),
                 None => self.client.get(&url),
+            };
+            let request = match crate::telemetry::traceparent_of(&tracing::Span::current()) {
+                Some(parent) => request.header("traceparent", parent),
+                None => request,
             };
             let last = match request.bearer_auth(&self.token).send().await {
                 Ok(response) if response.status().is_success() => {
@@ -163,8 +169,12 @@ pub async fn run(connection: &Connection, env: &LlmEnvironment) -> Result<Episod
     loop {
         let reply = match next {
             Next::Done { end } => return Ok(end),
-            Next::Wait { step, .. } => connection.poll(step).await?,
+            Next::Wait { step, .. } => {
+                let span = tracing::info_span!("wait", step = crate::telemetry::count(step));
+                connection.poll(step).instrument(span).await?
+            }
             Next::Propose { step, role } => {
+                let span = super::step_span::open(step);
                 let (offer, usage) = match brains.for_role(role) {
                     None => (
                         Offer::BrainFailed(
@@ -174,7 +184,10 @@ pub async fn run(connection: &Connection, env: &LlmEnvironment) -> Result<Episod
                     ),
                     Some(brain) => {
                         let before = brain.usage();
-                        let proposed = brain.propose(&task, &history).await;
+                        let propose = tracing::info_span!(parent: &span, "propose", brain = brain.name(), role = ?role);
+                        let proposed = async { brain.propose(&task, &history).await }
+                            .instrument(propose)
+                            .await;
                         let after = brain.usage();
                         let usage = after.since(before);
                         match proposed {
@@ -185,6 +198,7 @@ pub async fn run(connection: &Connection, env: &LlmEnvironment) -> Result<Episod
                 };
                 connection
                     .submit(step, &Submission { offer, usage })
+                    .instrument(span)
                     .await?
             }
         };

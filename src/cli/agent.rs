@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tracing::Instrument;
 
 use crate::agent::llm::LlmEnvironment;
 use crate::agent::remote::{self, Connection};
@@ -49,7 +50,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         token,
         Duration::from_secs(args.patience_seconds),
     );
+    // The operator names the incident's trace in TRACEPARENT.
+    let span = tracing::info_span!("agent", incident = %key);
+    let parent = std::env::var(crate::telemetry::TRACEPARENT_ENV).ok();
+    crate::telemetry::adopt_header(&span, parent.as_deref());
     let end = remote::run(&connection, &LlmEnvironment::from_process())
+        .instrument(span)
         .await
         .with_context(|| format!("incident {key}"))?;
     eprintln!("incident {key}: the episode ended: {end:?}; the operator verifies the service");

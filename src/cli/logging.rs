@@ -14,6 +14,7 @@ use std::io::IsTerminal;
 
 use opentelemetry::trace::TraceContextExt;
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -45,7 +46,7 @@ pub fn init(service: &str, logs: Logs) {
             .with_tracer(tracer)
             .with_location(false)
             .with_threads(false)
-            .with_filter(filter())
+            .with_filter(traced())
     });
     let written = logs == Logs::Written;
     let terminal = written && std::io::stderr().is_terminal();
@@ -74,6 +75,13 @@ pub fn init(service: &str, logs: Logs) {
         .with(readable)
         .with(json)
         .try_init();
+}
+
+/// What is exported as spans: remediator's own at info and above, however
+/// verbose the logs (RUST_LOG) are; other crates' spans (kube-runtime
+/// opens one per reconcile) would each be a trace of their own.
+fn traced() -> Targets {
+    Targets::new().with_target("remediator", LevelFilter::INFO)
 }
 
 fn filter() -> EnvFilter {

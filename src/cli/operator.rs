@@ -111,6 +111,7 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
             run_as_user: args.run_as_user,
             host_users: args.host_users,
             unmasked_proc: args.proc_mount == ProcMount::Unmasked,
+            telemetry: crate::telemetry::forwarded_env(),
             ..Settings::default()
         },
         catalog,

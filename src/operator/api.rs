@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::engine::{Access, Engine, EngineError};
 use crate::protocol::{IncidentKey, MAX_BODY_BYTES, Submission};
@@ -80,6 +81,21 @@ fn key(namespace: String, name: String) -> IncidentKey {
     IncidentKey { namespace, name }
 }
 
+/// The span of one authenticated Action API request, in the trace its
+/// `traceparent` names (the agent's step). Only an agent holding the
+/// incident's token gets here, so at worst it misfiles its own steps.
+fn request_span(name: &'static str, key: &IncidentKey, headers: &HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "action_api",
+        otel.name = name,
+        otel.kind = "server",
+        incident = %key,
+    );
+    let parent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    crate::telemetry::adopt_header(&span, parent);
+    span
+}
+
 async fn session(
     State(engine): State<Arc<Engine>>,
     Path((namespace, name)): Path<(String, String)>,
@@ -89,7 +105,8 @@ async fn session(
     if let Some(refused) = refusal(&engine, &key, &headers).await {
         return refused;
     }
-    match engine.agent_session(&key).await {
+    let span = request_span("GET session", &key, &headers);
+    match engine.agent_session(&key).instrument(span).await {
         Ok(session) => Json(session).into_response(),
         Err(e) => engine_problem(e),
     }
@@ -111,7 +128,9 @@ async fn submit(
     };
     // On its own task: an agent that hangs up must not cancel a step
     // halfway (it asks again and gets the recorded answer).
-    let work = tokio::spawn(async move { engine.submit(&key, step, submission).await });
+    let span = request_span("POST step", &key, &headers);
+    let work =
+        tokio::spawn(async move { engine.submit(&key, step, submission).await }.instrument(span));
     match work.await {
         Ok(Ok(reply)) => Json(reply).into_response(),
         Ok(Err(e)) => engine_problem(e),
@@ -136,7 +155,8 @@ async fn poll(
         return refused;
     }
     let wait = Duration::from_millis(wait.wait_ms).min(MAX_WAIT);
-    match engine.poll(&key, step, wait).await {
+    let span = request_span("GET step", &key, &headers);
+    match engine.poll(&key, step, wait).instrument(span).await {
         Ok(reply) => Json(reply).into_response(),
         Err(e) => engine_problem(e),
     }

@@ -153,12 +153,26 @@ pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Act
         metrics: &ctx.metrics,
     };
     let key = key_of(&incident);
-    let span = tracing::info_span!(
-        "reconcile",
-        incident = %key,
-        policy = %incident.spec.policy_ref.name,
-        phase = %incident.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-    );
+    let phase = incident
+        .status
+        .as_ref()
+        .map(|s| s.phase)
+        .unwrap_or_default();
+    // A finished incident's reconciles change nothing: they stay out of
+    // its trace (exported only at debug level).
+    let span = if phase.is_terminal() {
+        tracing::debug_span!("reconcile", incident = %key, phase = %phase)
+    } else {
+        tracing::info_span!(
+            "reconcile",
+            incident = %key,
+            policy = %incident.spec.policy_ref.name,
+            phase = %phase,
+        )
+    };
+    if let Some(uid) = incident.metadata.uid.as_deref() {
+        crate::telemetry::adopt_incident(&span, uid);
+    }
     // Decide nothing on a partial view: a Pod the watch has not listed yet
     // is not a Pod gone.
     if !ctx.stores.ready_within(CACHES_WAIT).await {

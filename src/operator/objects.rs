@@ -45,6 +45,10 @@ pub struct Settings {
     /// `host_users` false): with the runtime's masked /proc the kernel
     /// refuses the sandbox a /proc of its own, and containment is weak.
     pub unmasked_proc: bool,
+    /// The OpenTelemetry variables (endpoint and friends) the agent and
+    /// the sidecar export with, as the operator was given them; empty:
+    /// they export nothing.
+    pub telemetry: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -60,6 +64,7 @@ impl Default for Settings {
             seccomp_profile: "RuntimeDefault".into(),
             host_users: true,
             unmasked_proc: false,
+            telemetry: Vec::new(),
         }
     }
 }
@@ -273,6 +278,7 @@ pub fn scenario_pod(incident: &Incident, policy: &PolicySpec, settings: &Setting
             proc_mount: settings.unmasked_proc.then(|| "Unmasked".into()),
             ..restricted()
         }),
+        env: non_empty(telemetry_env(settings)),
         ..Container::default()
     };
     Pod {
@@ -294,6 +300,41 @@ pub fn scenario_pod(incident: &Incident, policy: &PolicySpec, settings: &Setting
         }),
         status: None,
     }
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn non_empty(env: Vec<EnvVar>) -> Option<Vec<EnvVar>> {
+    (!env.is_empty()).then_some(env)
+}
+
+/// Where the sidecar and the agent export their spans: where the
+/// operator does.
+fn telemetry_env(settings: &Settings) -> Vec<EnvVar> {
+    settings
+        .telemetry
+        .iter()
+        .map(|(name, value)| env_var(name, value))
+        .collect()
+}
+
+/// The agent's secrets directory and, when traces are exported, where to
+/// and the incident's trace to join (W3C `traceparent`, from its UID).
+fn agent_env(incident: &Incident, settings: &Settings) -> Vec<EnvVar> {
+    let mut env = vec![env_var("REMEDIATOR_SECRETS_DIR", AGENT_SECRETS_DIR)];
+    if !settings.telemetry.is_empty() {
+        let uid = incident.metadata.uid.as_deref().unwrap_or_default();
+        let parent = crate::telemetry::IncidentTrace::of_uid(uid).root().header();
+        env.push(env_var(crate::telemetry::TRACEPARENT_ENV, &parent));
+        env.extend(telemetry_env(settings));
+    }
+    env
 }
 
 /// The agent: the brain only, proposing through the Action API.
@@ -334,11 +375,7 @@ pub fn agent_job(incident: &Incident, policy: &PolicySpec, settings: &Settings) 
             "--token-file".into(),
             format!("{AGENT_TOKEN_DIR}/{TOKEN_KEY}"),
         ]),
-        env: Some(vec![EnvVar {
-            name: "REMEDIATOR_SECRETS_DIR".into(),
-            value: Some(AGENT_SECRETS_DIR.into()),
-            value_from: None,
-        }]),
+        env: Some(agent_env(incident, settings)),
         volume_mounts: Some(mounts),
         security_context: Some(restricted()),
         ..Container::default()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::annotations;
@@ -257,11 +257,17 @@ impl StatusWriter {
     /// status apply can fail it; Events are published after it, briefly
     /// and best-effort.
     pub async fn write(&self, incident: &Incident, change: Change<'_>) -> Result<(), ApiError> {
-        let update = next(incident, change, Time(k8s_openapi::jiff::Timestamp::now()));
+        let mut update = next(incident, change, Time(k8s_openapi::jiff::Timestamp::now()));
+        if let Some(status) = update.status.as_mut()
+            && crate::telemetry::enabled()
+        {
+            status.trace_id = Some(incident_trace(incident).trace_id_hex());
+        }
         if let Some(status) = &update.status {
             call(self.apply(incident, status)).await?;
             if update.ended {
                 self.metrics.record_outcome(&incident.spec.scenario, status);
+                end_trace(incident, status);
             }
         }
         if let Some(policy) = &update.policy {
@@ -307,6 +313,39 @@ impl StatusWriter {
         .await
         .map(|_| ())
     }
+}
+
+fn incident_trace(incident: &Incident) -> crate::telemetry::IncidentTrace {
+    crate::telemetry::IncidentTrace::of_uid(incident.metadata.uid.as_deref().unwrap_or_default())
+}
+
+/// Sends the root span every span of the incident named as parent: from
+/// its creation to now, with its outcome.
+fn end_trace(incident: &Incident, status: &IncidentStatus) {
+    let end = std::time::SystemTime::now();
+    let start = incident
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| std::time::SystemTime::from(t.0))
+        .unwrap_or(end);
+    let root = crate::telemetry::RootSpan {
+        name: format!("incident {}", incident.name_any()),
+        start,
+        end,
+        attributes: vec![
+            ("incident", incident.name_any()),
+            ("namespace", incident.namespace().unwrap_or_default()),
+            ("scenario", incident.spec.scenario.clone()),
+            ("policy", incident.spec.policy_ref.name.clone()),
+            ("phase", status.phase.to_string()),
+            ("steps", status.steps.to_string()),
+            ("reason", status.reason.clone().unwrap_or_default()),
+        ],
+        failure: (status.phase == crate::crd::IncidentPhase::Failed)
+            .then(|| status.message.clone().unwrap_or_default()),
+    };
+    crate::telemetry::emit_root(&incident_trace(incident), root);
 }
 
 #[cfg(test)]

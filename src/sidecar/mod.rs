@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::protocol::{
     Feedback, NoteRequest, StepAnswer, StepRequest, Turn, UndoAnswer, UndoRequest, WorkspaceError,
@@ -195,7 +196,17 @@ async fn step(
     ) else {
         return problem(StatusCode::UNAUTHORIZED, "the token is not this sandbox's");
     };
-    let result = shared.executor.run(&permit).await;
+    // In the trace of the operator's step that sent it (its token checked).
+    let span = tracing::info_span!(
+        "sidecar",
+        otel.kind = "server",
+        step = crate::telemetry::count(step)
+    );
+    let parent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    crate::telemetry::adopt_header(&span, parent);
+    let result = async { shared.executor.run(&permit).await }
+        .instrument(span)
+        .await;
     let feedback = match &result {
         Ok(observation) => Feedback::Observed(observation.clone()),
         Err(error) => Feedback::Failed {

@@ -125,6 +125,14 @@ pub fn adopt(span: &tracing::Span, parent: &TraceParent) {
     }
 }
 
+/// [`adopt`] for a `traceparent` as it arrived (a request header, the
+/// environment); a missing or malformed one leaves `span` where it is.
+pub fn adopt_header(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(parent) = traceparent.and_then(TraceParent::parse) {
+        adopt(span, &parent);
+    }
+}
+
 /// Makes `span` a child of the incident's root span.
 pub fn adopt_incident(span: &tracing::Span, uid: &str) {
     adopt(span, &IncidentTrace::of_uid(uid).root());

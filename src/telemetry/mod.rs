@@ -24,7 +24,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 
-pub use context::{IncidentTrace, TraceParent, adopt, adopt_incident, trace_id_of, traceparent_of};
+pub use context::{
+    IncidentTrace, TraceParent, adopt, adopt_header, adopt_incident, trace_id_of, traceparent_of,
+};
 pub use root::{RootSpan, emit_root};
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
@@ -35,15 +37,27 @@ pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
 
 /// The OpenTelemetry variables a process hands on to the processes it
 /// starts (the agent Job, the sidecar), so they export where it does.
+/// Not the `*_HEADERS` ones: they often hold a collector's credentials,
+/// which would be readable in the Pod spec; a collector that needs them is
+/// reached through a node-local or in-cluster collector instead.
 pub const FORWARDED_ENV: &[&str] = &[
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_RESOURCE_ATTRIBUTES",
 ];
+
+/// This process's [`FORWARDED_ENV`] values, when it exports traces.
+pub fn forwarded_env() -> Vec<(String, String)> {
+    if !enabled() {
+        return Vec::new();
+    }
+    FORWARDED_ENV
+        .iter()
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .collect()
+}
 
 /// Whether the environment asks for traces to be exported.
 pub fn configured() -> bool {

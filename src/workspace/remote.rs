@@ -63,12 +63,17 @@ impl Remote {
         body: &T,
     ) -> Result<reqwest::Response, WorkspaceError> {
         let text = serde_json::to_vec(body).map_err(|e| WorkspaceError::Sandbox(e.to_string()))?;
-        let response = self
+        let mut request = self
             .client
             .post(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .header("content-type", "application/json")
-            .body(text)
+            .body(text);
+        // The sidecar's spans join the step's.
+        if let Some(parent) = crate::telemetry::traceparent_of(&tracing::Span::current()) {
+            request = request.header("traceparent", parent);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| WorkspaceError::Unreachable(format!("sandbox at {}: {e}", self.base)))?;

@@ -252,3 +252,52 @@ fn an_unmasked_proc_goes_to_the_sandbox_container_only() {
     };
     assert_eq!(sandbox(&unmasked), sandbox(&Settings::default()));
 }
+
+#[test]
+fn traces_reach_the_agent_and_the_sidecar_only_when_the_operator_exports() {
+    let policy = PolicySpec::default();
+    let env_of = |container: &Container| -> Vec<(String, String)> {
+        container
+            .env
+            .iter()
+            .flatten()
+            .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+            .collect()
+    };
+    let quiet = Settings::default();
+    let agent = agent_job(&incident(), &policy, &quiet);
+    let agent_pod = agent.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        env_of(&agent_pod.containers[0]),
+        [(
+            "REMEDIATOR_SECRETS_DIR".to_string(),
+            AGENT_SECRETS_DIR.to_string()
+        )]
+    );
+    let pod = scenario_pod(&incident(), &policy, &quiet).spec.unwrap();
+    assert!(pod.containers.iter().all(|c| c.env.is_none()));
+
+    let endpoint = (
+        "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+        "http://collector.observability.svc:4318".to_string(),
+    );
+    let traced = Settings {
+        telemetry: vec![endpoint.clone()],
+        ..Settings::default()
+    };
+    let agent = agent_job(&incident(), &policy, &traced);
+    let env = env_of(&agent.spec.unwrap().template.spec.unwrap().containers[0]);
+    let root = crate::telemetry::IncidentTrace::of_uid("4b1c-uid").root();
+    assert!(env.contains(&endpoint), "{env:?}");
+    assert!(
+        env.contains(&("TRACEPARENT".to_string(), root.header())),
+        "the agent joins the incident's trace: {env:?}"
+    );
+    let pod = scenario_pod(&incident(), &policy, &traced).spec.unwrap();
+    let by_name = |name: &str| pod.containers.iter().find(|c| c.name == name).unwrap();
+    assert_eq!(env_of(by_name("sandbox")), [endpoint]);
+    assert!(
+        by_name("service").env.is_none(),
+        "the scenario's service exports nothing"
+    );
+}
