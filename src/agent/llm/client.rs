@@ -68,7 +68,7 @@ impl ChatClient {
             otel.kind = "client",
             gen_ai.operation.name = "chat",
             gen_ai.request.model = %self.config.model,
-            server.address = %self.config.base_url,
+            server.address = %server_address(&self.config.base_url),
             gen_ai.response.model = Empty,
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
@@ -200,4 +200,32 @@ fn describe(config: &LlmConfig, error: OpenAIError) -> BrainError {
         other => format!("LLM request to {endpoint} failed: {other}"),
     };
     BrainError::Unavailable(message)
+}
+
+/// The endpoint's host (and port) alone: a base URL may carry credentials
+/// in its user part or its query.
+fn server_address(base_url: &str) -> String {
+    match reqwest::Url::parse(base_url) {
+        Ok(url) => match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => String::new(),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_address;
+
+    #[test]
+    fn the_server_address_keeps_no_credentials() {
+        assert_eq!(
+            server_address("https://user:s3cret@llm.example/v1?api-key=s3cret"),
+            "llm.example:443"
+        );
+        assert_eq!(server_address("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
+        assert_eq!(server_address("not a url"), "");
+    }
 }
