@@ -443,11 +443,11 @@ fn record_of(
     let wait_s = (done.started_s - done.arrival_s).max(0.0);
     IncidentRecord {
         seq: done.arrival.seq,
-        trace_url: links.map(|l| {
+        trace_url: links.and_then(|l| {
             l.render(LinkFields {
                 run_id,
                 incident_id: &name,
-                trace_id: None,
+                trace_id: status.trace_id.as_deref(),
             })
         }),
         incident: name,

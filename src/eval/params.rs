@@ -123,7 +123,7 @@ impl FanoutParams {
         let links = self
             .trace_url_template
             .as_deref()
-            .map(|t| TraceLinks::parse(t, false))
+            .map(|t| TraceLinks::parse(t, crate::telemetry::enabled()))
             .transpose()?;
         let queue_limit = self.continuous.then_some(self.queue_limit);
         Ok(Plan {

@@ -1,9 +1,10 @@
 //! Links from an incident to its trace: a template such as
 //! `https://grafana.example/explore?traceKey={trace_key}` with the
 //! placeholders `{run_id}`, `{incident_id}`, `{trace_key}` (=
-//! `{run_id}:{incident_id}`) and `{trace_id}` (only when a tracing backend
-//! gives one). A template is checked once, at start: an unknown
-//! placeholder is an error, never an empty string in every link.
+//! `{run_id}:{incident_id}`) and `{trace_id}` (the incident's
+//! OpenTelemetry trace, when it was exported). A template is checked once,
+//! at start: an unknown placeholder is an error, never an empty string in
+//! every link; an incident without a trace id gets no `{trace_id}` link.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -29,7 +30,7 @@ pub enum TemplateError {
     #[error("--trace-url-template: `{{` at byte {0} is not closed by `}}`")]
     Unclosed(usize),
     #[error(
-        "--trace-url-template: {{trace_id}} needs a tracing backend that assigns trace ids, and none is configured; use {{trace_key}}"
+        "--trace-url-template: {{trace_id}} needs traces exported, and OTEL_EXPORTER_OTLP_ENDPOINT is not set (see docs/observability.md); or use {{trace_key}}"
     )]
     NoTraceIds,
 }
@@ -43,7 +44,8 @@ pub struct LinkFields<'a> {
 }
 
 impl TraceLinks {
-    /// Parses `template`; `trace_ids` says whether a backend gives trace ids.
+    /// Parses `template`; `trace_ids` says whether incidents will have
+    /// trace ids (this process exports traces, or a cluster's operator may).
     pub fn parse(template: &str, trace_ids: bool) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = template;
@@ -80,8 +82,12 @@ impl TraceLinks {
         &self.template
     }
 
-    /// The link of one incident; values are percent-encoded.
-    pub fn render(&self, fields: LinkFields<'_>) -> String {
+    /// The link of one incident, values percent-encoded; none when the
+    /// template needs a trace id the incident does not have.
+    pub fn render(&self, fields: LinkFields<'_>) -> Option<String> {
+        if fields.trace_id.is_none() && self.parts.contains(&Part::TraceId) {
+            return None;
+        }
         let trace_key = format!("{}:{}", fields.run_id, fields.incident_id);
         self.parts
             .iter()
@@ -92,7 +98,8 @@ impl TraceLinks {
                 Part::TraceKey => encode(&trace_key),
                 Part::TraceId => encode(fields.trace_id.unwrap_or_default()),
             })
-            .collect()
+            .collect::<String>()
+            .into()
     }
 }
 
@@ -125,7 +132,7 @@ mod tests {
         let links =
             TraceLinks::parse("http://t/{run_id}/{incident_id}?k={trace_key}&x=1", false).unwrap();
         assert_eq!(
-            links.render(FIELDS),
+            links.render(FIELDS).unwrap(),
             "http://t/run-1/fo-00003-port-mismatch?k=run-1:fo-00003-port-mismatch&x=1"
         );
         let with_ids = TraceLinks::parse("http://t/trace/{trace_id}", true).unwrap();
@@ -133,7 +140,8 @@ mod tests {
             trace_id: Some("4bf92f35"),
             ..FIELDS
         };
-        assert_eq!(with_ids.render(fields), "http://t/trace/4bf92f35");
+        assert_eq!(with_ids.render(fields).unwrap(), "http://t/trace/4bf92f35");
+        assert_eq!(with_ids.render(FIELDS), None, "no trace id, no link");
     }
 
     #[test]
@@ -143,7 +151,7 @@ mod tests {
             incident_id: "a b&c",
             ..FIELDS
         };
-        assert_eq!(links.render(fields), "x?i=a%20b%26c");
+        assert_eq!(links.render(fields).unwrap(), "x?i=a%20b%26c");
     }
 
     #[test]

@@ -94,13 +94,15 @@ pub struct Outcome {
 }
 
 /// Runs `incident` start to end; with traces exported, it is one trace
-/// (its id in the status and the trajectory line).
+/// (its id in the status and the trajectory line), a root whatever runs
+/// it (a fan-out, an optimizer's evaluation).
 pub async fn run(
     incident: &LocalIncident,
     env: &Environment,
     confirmer: &dyn Confirmer,
 ) -> Outcome {
     let span = tracing::info_span!(
+        parent: None,
         "incident",
         otel.name = %format!("incident {}", incident.name),
         incident = %incident.name,
