@@ -2,6 +2,8 @@
 //! loopback ports, for tests that read back the traces remediator exports.
 //! Without the binary a plain `cargo test` skips; CI never does.
 
+#![allow(dead_code)] // each test binary uses part of it
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -89,11 +91,16 @@ impl Jaeger {
     /// `processes`) once `complete` holds for it; panics after 30 s with
     /// what arrived.
     pub async fn trace(&self, id: &str, complete: impl Fn(&Value) -> bool) -> Value {
-        let url = format!("{}/api/traces/{id}", self.query);
+        self.follow(&format!("{}/api/traces/{id}", self.query), complete)
+            .await
+    }
+
+    /// [`Jaeger::trace`] through a link to the query API, as printed.
+    pub async fn follow(&self, url: &str, complete: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let mut last = Value::Null;
         loop {
-            if let Ok(response) = reqwest::get(&url).await
+            if let Ok(response) = reqwest::get(url).await
                 && response.status().is_success()
             {
                 last = serde_json::from_str(&response.text().await.unwrap_or_default())
@@ -105,7 +112,7 @@ impl Jaeger {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "trace {id} not complete in Jaeger within 30 s; it has: {last}"
+                "{url}: the trace is not complete in Jaeger within 30 s; it has: {last}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::web::serve;
+use crate::jaeger::Jaeger;
+use crate::web::{serve, serve_with};
 
 fn tool(name: &str, candidates: &[&str]) -> Option<PathBuf> {
     std::env::var_os(name)
@@ -48,7 +49,24 @@ async fn the_dashboard_shows_completions_arriving_over_sse() {
         String::from_utf8_lossy(&install.stderr)
     );
     let playwright = String::from_utf8_lossy(&install.stdout).trim().to_string();
-    let server = serve().await;
+    // With Jaeger (CI has it) the links are trace ids, and the browser
+    // follows one to the trace Jaeger holds; the Go module's Jaeger has no
+    // UI assets, so the link is to its query API.
+    let jaeger = Jaeger::start().await;
+    let (server, template) = match &jaeger {
+        Some(jaeger) => (
+            serve_with(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp.as_str()),
+                ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            ])
+            .await,
+            format!("{}/api/traces/{{trace_id}}", jaeger.query),
+        ),
+        None => (
+            serve().await,
+            "http://traces.local/?key={trace_key}".to_string(),
+        ),
+    };
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&out).unwrap();
     let screenshot = out.join("dashboard.png");
@@ -60,6 +78,8 @@ async fn the_dashboard_shows_completions_arriving_over_sse() {
             .arg(format!("http://{}/", server.addr))
             .arg(&screenshot)
             .env("PLAYWRIGHT_DIR", &playwright)
+            .env("TRACE_TEMPLATE", &template)
+            .env("FOLLOW_TRACE", if jaeger.is_some() { "1" } else { "" })
             .env("CHROMIUM", &chromium)
             .kill_on_drop(true)
             .output(),
@@ -80,13 +100,23 @@ async fn the_dashboard_shows_completions_arriving_over_sse() {
         assert!(status == "Resolved" || status == "Failed", "{result}");
     }
     assert_eq!(result["fixed"], "12", "{result}");
+    let prefix = template.split('{').next().unwrap();
     for link in result["links"].as_array().unwrap() {
-        assert!(
-            link.as_str()
-                .unwrap()
-                .starts_with("http://traces.local/?key=run-"),
-            "{result}"
-        );
+        let link = link
+            .as_str()
+            .unwrap_or_else(|| panic!("a row without a link: {result}"));
+        assert!(link.starts_with(prefix), "{result}");
+    }
+    if jaeger.is_some() {
+        // The trace behind the first row's link is that incident's.
+        let followed = &result["followed"];
+        let incident = followed["incident"].as_str().unwrap();
+        let trace: Value = serde_json::from_str(followed["body"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{e}: {followed}"));
+        let spans = crate::jaeger::spans(&trace["data"][0]);
+        let roots: Vec<_> = spans.iter().filter(|s| s.parent.is_none()).collect();
+        assert_eq!(roots.len(), 1, "{spans:#?}");
+        assert_eq!(roots[0].name, format!("incident {incident}"));
     }
     assert!(
         result["log"].as_str().unwrap().contains("finished"),

@@ -10,6 +10,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::jaeger::{self, Jaeger};
 use crate::{
     alive, descendants, eventually, private_tmp, remediator_bin, scratch_dirs, trajectory,
 };
@@ -21,6 +22,12 @@ struct Ran {
 }
 
 async fn remediator(dir: &std::path::Path, args: &[&str]) -> Ran {
+    remediator_with(dir, args, &[]).await
+}
+
+/// `remediator` with more environment; the OpenTelemetry endpoint only
+/// when given here.
+async fn remediator_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let output = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(remediator_bin())
@@ -29,6 +36,9 @@ async fn remediator(dir: &std::path::Path, args: &[&str]) -> Ran {
             .env("REMEDIATOR_ARTIFACTS", dir.join("artifacts"))
             .env("TMPDIR", dir)
             .env_remove("OPENAI_API_KEY")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
@@ -73,7 +83,7 @@ async fn bad_fanout_and_scorecard_input_is_a_clear_error_not_a_panic() {
         ),
         (
             &["fanout", "--trace-url-template", "http://t/{trace_id}"],
-            "needs a tracing backend",
+            "needs traces exported, and OTEL_EXPORTER_OTLP_ENDPOINT is not set",
         ),
         (
             &["fanout", "--continuous"],
@@ -148,6 +158,63 @@ async fn fanout_json_agrees_with_its_trajectory_file() {
         );
     }
     assert!(scratch_dirs(dir.path()).is_empty(), "scratch roots left");
+}
+
+/// With traces exported, each incident of a fan-out is a trace of its own
+/// and its `{trace_id}` link, followed, is that incident's trace in Jaeger
+/// (its query API: the Go module's Jaeger has no UI assets).
+#[tokio::test]
+async fn fanout_trace_links_open_each_incidents_own_trace_in_jaeger() {
+    let Some(jaeger) = Jaeger::start().await else {
+        return;
+    };
+    let dir = private_tmp();
+    let template = format!("{}/api/traces/{{trace_id}}", jaeger.query);
+    let ran = remediator_with(
+        dir.path(),
+        &[
+            "fanout",
+            "--incidents",
+            "4",
+            "--concurrency",
+            "2",
+            "--trace-url-template",
+            &template,
+            "-o",
+            "json",
+            "--records",
+        ],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp.as_str())],
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let report: Value = serde_json::from_str(&ran.stdout).expect("JSON report");
+    let records = report["records"].as_array().unwrap();
+    assert_eq!(records.len(), 4);
+    let mut ids = std::collections::HashSet::new();
+    for record in records {
+        let incident = record["incident"].as_str().unwrap();
+        let link = record["trace_url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no link: {record}"));
+        let id = link.rsplit('/').next().unwrap();
+        assert!(ids.insert(id.to_string()), "two incidents, one trace: {id}");
+        // Followed as a person would: the link, not the id.
+        let trace = jaeger
+            .follow(link, |t| {
+                jaeger::spans(t).iter().any(|s| s.parent.is_none())
+            })
+            .await;
+        let spans = jaeger::spans(&trace);
+        let roots: Vec<_> = spans.iter().filter(|s| s.parent.is_none()).collect();
+        assert_eq!(roots.len(), 1, "{incident}: {spans:#?}");
+        assert_eq!(roots[0].name, format!("incident {incident}"));
+        assert_eq!(roots[0].tag("scenario"), Some(&record["scenario"]));
+        assert!(
+            spans.iter().any(|s| s.name.starts_with("step ")),
+            "{spans:#?}"
+        );
+    }
 }
 
 #[tokio::test]

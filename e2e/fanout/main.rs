@@ -5,6 +5,8 @@
 
 mod browser;
 mod cli;
+#[path = "../common/jaeger.rs"]
+mod jaeger;
 mod numbers;
 mod web;
 

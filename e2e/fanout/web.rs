@@ -19,12 +19,21 @@ pub struct Server {
 }
 
 pub async fn serve() -> Server {
+    serve_with(&[]).await
+}
+
+/// [`serve`] with more environment (an OpenTelemetry endpoint only when
+/// given here).
+pub async fn serve_with(env: &[(&str, &str)]) -> Server {
     let dir = private_tmp();
     let mut child = tokio::process::Command::new(remediator_bin())
         .args(["serve", "--addr", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env("REMEDIATOR_ARTIFACTS", dir.path().join("artifacts"))
         .env("TMPDIR", dir.path())
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
