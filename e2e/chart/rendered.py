@@ -32,6 +32,18 @@ GRAFANA_VARIABLES = {
 passed = failed = 0
 
 
+def collector_only(egress, operator_container):
+    """Whether scenario Pods' egress is tracing.collectorEgress alone: only
+    with traces exported, every rule naming its peers and ports, none open
+    to every address."""
+    env = {e["name"] for e in operator_container.get("env", [])}
+    return "OTEL_EXPORTER_OTLP_ENDPOINT" in env and all(
+        rule.get("to") and rule.get("ports")
+        and not any(peer.get("ipBlock", {}).get("cidr") in ("0.0.0.0/0", "::/0") for peer in rule["to"])
+        for rule in egress
+    )
+
+
 def check(name, problems):
     global passed, failed
     if problems:
@@ -167,8 +179,10 @@ def main():
     for ns in namespaces:
         scenario = policies.get((ns, "scenario"))
         agent = policies.get((ns, "agent"))
-        if not scenario or "Egress" not in scenario["spec"]["policyTypes"] or scenario["spec"].get("egress"):
+        if not scenario or "Egress" not in scenario["spec"]["policyTypes"]:
             problems.append(f"{ns}: scenario Pods may have egress")
+        elif scenario["spec"].get("egress") and not collector_only(scenario["spec"]["egress"], container):
+            problems.append(f"{ns}: scenario Pods may have egress beyond a trace collector: {scenario['spec']['egress']}")
         elif any(
             peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") != "operator"
             for rule in scenario["spec"]["ingress"]
@@ -190,7 +204,7 @@ def main():
                 peer.get("podSelector", {}).get("matchLabels", {}).get("remediator.dev/role") != "agent" for peer in peers
             ):
                 problems.append(f"the Action API (port {api_port}) is open to more than agent Pods: {rule}")
-    check(f"NetworkPolicies: only agents reach the Action API, only the operator reaches scenario Pods, which have no egress ({', '.join(namespaces)})", problems)
+    check(f"NetworkPolicies: only agents reach the Action API, only the operator reaches scenario Pods, which have no egress but to a trace collector ({', '.join(namespaces)})", problems)
 
     # The dashboard and the monitoring objects, for the other checks.
     [dashboard_cm] = [c for c in by_kind.get("ConfigMap", []) if c["metadata"]["name"].endswith("-dashboard")]

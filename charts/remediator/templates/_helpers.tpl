@@ -64,3 +64,17 @@ Localhost:{{ .Values.sandbox.seccompProfile.localhostProfile }}
 RuntimeDefault
 {{- end }}
 {{- end }}
+
+{{/*
+The OpenTelemetry environment of remediator's own processes; the operator
+hands it on to agent Jobs and scenario Pods' sandboxes. Only with
+tracing.otlpEndpoint set.
+*/}}
+{{- define "remediator.tracingEnv" -}}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .Values.tracing.otlpEndpoint | quote }}
+{{- with .Values.tracing.resourceAttributes }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
