@@ -225,4 +225,10 @@ async fn an_unreachable_collector_costs_a_warning_not_the_incident() {
     assert_eq!(status["phase"], "Resolved", "{status}\n{}", ran.stderr);
     assert_eq!(ran.code, Some(0));
     assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains(&format!("could not be exported to {endpoint}")),
+        "the lost traces are named: {}",
+        ran.stderr
+    );
 }

@@ -14,6 +14,7 @@
 //! root span itself is emitted once, when the incident ends ([`root`]).
 
 mod context;
+mod delivery;
 mod ids;
 mod root;
 
@@ -90,6 +91,10 @@ pub fn start(service: &str) -> Result<Option<Tracer>, String> {
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(service.to_string());
     }
+    let exporter = delivery::Reporting {
+        inner: exporter,
+        endpoint: endpoint(),
+    };
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_id_generator(ids::Ids::default())
@@ -103,10 +108,38 @@ pub fn start(service: &str) -> Result<Option<Tracer>, String> {
 /// Sends what is buffered and stops the exporter; a process calls it once,
 /// on its way out. An unreachable collector costs at most `timeout`.
 pub fn shutdown(timeout: Duration) {
-    if let Some(provider) = PROVIDER.get()
-        && let Err(e) = provider.shutdown_with_timeout(timeout)
-    {
+    let Some(provider) = PROVIDER.get() else {
+        return;
+    };
+    if let Err(e) = provider.shutdown_with_timeout(timeout) {
         eprintln!("warning: traces not all exported: {e}");
+    }
+    if let Some((batches, error)) = delivery::lost() {
+        eprintln!(
+            "warning: {batches} batch(es) of spans could not be exported to {}: {error}",
+            endpoint()
+        );
+    }
+}
+
+/// Where spans are sent, as configured, for messages: without a user
+/// part or query, which could hold credentials.
+fn endpoint() -> String {
+    let configured = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    .unwrap_or_default();
+    match reqwest::Url::parse(configured.trim()) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.to_string()
+        }
+        Err(_) => "an endpoint that is not a URL".to_string(),
     }
 }
 
