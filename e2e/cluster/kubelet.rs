@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use remediator::scenario::{Catalog, Launch, RunningService};
@@ -24,7 +24,7 @@ pub fn remediator_bin() -> PathBuf {
 
 enum Running {
     Scenario {
-        _service: Box<RunningService>,
+        service: Box<RunningService>,
         _sidecar: tokio::process::Child,
         state: tempfile::TempDir,
     },
@@ -167,6 +167,15 @@ impl FakeKubelet {
         Self { state, task }
     }
 
+    /// The root directory of a scenario Pod's service.
+    pub fn service_root(&self, pod: &str) -> Option<PathBuf> {
+        let state = self.state.lock().unwrap();
+        match state.pods.get(pod) {
+            Some(Running::Scenario { service, .. }) => Some(service.root.clone()),
+            _ => None,
+        }
+    }
+
     /// The sidecar's journal of a scenario Pod: every step it recorded.
     pub fn journal(&self, pod: &str) -> Vec<remediator::protocol::Turn> {
         let state = self.state.lock().unwrap();
@@ -272,6 +281,7 @@ async fn play(
                 .arg(state.path().join("state"))
                 .stdout(std::process::Stdio::null())
                 .stderr(log("sandbox"))
+                .envs(plain_env(&containers[1]))
                 .kill_on_drop(true);
             if let Some(max) = arg_after(&sandbox_args, "--max-snapshot-bytes") {
                 command.args(["--max-snapshot-bytes", max]);
@@ -289,7 +299,7 @@ async fn play(
                 state_guard.pods.insert(
                     name.clone(),
                     Running::Scenario {
-                        _service: Box::new(service),
+                        service: Box::new(service),
                         _sidecar: sidecar,
                         state,
                     },
@@ -319,6 +329,7 @@ async fn play(
             let child = tokio::process::Command::new(remediator_bin())
                 .args(&args)
                 .env_remove("OPENAI_API_KEY")
+                .envs(plain_env(&containers[0]))
                 .env("REMEDIATOR_SECRETS_DIR", dir.path())
                 .stdout(log("stdout"))
                 .stderr(log("stderr"))
@@ -371,4 +382,15 @@ async fn report_agent_exit(pods: &Api<Pod>, shared: &Arc<Mutex<State>>, name: &s
         )
         .await;
     }
+}
+
+/// A container's literal `env` values, as a kubelet sets them (the
+/// `valueFrom` ones this kubelet resolves itself, like the token).
+fn plain_env(container: &Container) -> Vec<(String, String)> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|var| Some((var.name.clone(), var.value.clone()?)))
+        .collect()
 }

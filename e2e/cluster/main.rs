@@ -11,10 +11,13 @@ mod closed_loop;
 mod control_plane;
 mod crds;
 mod garbage_collection;
+#[path = "../common/jaeger.rs"]
+mod jaeger;
 mod kubectl;
 mod kubelet;
 mod operator;
 mod printer_columns;
 mod prometheus;
 mod status_subresource;
+mod traces;
 mod validation;

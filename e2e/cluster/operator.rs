@@ -114,9 +114,9 @@ pub(crate) fn kubeconfig_with_token(cp: &ControlPlane, token: &str, path: &Path)
 }
 
 /// One `remediator operator` process on chosen addresses.
-struct Operator {
+pub(crate) struct Operator {
     child: tokio::process::Child,
-    metrics: SocketAddr,
+    pub(crate) metrics: SocketAddr,
 }
 
 pub(crate) fn loopback() -> SocketAddr {
@@ -130,6 +130,18 @@ impl Operator {
         metrics: SocketAddr,
         agents_reach: &str,
         identity: Option<&str>,
+    ) -> Self {
+        Self::start_with_env(cluster, api, metrics, agents_reach, identity, &[]).await
+    }
+
+    /// [`Operator::start`] with more environment (an OTLP endpoint).
+    pub(crate) async fn start_with_env(
+        cluster: &Cluster,
+        api: SocketAddr,
+        metrics: SocketAddr,
+        agents_reach: &str,
+        identity: Option<&str>,
+        env: &[(&str, &str)],
     ) -> Self {
         let mut command = tokio::process::Command::new(remediator_bin());
         command
@@ -149,6 +161,7 @@ impl Operator {
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env("POD_NAMESPACE", &cluster.ns)
             .env("RUST_LOG", "info,remediator=debug")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(cluster.log_file(&format!("operator-{api}")))
             .kill_on_drop(true);
@@ -208,7 +221,7 @@ where
 
 /// The operator's Service: forwards each connection to a replica that says
 /// it leads.
-async fn service(backends: Vec<SocketAddr>, metrics: Vec<SocketAddr>) -> String {
+pub(crate) async fn service(backends: Vec<SocketAddr>, metrics: Vec<SocketAddr>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -229,16 +242,16 @@ async fn service(backends: Vec<SocketAddr>, metrics: Vec<SocketAddr>) -> String 
     url
 }
 
-struct Cluster {
-    cp: &'static ControlPlane,
-    client: Client,
-    ns: String,
-    kubelet: FakeKubelet,
+pub(crate) struct Cluster {
+    pub(crate) cp: &'static ControlPlane,
+    pub(crate) client: Client,
+    pub(crate) ns: String,
+    pub(crate) kubelet: FakeKubelet,
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-async fn cluster(name: &str) -> Option<Cluster> {
+pub(crate) async fn cluster(name: &str) -> Option<Cluster> {
     let cp = control_plane()?;
     let client = cp.client().await;
     let ns = cp.namespace(&client, name).await;
@@ -259,6 +272,22 @@ impl Cluster {
     /// A log file in this test's directory; `diagnose` prints them all.
     fn log_file(&self, name: &str) -> std::fs::File {
         std::fs::File::create(self._dir.path().join(format!("{name}.log"))).unwrap()
+    }
+
+    /// Every process's log so far, by file name.
+    pub(crate) fn logs(&self) -> Vec<(String, String)> {
+        let mut logs: Vec<(String, String)> = std::fs::read_dir(self._dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                (e.file_name().to_string_lossy().into_owned(), text)
+            })
+            .collect();
+        logs.sort();
+        logs
     }
 
     /// What a failing assertion needs to be understood: the Pods and Jobs
@@ -295,7 +324,7 @@ impl Cluster {
         out
     }
 
-    fn incidents(&self) -> Api<Incident> {
+    pub(crate) fn incidents(&self) -> Api<Incident> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
@@ -308,14 +337,14 @@ impl Cluster {
         assert_eq!(ran.code, Some(0), "{ran}");
     }
 
-    async fn incident(&self, name: &str, scenario: &str, policy: &str) {
+    pub(crate) async fn incident(&self, name: &str, scenario: &str, policy: &str) {
         self.apply(&format!(
             "apiVersion: remediator.dev/v1alpha1\nkind: Incident\nmetadata: {{name: {name}}}\nspec: {{scenario: {scenario}, policyRef: {{name: {policy}}}}}\n"
         ))
         .await;
     }
 
-    async fn policy(&self, name: &str, spec: &str) {
+    pub(crate) async fn policy(&self, name: &str, spec: &str) {
         self.apply(&format!(
             "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\nspec: {spec}\n"
         ))
@@ -347,7 +376,7 @@ impl Cluster {
         }
     }
 
-    async fn phase(&self, name: &str, phase: IncidentPhase) -> Incident {
+    pub(crate) async fn phase(&self, name: &str, phase: IncidentPhase) -> Incident {
         self.until(name, Duration::from_secs(180), |i| {
             i.status.as_ref().is_some_and(|s| s.phase == phase)
         })
@@ -399,7 +428,7 @@ impl Cluster {
     }
 
     /// Each step the sidecar ran or noted, exactly once, as in status.
-    fn assert_no_step_twice(&self, incident: &Incident) {
+    pub(crate) fn assert_no_step_twice(&self, incident: &Incident) {
         let name = incident.metadata.name.clone().unwrap();
         let journal = self.kubelet.journal(&format!("{name}-scenario"));
         let steps: Vec<u32> = journal.iter().map(|t| t.step).collect();
@@ -419,7 +448,7 @@ impl Cluster {
     }
 }
 
-fn assert_resolved(incident: &Incident) {
+pub(crate) fn assert_resolved(incident: &Incident) {
     let status = incident.status.as_ref().unwrap();
     assert_eq!(status.phase, IncidentPhase::Resolved, "{status:#?}");
     assert_eq!(status.verified.as_ref().map(|v| v.healthy), Some(true));
