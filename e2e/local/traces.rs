@@ -196,6 +196,61 @@ async fn a_local_incident_is_one_trace_that_tells_what_happened_and_keeps_no_sec
     assert_eq!(line["trace_id"], trace_id, "the trajectory links its trace");
 }
 
+/// A failure's words stay in the status: the model endpoint's error (here
+/// quoting a planted token) and the broken service's answer to the probe
+/// reach the trace as their kind only.
+#[tokio::test]
+async fn a_failed_incident_leaves_its_error_text_out_of_the_trace() {
+    const PLANTED: &str = "sk-planted-in-an-error-body";
+    let Some(jaeger) = Jaeger::start().await else {
+        return;
+    };
+    let server = ScriptedLlm::start(vec![
+        call(
+            "run_command",
+            json!({"command": "cat service.env.example", "security_risk": "LOW"}),
+        ),
+        Reply::Status(
+            400,
+            json!({"error": {"message": format!("quota exceeded for {PLANTED}"), "type": "invalid_request_error"}}),
+        ),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ran = run(
+        dir.path(),
+        &server,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp.as_str())],
+    )
+    .await;
+    let status = ran.status();
+    assert_eq!(status["phase"], "Failed", "{status}\n{}", ran.stderr);
+    assert!(
+        status["message"].as_str().unwrap().contains(PLANTED),
+        "the status keeps the words: {status}"
+    );
+    let trace_id = status["traceId"].as_str().unwrap();
+    let trace = jaeger
+        .trace(trace_id, |t| {
+            jaeger::spans(t).iter().any(|s| s.parent.is_none())
+        })
+        .await;
+    let spans = jaeger::spans(&trace);
+    let failed_call = spans
+        .iter()
+        .find(|s| s.name.starts_with("chat ") && s.tag("error.type").is_some())
+        .unwrap_or_else(|| panic!("no failed model call: {spans:#?}"));
+    assert_eq!(failed_call.tag("error.type"), Some(&json!("unavailable")));
+    let root = spans.iter().find(|s| s.parent.is_none()).unwrap();
+    assert_eq!(root.tag("phase"), Some(&json!("Failed")));
+    let whole = trace.to_string();
+    assert!(
+        !whole.contains(PLANTED),
+        "the trace quotes the error: {whole}"
+    );
+    assert!(!whole.contains(SERVICE_KEY), "the trace holds the key");
+}
+
 #[tokio::test]
 async fn without_an_endpoint_nothing_is_traced() {
     let server = key_restoring_model().await;

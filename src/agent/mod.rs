@@ -26,6 +26,16 @@ pub enum BrainError {
     Protocol(String),
 }
 
+impl BrainError {
+    /// What kind of failure, in a word (a span's `error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BrainError::Unavailable(_) => "unavailable",
+            BrainError::Protocol(_) => "protocol",
+        }
+    }
+}
+
 /// Proposes the next action from the task and what happened so far. A
 /// brain keeps nothing it cannot rebuild from `history`: a new brain given
 /// a recorded history continues where the old one stopped.

@@ -45,15 +45,18 @@ pub fn open_gate(step: u32) -> Span {
 }
 
 /// Records the step's outcome on its span (which the caller then drops).
-/// The command is the one the agent proposed, as the status keeps it:
-/// secrets appear in it only as the redactor's handles.
+/// The command is the one the agent proposed, as the status keeps it: the
+/// agent only ever saw secrets as the redactor's handles, so that is all
+/// it can write. The reason is kept for a refusal (the gate's or a
+/// person's words), not for a failed run, whose text quotes the sandbox.
 pub fn close(span: &Span, record: &ActionRecord) {
     span.record("action.kind", record.kind.as_str());
     span.record("action.command", record.command.as_str());
     span.record("risk", tracing::field::display(&record.risk));
     span.record("decision", tracing::field::debug(&record.decision));
     span.record("decided_by", record.decided_by.as_str());
-    if let Some(reason) = &record.reason {
+    let refused = matches!(record.decision, Decision::Denied | Decision::Rejected);
+    if let Some(reason) = record.reason.as_ref().filter(|_| refused) {
         span.record("reason", reason.as_str());
     }
     if let Some(evidence) = &record.rolled_back {
@@ -63,7 +66,7 @@ pub fn close(span: &Span, record: &ActionRecord) {
         span.record("exit_code", code);
     }
     span.record("duration_ms", crate::telemetry::count(record.duration_ms));
-    if matches!(record.decision, Decision::Denied | Decision::Rejected) {
+    if refused {
         span.record("otel.status_code", "ERROR");
         span.record(
             "otel.status_message",

@@ -342,8 +342,10 @@ fn end_trace(incident: &Incident, status: &IncidentStatus) {
             ("steps", status.steps.to_string()),
             ("reason", status.reason.clone().unwrap_or_default()),
         ],
+        // The machine-readable reason, not the message: that quotes the
+        // probe's answer or the model endpoint's error.
         failure: (status.phase == crate::crd::IncidentPhase::Failed)
-            .then(|| status.message.clone().unwrap_or_default()),
+            .then(|| status.reason.clone().unwrap_or_default()),
     };
     crate::telemetry::emit_root(&incident_trace(incident), root);
 }

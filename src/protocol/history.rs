@@ -89,6 +89,14 @@ impl WorkspaceError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, WorkspaceError::Unreachable(_))
     }
+
+    /// What kind of failure, in a word (a span's `error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WorkspaceError::Sandbox(_) => "sandbox_refused",
+            WorkspaceError::Unreachable(_) => "unreachable",
+        }
+    }
 }
 
 /// What became of a proposed action, as the brain learns it.

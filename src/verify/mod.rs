@@ -60,7 +60,7 @@ pub async fn look(address: SocketAddr, path: &str) -> Health {
     skip_all,
     fields(
         address = %address,
-        path,
+        path = %path,
         consecutive = crate::telemetry::count(consecutive),
         healthy = tracing::field::Empty,
         http_status = tracing::field::Empty,
@@ -99,9 +99,15 @@ pub async fn probe(address: SocketAddr, path: &str, consecutive: u32) -> (Verifi
     if let Some(status) = last_status {
         span.record("http_status", crate::telemetry::count(status));
     }
+    // Not the detail: it quotes the service's reply, which is the broken
+    // service's own text.
     if !healthy {
         span.record("otel.status_code", "ERROR");
-        span.record("otel.status_message", detail.as_str());
+        let why = match last_status {
+            Some(_) => "not a healthy answer",
+            None => "no answer",
+        };
+        span.record("otel.status_message", why);
     }
     let verification = Verification {
         healthy,

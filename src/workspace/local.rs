@@ -300,8 +300,8 @@ impl Workspace for Local {
             timed_out = Empty,
             rolled_back = Empty,
             duration_ms = Empty,
+            "error.type" = Empty,
             otel.status_code = Empty,
-            otel.status_message = Empty,
         );
         Box::pin(
             async move {
@@ -331,9 +331,10 @@ fn record_outcome(span: &Span, result: &Result<Observation, WorkspaceError>) {
                 crate::telemetry::count(observation.duration_ms),
             );
         }
+        // Its kind only: the text can quote what the sandbox answered.
         Err(e) => {
             span.record("otel.status_code", "ERROR");
-            span.record("otel.status_message", e.to_string());
+            span.record("error.type", e.kind());
         }
     }
 }

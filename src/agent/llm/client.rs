@@ -74,13 +74,15 @@ impl ChatClient {
             gen_ai.usage.output_tokens = Empty,
             gen_ai.response.finish_reasons = Empty,
             gen_ai.tool.name = Empty,
+            "error.type" = Empty,
             otel.status_code = Empty,
-            otel.status_message = Empty,
         );
         let answered = self.chat_in(chat, &span).instrument(span.clone()).await;
+        // Its kind only: the message names the full endpoint and may quote
+        // the response body; the incident's status has it.
         if let Err(e) = &answered {
             span.record("otel.status_code", "ERROR");
-            span.record("otel.status_message", e.to_string());
+            span.record("error.type", e.kind());
         }
         answered
     }
