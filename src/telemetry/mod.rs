@@ -49,14 +49,32 @@ pub const FORWARDED_ENV: &[&str] = &[
     "OTEL_RESOURCE_ATTRIBUTES",
 ];
 
-/// This process's [`FORWARDED_ENV`] values, when it exports traces.
+/// This process's [`FORWARDED_ENV`] values, when it exports traces. An
+/// endpoint with credentials in its URL (a user part, a query) is not
+/// handed on, for the same reason as the headers; it says so.
 pub fn forwarded_env() -> Vec<(String, String)> {
     if !enabled() {
         return Vec::new();
     }
-    FORWARDED_ENV
+    let values = FORWARDED_ENV
         .iter()
-        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)));
+    forwardable(values)
+}
+
+fn forwardable(values: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    values
+        .filter(|(name, value)| {
+            let credentialed = name.ends_with("ENDPOINT")
+                && reqwest::Url::parse(value.trim())
+                    .is_ok_and(|url| !url.username().is_empty() || url.query().is_some());
+            if credentialed {
+                eprintln!(
+                    "warning: {name} carries credentials in its URL; agents and sandboxes are not given it and export no traces (use an in-cluster collector: docs/observability.md)"
+                );
+            }
+            !credentialed
+        })
         .collect()
 }
 
@@ -151,4 +169,39 @@ pub fn count(n: impl Into<u64>) -> i64 {
 
 fn provider() -> Option<&'static SdkTracerProvider> {
     PROVIDER.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwardable;
+
+    #[test]
+    fn an_endpoint_with_credentials_is_not_handed_on() {
+        let given = [
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://user:key@collector.example:4318",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://collector.example/v1/traces?key=1",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "k8s.cluster.name=prod"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string()));
+        let kept: Vec<String> = forwardable(given.into_iter())
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            kept,
+            ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_RESOURCE_ATTRIBUTES"]
+        );
+        let plain = [(
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+            "http://otel.observability.svc:4318".to_string(),
+        )];
+        assert_eq!(forwardable(plain.clone().into_iter()), plain);
+    }
 }
