@@ -199,6 +199,11 @@ pub async fn drive(
         let advance = episode.next(gate, event, now_ms());
         if let Some(record) = &advance.record {
             step_span::close(&span, record);
+            // An episode that ends with a record (a failed run, the step
+            // budget) ends on that step.
+            if let Request::Done(end) = &advance.request {
+                step_span::ended(&span, end);
+            }
             step = None;
         }
         records.extend(advance.record);

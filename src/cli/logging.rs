@@ -25,9 +25,10 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Whether a command writes logs or only traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logs {
-    /// The operator, the agent, the sidecar: their logs are what an SRE reads.
+    /// The operator: its logs are what an SRE reads.
     Written,
-    /// Commands with output of their own: logs would only interleave with it.
+    /// Commands with output of their own (the agent and the sidecar print
+    /// their few lines themselves): logs would only interleave with it.
     Silent,
 }
 
@@ -103,6 +104,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
+        if !crate::telemetry::enabled() {
+            return self.0.format_event(ctx, writer, event);
+        }
         let mut line = String::new();
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
         let ids = ctx.lookup_current().and_then(|span| {

@@ -158,8 +158,8 @@ pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Act
         .as_ref()
         .map(|s| s.phase)
         .unwrap_or_default();
-    // A finished incident's reconciles change nothing: they stay out of
-    // its trace (exported only at debug level).
+    // A finished incident's reconciles change nothing: a debug span, which
+    // is logged at debug level and never exported (see cli::logging).
     let span = if phase.is_terminal() {
         tracing::debug_span!("reconcile", incident = %key, phase = %phase)
     } else {

@@ -245,7 +245,9 @@ pub async fn run(
                         tracing::error!("lost the lease; stopping");
                         lost.set(false);
                         // A replica that no longer leads must not act: exit,
-                        // to be restarted as a follower.
+                        // to be restarted as a follower, with the spans it
+                        // holds (an ended incident's root among them) sent.
+                        crate::telemetry::shutdown(std::time::Duration::from_secs(2));
                         std::process::exit(1);
                     }
                     _ = stop.wait_for(|s| *s) => {}

@@ -34,8 +34,14 @@ impl IdGenerator for Ids {
 
 /// Runs `build` with the generator answering `ids` on this thread.
 pub(super) fn with_chosen<T>(ids: (TraceId, SpanId), build: impl FnOnce() -> T) -> T {
+    /// Forgets the chosen ids however `build` ends, a panic included.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CHOSEN.with(|c| c.set(None));
+        }
+    }
     CHOSEN.with(|c| c.set(Some(ids)));
-    let built = build();
-    CHOSEN.with(|c| c.set(None));
-    built
+    let _reset = Reset;
+    build()
 }
