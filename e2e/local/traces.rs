@@ -76,6 +76,15 @@ async fn run(dir: &std::path::Path, server: &ScriptedLlm, otel: &[(&str, &str)])
     remediator(dir, &args, &env).await
 }
 
+async fn run_exporting(dir: &std::path::Path, server: &ScriptedLlm, jaeger: &Jaeger) -> Ran {
+    run(
+        dir,
+        server,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp.as_str())],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_local_incident_is_one_trace_that_tells_what_happened_and_keeps_no_secret() {
     let Some(jaeger) = Jaeger::start().await else {
@@ -83,12 +92,7 @@ async fn a_local_incident_is_one_trace_that_tells_what_happened_and_keeps_no_sec
     };
     let server = key_restoring_model().await;
     let dir = tempfile::tempdir().unwrap();
-    let ran = run(
-        dir.path(),
-        &server,
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp.as_str())],
-    )
-    .await;
+    let ran = run_exporting(dir.path(), &server, &jaeger).await;
     let status = ran.status();
     assert_eq!(status["phase"], "Resolved", "{status}\n{}", ran.stderr);
     let trace_id = status["traceId"]
@@ -217,12 +221,7 @@ async fn a_failed_incident_leaves_its_error_text_out_of_the_trace() {
     ])
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let ran = run(
-        dir.path(),
-        &server,
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp.as_str())],
-    )
-    .await;
+    let ran = run_exporting(dir.path(), &server, &jaeger).await;
     let status = ran.status();
     assert_eq!(status["phase"], "Failed", "{status}\n{}", ran.stderr);
     assert!(
