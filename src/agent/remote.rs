@@ -84,10 +84,7 @@ impl Connection {
                     .body(body.clone()),
                 None => self.client.get(&url),
             };
-            let request = match crate::telemetry::traceparent_of(&tracing::Span::current()) {
-                Some(parent) => request.header("traceparent", parent),
-                None => request,
-            };
+            let request = crate::telemetry::propagate(request);
             let last = match request.bearer_auth(&self.token).send().await {
                 Ok(response) if response.status().is_success() => {
                     let bytes = response

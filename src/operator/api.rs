@@ -91,8 +91,7 @@ fn request_span(name: &'static str, key: &IncidentKey, headers: &HeaderMap) -> t
         otel.kind = "server",
         incident = %key,
     );
-    let parent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    crate::telemetry::adopt_header(&span, parent);
+    crate::telemetry::adopt_request(&span, headers);
     span
 }
 

@@ -202,8 +202,7 @@ async fn step(
         otel.kind = "server",
         step = crate::telemetry::count(step)
     );
-    let parent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    crate::telemetry::adopt_header(&span, parent);
+    crate::telemetry::adopt_request(&span, &headers);
     let result = async { shared.executor.run(&permit).await }
         .instrument(span)
         .await;

@@ -133,6 +133,27 @@ pub fn adopt_header(span: &tracing::Span, traceparent: Option<&str>) {
     }
 }
 
+/// The W3C header that carries a trace across a request.
+const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// [`adopt_header`] for the `traceparent` of a request this process
+/// serves (call it only once the request is authenticated).
+pub fn adopt_request(span: &tracing::Span, headers: &reqwest::header::HeaderMap) {
+    let parent = headers
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok());
+    adopt_header(span, parent);
+}
+
+/// `request` carrying the current span's `traceparent`, when traces are
+/// exported, so the server's spans join it.
+pub fn propagate(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match traceparent_of(&tracing::Span::current()) {
+        Some(parent) => request.header(TRACEPARENT_HEADER, parent),
+        None => request,
+    }
+}
+
 /// Makes `span` a child of the incident's root span.
 pub fn adopt_incident(span: &tracing::Span, uid: &str) {
     adopt(span, &IncidentTrace::of_uid(uid).root());

@@ -26,7 +26,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 
 pub use context::{
-    IncidentTrace, TraceParent, adopt, adopt_header, adopt_incident, trace_id_of, traceparent_of,
+    IncidentTrace, TraceParent, adopt, adopt_header, adopt_incident, adopt_request, propagate,
+    trace_id_of, traceparent_of,
 };
 pub use root::{RootSpan, emit_root};
 
@@ -66,8 +67,7 @@ fn forwardable(values: impl Iterator<Item = (String, String)>) -> Vec<(String, S
     values
         .filter(|(name, value)| {
             let credentialed = name.ends_with("ENDPOINT")
-                && reqwest::Url::parse(value.trim())
-                    .is_ok_and(|url| !url.username().is_empty() || url.query().is_some());
+                && reqwest::Url::parse(value.trim()).is_ok_and(|url| has_credentials(&url));
             if credentialed {
                 eprintln!(
                     "warning: {name} carries credentials in its URL; agents and sandboxes are not given it and export no traces (use an in-cluster collector: docs/observability.md)"
@@ -78,12 +78,26 @@ fn forwardable(values: impl Iterator<Item = (String, String)>) -> Vec<(String, S
         .collect()
 }
 
+/// Where a URL can carry credentials: its user part and its query.
+fn has_credentials(url: &reqwest::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some() || url.query().is_some()
+}
+
+/// The endpoint the environment names, the traces-specific one first.
+fn configured_endpoint() -> Option<String> {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+}
+
 /// Whether the environment asks for traces to be exported.
 pub fn configured() -> bool {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
         || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
-    !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    !disabled && configured_endpoint().is_some()
 }
 
 /// Whether this process exports traces (so trace ids mean something).
@@ -143,13 +157,7 @@ pub fn shutdown(timeout: Duration) {
 /// Where spans are sent, as configured, for messages: without a user
 /// part or query, which could hold credentials.
 fn endpoint() -> String {
-    let configured = [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]
-    .iter()
-    .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-    .unwrap_or_default();
+    let configured = configured_endpoint().unwrap_or_default();
     match reqwest::Url::parse(configured.trim()) {
         Ok(mut url) => {
             let _ = url.set_username("");

@@ -63,17 +63,14 @@ impl Remote {
         body: &T,
     ) -> Result<reqwest::Response, WorkspaceError> {
         let text = serde_json::to_vec(body).map_err(|e| WorkspaceError::Sandbox(e.to_string()))?;
-        let mut request = self
+        let request = self
             .client
             .post(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .header("content-type", "application/json")
             .body(text);
         // The sidecar's spans join the step's.
-        if let Some(parent) = crate::telemetry::traceparent_of(&tracing::Span::current()) {
-            request = request.header("traceparent", parent);
-        }
-        let response = request
+        let response = crate::telemetry::propagate(request)
             .send()
             .await
             .map_err(|e| WorkspaceError::Unreachable(format!("sandbox at {}: {e}", self.base)))?;
