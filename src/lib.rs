@@ -1,7 +1,9 @@
 //! remediator: resolves service incidents with an agent that acts only
 //! through a deterministic risk gate, contained by the kernel, verified by
 //! the operator's own probe.
-#![forbid(unsafe_code)]
+// One exception, in two places of the sandbox helper: fork(2) in a
+// process that starts no threads (`sandbox::helper::{middle, warm}`).
+#![deny(unsafe_code)]
 
 pub mod action;
 pub mod agent;

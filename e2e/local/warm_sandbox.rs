@@ -156,21 +156,57 @@ async fn an_op_cannot_signal_stop_or_read_the_warm_helper() {
         return;
     };
     let (warm, root) = (&f.warm, &f.root);
-    let (_, stdout, _) = exec(
+    let (code, stdout, stderr) = exec(
         warm,
         root,
         "cat /proc/1/environ && echo READ-ENVIRON; ls /proc/1/fd && echo LISTED-FD; \
          cat /proc/1/maps >/dev/null && echo READ-MAPS; \
          kill -9 1; kill -STOP 1; \
          for p in /proc/[0-9]*; do [ \"$p\" = /proc/$$ ] || kill -9 \"${p#/proc/}\"; done; \
-         kill -9 -1",
+         kill -9 -1; echo still-here",
     )
     .await;
     for leak in ["READ-ENVIRON", "LISTED-FD", "READ-MAPS"] {
         assert!(!stdout.contains(leak), "{leak}: {stdout}");
     }
-    // The helper is still there, not stopped, and serving.
-    assert_prints(warm, root, "cut -d' ' -f3 /proc/1/stat", "S\n").await;
+    // Its own shell survived, and the op stage answered for it (a killed
+    // or stopped op stage answers nothing), then serves the next.
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "still-here\n"),
+        "{stderr}"
+    );
+    assert_prints(warm, root, "echo next", "next\n").await;
+    f.done().await;
+}
+
+/// An op's /proc lists the op's own processes only: neither the helper
+/// that serves the sandbox nor the op stage that forks ops is there to be
+/// named, and `$$` is the shell's entry in it.
+#[tokio::test]
+async fn an_op_sees_only_its_own_processes() {
+    let Some(f) = fixture().await else {
+        return;
+    };
+    let (warm, root) = (&f.warm, &f.root);
+    let (code, stdout, stderr) = exec(
+        warm,
+        root,
+        "for p in /proc/[0-9]*; do echo \"${p#/proc/} $(tr '\\0' ' ' < $p/cmdline)\"; done; \
+         echo \"self $(cut -d' ' -f1 /proc/$$/stat) $$\"",
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        !stdout.contains("inner") && lines.len() <= 8,
+        "the op sees processes not its own:\n{stdout}"
+    );
+    let own = lines.last().unwrap().split(' ').collect::<Vec<_>>();
+    assert_eq!(
+        own[1], own[2],
+        "$$ is not the shell's /proc entry: {stdout}"
+    );
     f.done().await;
 }
 
@@ -211,6 +247,13 @@ async fn the_warm_path_holds_what_the_cold_path_holds() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
+    // A daemon's Unix socket anyone may connect to: Landlock does not
+    // guard connecting by path (a red-team review reached one).
+    let socket_path = outside.path().join("daemon.sock");
+    let unix_listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    unix_listener.set_nonblocking(true).unwrap();
+    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket_path = socket_path.display().to_string();
     let canary_path = canary.display().to_string();
     let attacks = [
         format!("echo owned > {canary_path}"),
@@ -218,6 +261,10 @@ async fn the_warm_path_holds_what_the_cold_path_holds() {
         format!("ln -s {canary_path} link; echo owned > link"),
         format!("exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3"),
         format!("python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}))\""),
+        format!(
+            "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.connect('{socket_path}'); s.sendall(b'owned')\""
+        ),
+        format!("nc -U {socket_path} </etc/hostname"),
         "hostname owned".into(),
         "cat /etc/shadow".into(),
         "sleep 3146 &".into(),
@@ -242,6 +289,10 @@ async fn the_warm_path_holds_what_the_cold_path_holds() {
     assert!(
         listener.accept().is_err(),
         "the listener outside got a connection"
+    );
+    assert!(
+        unix_listener.accept().is_err(),
+        "the Unix socket outside got a connection"
     );
     assert_eq!(processes_with("3146"), 0);
     assert_ne!(
@@ -342,5 +393,88 @@ async fn no_op_can_trace_or_open_the_process_that_started_it() {
             assert!(!out.contains(leak), "{path}: {out}");
         }
     }
+    f.done().await;
+}
+
+/// An op that runs past its time is killed with everything it started,
+/// and the next op of the incident runs as if nothing happened.
+#[tokio::test]
+async fn an_op_past_its_time_leaves_nothing_and_the_next_runs() {
+    let Some(f) = fixture().await else {
+        return;
+    };
+    let (warm, root) = (&f.warm, &f.root);
+    let started = std::time::Instant::now();
+    let outcome = warm
+        .run(
+            Job {
+                timeout: Duration::from_millis(500),
+                ..job(root)
+            },
+            Op::Exec {
+                command: "setsid sleep 3147 & exec sleep 3148".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Finished {
+                timed_out: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not killed on time"
+    );
+    for word in ["3147", "3148"] {
+        assert_eq!(processes_with(word), 0, "sleep {word} outlived its step");
+    }
+    assert_prints(warm, root, "echo next", "next\n").await;
+    f.done().await;
+}
+
+/// Only IPv4, IPv6 and netlink sockets can be made: not a VM socket
+/// (AF_VSOCK, which no network namespace separates), nor a Unix one by
+/// path; a socket pair still works (it reaches nothing).
+#[tokio::test]
+async fn an_op_makes_only_the_sockets_its_namespace_contains() {
+    let Some(f) = fixture().await else {
+        return;
+    };
+    let (warm, root) = (&f.warm, &f.root);
+    let (code, stdout, stderr) = exec(
+        warm,
+        root,
+        r#"python3 - <<'EOF'
+import socket
+for name in ['AF_UNIX', 'AF_VSOCK', 'AF_PACKET', 'AF_INET', 'AF_INET6']:
+    family = getattr(socket, name, None)
+    if family is None:
+        continue
+    kind = socket.SOCK_RAW if name == 'AF_PACKET' else socket.SOCK_STREAM
+    try:
+        socket.socket(family, kind).close()
+        print(name, 'made')
+    except OSError as e:
+        print(name, 'refused', e.errno)
+a, b = socket.socketpair()
+a.sendall(b'x')
+print('pair', b.recv(1).decode())
+EOF"#,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    for line in stdout.lines() {
+        let made = line.ends_with("made");
+        let expected = line.starts_with("AF_INET");
+        assert!(made == expected || line == "pair x", "{line}\n{stdout}");
+    }
+    assert!(stdout.contains("AF_UNIX refused 1\n"), "{stdout}");
+    assert!(stdout.contains("pair x"), "{stdout}");
     f.done().await;
 }

@@ -153,6 +153,9 @@ fn demultiplex(
 pub struct Inside {
     writer: Link,
     streams: Streams,
+    /// The listeners, held while connections are taken from them: taking
+    /// one and forwarding it is one step, which `reset` cannot fall between.
+    listeners: Arc<Mutex<Vec<TcpListener>>>,
 }
 
 impl Inside {
@@ -160,6 +163,7 @@ impl Inside {
         Self {
             writer: Arc::new(Mutex::new(Box::new(writer))),
             streams: Arc::default(),
+            listeners: Arc::default(),
         }
     }
 
@@ -175,21 +179,23 @@ impl Inside {
     ) {
         let next = Arc::new(AtomicU32::new(1));
         for listener in listeners {
-            let (writer, streams, next) = (self.writer.clone(), self.streams.clone(), next.clone());
+            let Ok(taken) = listener.try_clone() else {
+                continue;
+            };
+            if listener.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(taken);
+            let inside = self.clone();
+            let next = next.clone();
             std::thread::spawn(move || {
-                for conn in listener.incoming().flatten() {
-                    let id = next.fetch_add(1, Ordering::Relaxed);
-                    let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
-                    let Ok(copy) = conn.try_clone() else { continue };
-                    streams
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, copy);
-                    if send(&writer, OPEN, id, &[]).is_err() {
+                while wait_readable(&listener) {
+                    if !inside.forward_waiting(&listener, &next) {
                         return;
                     }
-                    let writer = writer.clone();
-                    std::thread::spawn(move || pump(conn, id, writer));
                 }
             });
         }
@@ -201,10 +207,44 @@ impl Inside {
         );
     }
 
-    /// Closes every forwarded connection, both ends: between a warm
-    /// sandbox's ops nothing of the last one's traffic goes on, and a
-    /// service that never closes its side does not keep them open.
+    /// Forwards every connection waiting on `listener`; false once the
+    /// link is gone.
+    fn forward_waiting(&self, listener: &TcpListener, next: &AtomicU32) -> bool {
+        let _taking = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let conn = match listener.accept() {
+                Ok((conn, _)) => conn,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return true,
+            };
+            let id = next.fetch_add(1, Ordering::Relaxed);
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
+            let Ok(copy) = conn.try_clone() else { continue };
+            self.streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, copy);
+            if send(&self.writer, OPEN, id, &[]).is_err() {
+                return false;
+            }
+            let writer = self.writer.clone();
+            std::thread::spawn(move || pump(conn, id, writer));
+        }
+    }
+
+    /// Closes every forwarded connection, both ends, and drops those still
+    /// waiting to be taken: between a warm sandbox's ops nothing of the
+    /// last one's traffic goes on (a red-team review had a burst of
+    /// connections reach the service during the next op), and a service
+    /// that never closes its side does not keep them open.
     pub fn reset(&self) {
+        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        for listener in listeners.iter() {
+            while let Ok((waiting, _)) = listener.accept() {
+                let _ = waiting.shutdown(Shutdown::Both);
+            }
+        }
         let open: Vec<(u32, TcpStream)> = self
             .streams
             .lock()
@@ -214,6 +254,20 @@ impl Inside {
         for (id, stream) in open {
             let _ = stream.shutdown(Shutdown::Both);
             let _ = send(&self.writer, ABORT, id, &[]);
+        }
+    }
+}
+
+/// Blocks until `listener` has a connection waiting; false if it cannot.
+fn wait_readable(listener: &TcpListener) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
         }
     }
 }

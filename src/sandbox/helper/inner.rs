@@ -62,7 +62,7 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
     let mut setup = Setup::new(spec);
     let mut listeners = Vec::new();
     namespaces(&mut setup, &mut listeners)?;
-    restrictions(&mut setup, std::process::id() == 1, false)?;
+    restrictions(&mut setup, std::process::id() == 1)?;
     watch_link(listeners);
     Ok(setup)
 }
@@ -104,16 +104,12 @@ pub(super) fn namespaces(
 
 /// What the op's own process gets: resource limits, Landlock (writes in
 /// the root and, with private mounts, /tmp), where this process holds
-/// capabilities in its user namespace (`namespaced`) none of them, with
-/// `filtered` the warm sandbox's seccomp filter, and last no core dumps:
+/// capabilities in its user namespace (`namespaced`) none of them, the
+/// seccomp filter (see `seccomp`), and last no core dumps:
 /// a non-dumpable process cannot be ptrace'd, nor its `/proc` files
 /// (`fd`, `mem`, `environ`) opened, by the command it starts, which keeps
 /// no capability to override that.
-pub(super) fn restrictions(
-    setup: &mut Setup<'_>,
-    namespaced: bool,
-    filtered: bool,
-) -> Result<(), Outcome> {
+pub(super) fn restrictions(setup: &mut Setup<'_>, namespaced: bool) -> Result<(), Outcome> {
     let spec = setup.spec;
     layers::resource_limits().map_err(|e| setup_failed(None, e))?;
     if [Layer::LandlockFs, Layer::LandlockNet, Layer::LandlockScope]
@@ -141,9 +137,10 @@ pub(super) fn restrictions(
     if namespaced {
         layers::drop_capabilities().map_err(|e| setup_failed(Some(Layer::Userns), e))?;
     }
-    if filtered {
-        super::seccomp::install().map_err(|e| setup_failed(None, e))?;
-    }
+    // Landlock has set it where it holds; a filter needs it either way.
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(|e| setup_failed(None, format!("no_new_privs: {e}")))?;
+    super::seccomp::install().map_err(|e| setup_failed(None, e))?;
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| setup_failed(None, format!("set_dumpable: {e}")))?;
     Ok(())

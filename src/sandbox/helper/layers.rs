@@ -202,6 +202,22 @@ pub fn private_proc() -> Result<(), String> {
     })
 }
 
+/// A /proc for one op of a warm sandbox, as PID 1 of the op's own PID
+/// namespace, in the mount namespace it just made (a copy of one where
+/// [`private_proc`] held, so the kernel allows it): it lists only the op's
+/// processes.
+pub fn fresh_proc() -> Result<(), String> {
+    let none: Option<&str> = None;
+    nix::mount::mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(|e| format!("no /proc of the op's own: mount(proc): {e}"))
+}
+
 /// Why a private /proc could not be mounted, in words an operator can act on.
 fn proc_refused(error: nix::errno::Errno, over: &[String]) -> String {
     let mut reason = format!("no private /proc: mount(proc): {error}");

@@ -1,11 +1,13 @@
 //! The middle stage: creates the PID, network, UTS and IPC namespaces and
-//! starts the inner stage as their PID 1, then waits. It starts no thread
-//! (it could not) and reads nothing: the link on its stdin belongs to the
-//! inner stage.
+//! forks the inner stage as their PID 1, then waits. It starts no thread
+//! (it could not), opens nothing and reads nothing: the link on its stdin
+//! belongs to the inner stage, which it hands on as the only descriptors
+//! it has (stdin, stdout, stderr; it was started with no others).
 
-use std::process::Stdio;
-
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::ForkResult;
 
 use super::{Stage, layers, report, setup_failed};
 use crate::sandbox::Layer;
@@ -15,17 +17,34 @@ pub fn run(namespaces: bool) -> i32 {
     if namespaces && let Err(reason) = layers::enter_process_namespaces() {
         return report(&setup_failed(Some(Layer::Pidns), reason));
     }
-    let spawned = Stage::Inner
-        .command("/proc/self/exe")
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .status();
-    match spawned {
-        Ok(status) => status.code().unwrap_or(137),
-        Err(e) => report(&setup_failed(
+    if !super::single_threaded() {
+        return report(&setup_failed(
             None,
-            format!("cannot start the inner stage: {e}"),
-        )),
+            "the middle stage forks, so it must have one thread".into(),
+        ));
+    }
+    // SAFETY: this process has one thread (checked above), so the child
+    // may run any code: no lock another thread held at the fork stays held
+    // in it. The child is the inner stage, as if started afresh (this
+    // process set nothing up that it would not).
+    #[allow(unsafe_code)]
+    let forked = unsafe { nix::unistd::fork() };
+    let inner = match forked {
+        Ok(ForkResult::Child) => std::process::exit(super::main(Stage::Inner)),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            return report(&setup_failed(
+                None,
+                format!("cannot start the inner stage: fork: {e}"),
+            ));
+        }
+    };
+    loop {
+        match waitpid(inner, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, signal, _)) => return 128 + signal as i32,
+            Err(Errno::EINTR) | Ok(_) => {}
+            Err(_) => return 137,
+        }
     }
 }

@@ -19,11 +19,12 @@
 //!
 //! A warm sandbox ([`crate::sandbox::Op::Serve`]) keeps the three stages
 //! for the whole incident: the inner stage sets up the namespaces, /proc
-//! and the network once and then serves requests, each run by a fresh
-//! **op** stage it starts per request (its own mount namespace with empty
-//! scratch directories, limits, Landlock, no capabilities); when the op
-//! stage ends, the inner stage, PID 1, kills every other process in the
-//! namespace before it answers (see `warm`).
+//! and the network once and then serves requests. It starts one **op**
+//! stage, which forks a fresh process per request (PID 1 of its own PID
+//! namespace, its own mount namespace with empty scratch directories,
+//! limits, Landlock, no capabilities); when that process ends, the kernel
+//! has killed everything it started before the answer goes back (see
+//! `warm`).
 
 mod capture;
 mod files;
@@ -52,7 +53,8 @@ pub enum Stage {
     /// The middle stage where the kernel gave no user namespace.
     MiddlePlain,
     Inner,
-    /// One op of a warm sandbox, started by its inner stage.
+    /// A warm sandbox's op stage, started by its inner stage: it forks a
+    /// fresh process per op.
     Op,
 }
 
@@ -106,7 +108,7 @@ pub fn main(stage: Stage) -> i32 {
     let outcome = match stage {
         Stage::Inner if serving => return warm::serve(&spec),
         Stage::Inner => inner::run(&spec),
-        Stage::Op => warm::run_op(&spec),
+        Stage::Op => return warm::run_ops(&spec, &mut std::io::stdin().lock()),
         _ if serving => return outer::serve(&spec, &line),
         _ => outer::run(&spec, &line),
     };
@@ -117,12 +119,22 @@ fn setup_failed(layer: Option<Layer>, message: String) -> Outcome {
     Outcome::SetupFailed { layer, message }
 }
 
+/// Whether this process has one thread: what makes a fork without exec
+/// sound (no lock another thread holds is copied held into the child).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
+/// An outcome as one line of JSON.
+fn encode(outcome: &Outcome) -> String {
+    serde_json::to_string(outcome).unwrap_or_else(|e| {
+        format!(r#"{{"setup_failed":{{"layer":null,"message":"cannot encode the outcome: {e}"}}}}"#)
+    })
+}
+
 fn report(outcome: &Outcome) -> i32 {
     let mut out = std::io::stdout().lock();
-    let line = serde_json::to_string(outcome).unwrap_or_else(|e| {
-        format!(r#"{{"setup_failed":{{"layer":null,"message":"cannot encode the outcome: {e}"}}}}"#)
-    });
-    let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", encode(outcome));
     let _ = out.flush();
     match outcome {
         Outcome::SetupFailed { .. } => EXIT_SETUP_FAILED,

@@ -1,50 +1,62 @@
-//! A warm sandbox: the inner stage as a server, and the op stage it starts
-//! per request.
+//! A warm sandbox: the inner stage as a server, an op stage beside it,
+//! and a fresh process per request forked by the op stage.
 //!
 //! The inner stage (PID 1 of the namespaces) sets up what does not change
 //! during an incident once: the user namespace, the private mounts (empty
 //! /run, /var/tmp and /dev/shm, which no op may write), its own /proc and
 //! the network with the service port forwarded. It keeps its capabilities in
 //! the namespace and takes no Landlock domain, so it can set up the next op;
-//! nothing an op runs can reach it (below). For each request it starts the
-//! op stage, a fresh process that makes what must be fresh per op:
+//! nothing an op runs can reach it (below).
 //!
+//! Once per incident it starts the op stage, a single-threaded process
+//! that only forks: for each request one child, made ahead of the request
+//! so its set-up overlaps the caller's reading of the last answer. The
+//! child makes what must be fresh per op:
+//!
+//! - its own PID namespace, of which it is PID 1 with a /proc of its own:
+//!   when it exits the kernel kills every process the op started, before
+//!   the op stage sees it exit and answers; nothing outside the namespace
+//!   can be named, let alone signalled, from inside it;
 //! - its own mount namespace with an empty /tmp, and its own System V IPC
 //!   namespace, so nothing one op leaves there is seen by the next;
 //! - resource limits, a Landlock domain of its own, no capabilities, a
 //!   seccomp filter (see `seccomp`), the request's environment and time
 //!   limit;
 //!
-//! then runs the op as the cold path does. When the op stage has ended
-//! (or its time is up), the inner stage kills every other process in the
-//! namespace (`kill(-1)` from PID 1) and reaps them all before it answers:
-//! nothing an op started outlives it.
+//! then runs the op as the cold path does. A fork costs a fraction of a
+//! millisecond where starting this binary per op cost about two of CPU.
+//! If an op overruns its time (or the op stage fails), the inner stage
+//! kills every other process in the namespace (`kill(-1)` from PID 1),
+//! reaps them all and starts a new op stage before it answers.
 //!
-//! Why an op cannot touch the server: a signal to PID 1 from inside its
-//! namespace is dropped unless PID 1 handles it (it handles none), and
-//! Landlock's scoping refuses signals and abstract sockets outside the
-//! op's domain; ptrace and the /proc files that need ptrace access (`mem`,
-//! `environ`, `fd`) are refused across Landlock domains too, and the
-//! server is made non-dumpable on top. A warm sandbox is only used where
-//! every layer holds (see `WarmSandbox`).
+//! Why an op cannot touch the server or the op stage: neither is in the
+//! op's PID namespace, and Landlock's scoping refuses signals and abstract
+//! sockets outside the op's domain; ptrace and the /proc files that need
+//! ptrace access (`mem`, `environ`, `fd`) are refused across Landlock
+//! domains too, and both are made non-dumpable on top. The pipes between
+//! them are close-on-exec: no command an op runs holds one. A warm sandbox
+//! is only used where every layer holds (see `WarmSandbox`).
 
-use std::io::{BufRead, Read, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::waitpid;
-use nix::unistd::Pid;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
 
 use super::inner::{self, LinkWriter, Setup};
 use super::{EXIT_SETUP_FAILED, Stage, forward, layers, report, setup_failed};
 use crate::sandbox::{Containment, Layer, Op, Outcome, Request, Spec};
 
-/// Time an op stage gets beyond its op's own limit to set up and answer.
+/// Time an op gets beyond its own limit to set up and answer.
 const GRACE: Duration = Duration::from_secs(5);
 
 /// The inner stage of a warm sandbox: set up once, answer "ready" (the
@@ -63,6 +75,9 @@ pub fn serve(spec: &Spec) -> i32 {
     if let Err(outcome) = inner::namespaces(&mut setup, &mut listeners) {
         return report(&outcome);
     }
+    // Forked while this process has no threads yet: started afresh, it
+    // cost as much CPU again as everything else it does for an incident.
+    let mut ops = OpStage::fork(spec);
     // Its /proc files go to root of the namespace's owner: a second fence,
     // beside Landlock, around what an op could read of this process.
     let _ = nix::sys::prctl::set_dumpable(false);
@@ -80,103 +95,153 @@ pub fn serve(spec: &Spec) -> i32 {
             missing: setup.missing,
         },
     });
-    let mut next = start_op_stage(spec);
     for request in received {
-        let outcome = match (serde_json::from_slice::<Request>(&request), next) {
-            (Ok(request), Ok(stage)) => answer(stage, request),
+        let outcome = match (serde_json::from_slice::<Request>(&request), &mut ops) {
             (Err(e), _) => setup_failed(None, format!("bad request: {e}")),
-            (_, Err(outcome)) => outcome,
+            (Ok(request), _) if matches!(request.op, Op::Serve | Op::Probe) => Outcome::Refused {
+                message: "a warm sandbox runs commands and file operations only".into(),
+            },
+            (Ok(request), Ok(stage)) => match stage.run(&request) {
+                Ok(outcome) => outcome,
+                Err(outcome) => {
+                    // The op overran or the op stage is gone: nothing of
+                    // either is left, and a new op stage serves the next.
+                    kill_everything_else();
+                    ops = OpStage::start(spec);
+                    outcome
+                }
+            },
+            (Ok(_), Err(outcome)) => {
+                let outcome = outcome.clone();
+                kill_everything_else();
+                ops = OpStage::start(spec);
+                outcome
+            }
         };
-        // Nothing of this op (nor an unused op stage) is left, and none of
-        // its connections reaches the next op.
-        kill_everything_else();
+        // None of this op's connections reaches the next op.
         inside.reset();
         report(&outcome);
-        next = start_op_stage(spec);
     }
     EXIT_SETUP_FAILED
 }
 
-/// An op stage started and contained ahead of its request, waiting on
-/// stdin for it (or the set-up failure it reported, on stdout).
-struct Waiting {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: ChildStdout,
+/// The running op stage, as the inner stage sees it.
+struct OpStage {
+    /// Where it was started rather than forked.
+    _child: Option<Child>,
+    stdin: File,
+    answers: mpsc::Receiver<String>,
 }
 
-/// Starts the next op stage: it sets up its containment while the caller
-/// is still reading the last answer, so a request costs little more than
-/// the op. Started only after everything of the last op is gone.
-fn start_op_stage(spec: &Spec) -> Result<Waiting, Outcome> {
-    let line = serde_json::to_string(spec)
-        .map(|line| line + "\n")
-        .map_err(|e| setup_failed(None, format!("encoding the spec: {e}")))?;
-    let mut child = Stage::Op
-        .command("/proc/self/exe")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| setup_failed(None, format!("cannot start the op stage: {e}")))?;
-    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(setup_failed(None, "the op stage has no pipes".into()));
-    };
-    // A failed write shows as an op stage that answers nothing.
-    let _ = stdin.write_all(line.as_bytes());
-    Ok(Waiting {
-        child,
-        stdin,
-        stdout,
-    })
-}
-
-/// One request, run by the waiting op stage; nothing it started is left
-/// when this returns.
-fn answer(stage: Waiting, request: Request) -> Outcome {
-    if matches!(request.op, Op::Serve | Op::Probe) {
-        return Outcome::Refused {
-            message: "a warm sandbox runs commands and file operations only".into(),
-        };
+impl OpStage {
+    /// Forks the op stage from this process while it has one thread (or
+    /// else starts it afresh); it forks the first op's process at once.
+    fn fork(spec: &Spec) -> Result<Self, Outcome> {
+        if !super::single_threaded() {
+            return Self::start(spec);
+        }
+        let failed = |what: &str, e: Errno| setup_failed(None, format!("{what}: {e}"));
+        let (requests, request_in) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("pipe", e))?;
+        let (answer_out, answers) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("pipe", e))?;
+        // SAFETY: this process has one thread (checked above).
+        #[allow(unsafe_code)]
+        let forked = unsafe { nix::unistd::fork() };
+        match forked.map_err(|e| failed("fork", e))? {
+            ForkResult::Child => {
+                // Only the request pipe in and the answer pipe out: not the
+                // link (stdin), nor the listeners.
+                let detached = detach_stdio()
+                    .and_then(|()| nix::unistd::dup2_stdout(&answers))
+                    .map(|()| close_descriptors_except(&[requests.as_raw_fd()]));
+                let code = match detached {
+                    Ok(()) => run_ops(spec, &mut BufReader::new(File::from(requests))),
+                    Err(e) => report(&failed("detaching the op stage", e)),
+                };
+                std::process::exit(code)
+            }
+            ForkResult::Parent { .. } => Ok(Self::attach(
+                None,
+                File::from(request_in),
+                File::from(answer_out),
+            )),
+        }
     }
-    let Waiting {
-        mut child,
-        mut stdin,
-        stdout,
-    } = stage;
-    let line = match serde_json::to_string(&request) {
-        Ok(line) => line + "\n",
-        Err(e) => return setup_failed(None, format!("encoding the op: {e}")),
-    };
-    let _ = stdin.write_all(line.as_bytes());
-    drop(stdin);
-    let cap = crate::sandbox::answer_limit(request.max_output_bytes) as u64;
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.take(cap).read_to_string(&mut text);
-        text
-    });
-    let (done, waited) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(child.wait());
-    });
-    let limit = Duration::from_millis(request.timeout_ms).saturating_add(GRACE);
-    let status = waited.recv_timeout(limit);
-    // Ends the op stage too, if its time is up; its output then closes.
-    kill_everything_else();
-    let text = reader.join().unwrap_or_default();
-    serde_json::from_str::<Outcome>(text.trim()).unwrap_or_else(|_| Outcome::Finished {
-        exit_code: None,
-        stdout: String::new(),
-        stderr: match status {
-            Ok(Ok(status)) => format!("[sandbox ended without a result: {status}]"),
-            _ => format!(
-                "[killed: the op did not finish within {:.1}s]",
-                limit.as_secs_f64()
-            ),
-        },
-        timed_out: status.is_err(),
-    })
+
+    fn attach(child: Option<Child>, stdin: File, stdout: impl Read + Send + 'static) -> Self {
+        let (answer, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if answer.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            _child: child,
+            stdin,
+            answers,
+        }
+    }
+
+    /// Starts the op stage afresh (the process has threads now); it forks
+    /// the first op's process at once.
+    fn start(spec: &Spec) -> Result<Self, Outcome> {
+        let line = serde_json::to_string(spec)
+            .map(|line| line + "\n")
+            .map_err(|e| setup_failed(None, format!("encoding the spec: {e}")))?;
+        let mut child = Stage::Op
+            .command("/proc/self/exe")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| setup_failed(None, format!("cannot start the op stage: {e}")))?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(setup_failed(None, "the op stage has no pipes".into()));
+        };
+        stdin
+            .write_all(line.as_bytes())
+            .map_err(|e| setup_failed(None, format!("the op stage took no spec: {e}")))?;
+        let stdin = File::from(OwnedFd::from(stdin));
+        Ok(Self::attach(Some(child), stdin, stdout))
+    }
+
+    /// One request, answered by a fresh process of the op stage's; `Err`
+    /// when it did not answer in time (the op may still run).
+    fn run(&mut self, request: &Request) -> Result<Outcome, Outcome> {
+        let line = serde_json::to_string(request)
+            .map(|line| line + "\n")
+            .map_err(|e| setup_failed(None, format!("encoding the op: {e}")))?;
+        let limit = Duration::from_millis(request.timeout_ms).saturating_add(GRACE);
+        let gone = |why: String| Outcome::Finished {
+            exit_code: None,
+            stdout: String::new(),
+            stderr: why,
+            timed_out: false,
+        };
+        if let Err(e) = self.stdin.write_all(line.as_bytes()) {
+            return Err(gone(format!("[sandbox ended without a result: {e}]")));
+        }
+        match self.answers.recv_timeout(limit) {
+            Ok(line) => serde_json::from_str(&line)
+                .map_err(|e| gone(format!("[sandbox answered nonsense: {e}]"))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(gone("[sandbox ended without a result]".into()))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Outcome::Finished {
+                exit_code: None,
+                stdout: String::new(),
+                stderr: format!(
+                    "[killed: the op did not finish within {:.1}s]",
+                    limit.as_secs_f64()
+                ),
+                timed_out: true,
+            }),
+        }
+    }
 }
 
 /// As PID 1: kills every other process in the namespace and reaps them
@@ -193,14 +258,131 @@ fn kill_everything_else() {
     }
 }
 
-/// The op stage: what must be fresh per op, set up before its request
-/// comes; then the request (one line on stdin) and the op itself.
-pub fn run_op(spec: &Spec) -> Outcome {
+/// The op stage: single-threaded, it forks one process per request (made
+/// before the request comes), passes the request on, waits for the process
+/// (and with it its PID namespace) to be gone, then answers. Runs until
+/// `requests` closes.
+pub fn run_ops(spec: &Spec, requests: &mut impl BufRead) -> i32 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let _ = nix::sys::prctl::set_dumpable(false);
+    if !super::single_threaded() {
+        return report(&setup_failed(
+            None,
+            "the op stage forks, so it must have one thread".into(),
+        ));
+    }
+    let own_pid_namespace = match File::open("/proc/self/ns/pid") {
+        Ok(file) => file,
+        Err(e) => return report(&setup_failed(Some(Layer::Pidns), format!("{e}"))),
+    };
+    loop {
+        let next = fork_op(spec, &own_pid_namespace);
+        let mut line = String::new();
+        match requests.read_line(&mut line) {
+            Ok(0) | Err(_) => return 0,
+            Ok(_) => {}
+        }
+        let outcome = match next {
+            Ok(op) => op.answer(&line),
+            Err(outcome) => outcome,
+        };
+        report(&outcome);
+    }
+}
+
+/// A forked op process waiting for its request.
+struct ForkedOp {
+    pid: Pid,
+    request: File,
+    answer: File,
+}
+
+impl ForkedOp {
+    fn answer(self, line: &str) -> Outcome {
+        let Self {
+            pid,
+            mut request,
+            mut answer,
+        } = self;
+        // A process that failed its set-up has answered already and reads
+        // nothing: the write then fails, and its answer says why.
+        let _ = request.write_all(line.as_bytes());
+        drop(request);
+        let mut text = String::new();
+        let _ = answer.read_to_string(&mut text);
+        // Its PID namespace is gone once it is: nothing it started is left.
+        let status = loop {
+            match waitpid(pid, None) {
+                Err(Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        serde_json::from_str::<Outcome>(text.trim()).unwrap_or_else(|_| Outcome::Finished {
+            exit_code: None,
+            stdout: String::new(),
+            stderr: match status {
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    format!("[sandbox ended without a result: killed by {signal}]")
+                }
+                Ok(status) => format!("[sandbox ended without a result: {status:?}]"),
+                Err(e) => format!("[sandbox ended without a result: {e}]"),
+            },
+            timed_out: false,
+        })
+    }
+}
+
+/// Forks the next op's process as PID 1 of a new PID namespace; it sets
+/// itself up and waits for its request.
+fn fork_op(spec: &Spec, own_pid_namespace: &File) -> Result<ForkedOp, Outcome> {
+    let failed = |what: &str, e: Errno| setup_failed(Some(Layer::Pidns), format!("{what}: {e}"));
+    let (request_out, request_in) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("pipe", e))?;
+    let (answer_out, answer_in) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("pipe", e))?;
+    // The last op's namespace is the one children would be born into:
+    // back to this process's own, then a new one for the next child.
+    nix::sched::setns(own_pid_namespace.as_fd(), CloneFlags::CLONE_NEWPID)
+        .map_err(|e| failed("setns(pid)", e))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|e| failed("unshare(pid)", e))?;
+    // SAFETY: the op stage has one thread (checked in `run_ops`, and it
+    // starts none), so the child may run any code: no lock another thread
+    // held at the fork stays held in it.
+    #[allow(unsafe_code)]
+    let forked = unsafe { nix::unistd::fork() };
+    match forked.map_err(|e| failed("fork", e))? {
+        ForkResult::Child => {
+            // Nothing of the op stage's: not its request pipe (which a file
+            // op could open through /proc/self/fd and forge the next
+            // request on), not its PID namespace; only this op's pipes.
+            close_descriptors_except(&[request_out.as_raw_fd(), answer_in.as_raw_fd()]);
+            let outcome = op_process(spec, request_out);
+            let mut answer = File::from(answer_in);
+            let _ = writeln!(answer, "{}", super::encode(&outcome));
+            std::process::exit(0)
+        }
+        ForkResult::Parent { child } => Ok(ForkedOp {
+            pid: child,
+            request: File::from(request_in),
+            answer: File::from(answer_out),
+        }),
+    }
+}
+
+/// In the forked op process: what must be fresh per op, set up before its
+/// request comes; then the request and the op itself.
+fn op_process(spec: &Spec, request: OwnedFd) -> Outcome {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // The op stage's stdin and stdout are its link to the inner stage:
+    // nothing of this op may write there, nor read the next request.
+    if let Err(e) = detach_stdio() {
+        return setup_failed(None, format!("detaching from the op stage's link: {e}"));
+    }
     let mut setup = Setup::new(spec);
-    // Set up by the inner stage for the whole sandbox.
+    // Set up by the inner stage for the whole sandbox; the PID namespace
+    // is this op's own, with its own /proc below.
     setup.held.extend(
-        [Layer::Userns, Layer::Pidns, Layer::Netns]
+        [Layer::Userns, Layer::Netns]
             .into_iter()
             .filter(|l| spec.required.contains(l)),
     );
@@ -217,17 +399,26 @@ pub fn run_op(spec: &Spec) -> Outcome {
             return outcome;
         }
     }
-    if let Err(outcome) = inner::restrictions(&mut setup, true, true) {
+    if spec.required.contains(&Layer::Pidns) {
+        let own_proc = if setup.held.contains(&Layer::Mntns) {
+            layers::fresh_proc()
+        } else {
+            Err("a /proc of the op's own needs its own mount namespace".into())
+        };
+        if let Err(outcome) = setup.note(Layer::Pidns, own_proc) {
+            return outcome;
+        }
+    }
+    if let Err(outcome) = inner::restrictions(&mut setup, true) {
         return outcome;
     }
     let mut line = String::new();
-    let request: Request = match std::io::stdin()
-        .lock()
+    let request: Request = match BufReader::new(File::from(request))
         .read_line(&mut line)
         .map(|_| serde_json::from_str(&line))
     {
         Ok(Ok(request)) => request,
-        _ => return setup_failed(None, "the op stage got no request".into()),
+        _ => return setup_failed(None, "the op got no request".into()),
     };
     let op_spec = Spec {
         op: request.op,
@@ -237,4 +428,32 @@ pub fn run_op(spec: &Spec) -> Outcome {
         ..spec.clone()
     };
     inner::run_op(&op_spec, setup)
+}
+
+/// Closes every descriptor but stdin, stdout, stderr and `keep`. Only in a
+/// forked child that never drops what owned the others.
+fn close_descriptors_except(keep: &[RawFd]) {
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The directory's own descriptor is listed too, and closed already.
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// Points stdin and stdout at /dev/null (stderr already is).
+fn detach_stdio() -> nix::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)
 }
