@@ -2,7 +2,7 @@
 //! (`sh -c` with a scrubbed environment, as before the sandbox) and in the
 //! sandbox with Landlock only, with every layer on the cold path (a helper
 //! per command) and with every layer in a warm sandbox (one helper per
-//! incident, a fresh op stage per command), side by side.
+//! incident, a fresh process per command forked by its op stage), side by side.
 //! Run: `cargo build --release && cargo bench --bench sandbox_cost [-- N]`.
 
 use std::path::Path;
