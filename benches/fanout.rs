@@ -205,12 +205,24 @@ async fn main() {
 
     // Once, for comparison: the path an incident takes in a cluster.
     let concurrency = 8;
+    let scenarios: Vec<String> = FanoutParams {
+        incidents: Some(incidents),
+        concurrency,
+        seed: 17,
+        ..FanoutParams::default()
+    }
+    .plan(&catalog, policy.clone(), "bench", None)
+    .expect("a valid plan")
+    .arrivals
+    .into_iter()
+    .map(|arrival| arrival.scenario)
+    .collect();
     let busy_before = machine_busy_seconds();
     let batch = sidecar_path::run(
         &env,
         &support::release_binary("remediator"),
         &policy.spec,
-        incidents,
+        &scenarios,
         concurrency,
     )
     .await;

@@ -27,12 +27,13 @@ pub struct Batch {
     pub wall_s: f64,
 }
 
-/// `incidents` incidents (the catalog's scenarios in turn) at `concurrency`.
+/// One incident per scenario of `scenarios` (a fan-out plan's arrivals,
+/// so both paths run the same mix) at `concurrency`.
 pub async fn run(
     env: &Environment,
     binary: &std::path::Path,
     spec: &PolicySpec,
-    incidents: usize,
+    scenarios: &[String],
     concurrency: usize,
 ) -> Batch {
     let backend = Arc::new(MemoryBackend::default());
@@ -40,13 +41,11 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, api::router(engine)).await });
-    let ids: Vec<String> = env.catalog.scenarios.iter().map(|s| s.id.clone()).collect();
     let started = Instant::now();
-    let fixed = futures::stream::iter(0..incidents)
-        .map(|i| {
-            let scenario = ids[i % ids.len()].clone();
+    let fixed = futures::stream::iter(scenarios.iter().enumerate())
+        .map(|(i, scenario)| {
             let (backend, url) = (backend.clone(), url.clone());
-            async move { incident(env, binary, spec, &backend, &url, &scenario, i).await }
+            async move { incident(env, binary, spec, &backend, &url, scenario, i).await }
         })
         .buffer_unordered(concurrency)
         .filter(|fixed| std::future::ready(*fixed))
@@ -55,7 +54,7 @@ pub async fn run(
     server.abort();
     Batch {
         fixed,
-        incidents,
+        incidents: scenarios.len(),
         wall_s: started.elapsed().as_secs_f64(),
     }
 }

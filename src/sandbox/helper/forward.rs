@@ -241,8 +241,19 @@ impl Inside {
     pub fn reset(&self) {
         let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         for listener in listeners.iter() {
-            while let Ok((waiting, _)) = listener.accept() {
-                let _ = waiting.shutdown(Shutdown::Both);
+            loop {
+                match listener.accept() {
+                    Ok((waiting, _)) => {
+                        let _ = waiting.shutdown(Shutdown::Both);
+                    }
+                    // Interrupted, or a connection reset while it waited.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionAborted
+                        ) => {}
+                    Err(_) => break,
+                }
             }
         }
         let open: Vec<(u32, TcpStream)> = self

@@ -62,7 +62,7 @@ fn contain(spec: &Spec) -> Result<Setup<'_>, Outcome> {
     let mut setup = Setup::new(spec);
     let mut listeners = Vec::new();
     namespaces(&mut setup, &mut listeners)?;
-    restrictions(&mut setup, std::process::id() == 1)?;
+    restrictions(&mut setup, std::process::id() == 1, false)?;
     watch_link(listeners);
     Ok(setup)
 }
@@ -109,7 +109,15 @@ pub(super) fn namespaces(
 /// a non-dumpable process cannot be ptrace'd, nor its `/proc` files
 /// (`fd`, `mem`, `environ`) opened, by the command it starts, which keeps
 /// no capability to override that.
-pub(super) fn restrictions(setup: &mut Setup<'_>, namespaced: bool) -> Result<(), Outcome> {
+///
+/// The filter is required on the warm path (where it fails, commands take
+/// the cold path); on the cold path a kernel without it keeps what
+/// contained commands before it.
+pub(super) fn restrictions(
+    setup: &mut Setup<'_>,
+    namespaced: bool,
+    filter_required: bool,
+) -> Result<(), Outcome> {
     let spec = setup.spec;
     layers::resource_limits().map_err(|e| setup_failed(None, e))?;
     if [Layer::LandlockFs, Layer::LandlockNet, Layer::LandlockScope]
@@ -138,9 +146,14 @@ pub(super) fn restrictions(setup: &mut Setup<'_>, namespaced: bool) -> Result<()
         layers::drop_capabilities().map_err(|e| setup_failed(Some(Layer::Userns), e))?;
     }
     // Landlock has set it where it holds; a filter needs it either way.
-    nix::sys::prctl::set_no_new_privs()
-        .map_err(|e| setup_failed(None, format!("no_new_privs: {e}")))?;
-    super::seccomp::install().map_err(|e| setup_failed(None, e))?;
+    let filtered = nix::sys::prctl::set_no_new_privs()
+        .map_err(|e| format!("no_new_privs: {e}"))
+        .and_then(|()| super::seccomp::install());
+    if let Err(e) = filtered
+        && filter_required
+    {
+        return Err(setup_failed(None, e));
+    }
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| setup_failed(None, format!("set_dumpable: {e}")))?;
     Ok(())

@@ -30,7 +30,7 @@ pub fn run(namespaces: bool) -> i32 {
     #[allow(unsafe_code)]
     let forked = unsafe { nix::unistd::fork() };
     let inner = match forked {
-        Ok(ForkResult::Child) => std::process::exit(super::main(Stage::Inner)),
+        Ok(ForkResult::Child) => super::in_forked_child(|| super::main(Stage::Inner)),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
             return report(&setup_failed(

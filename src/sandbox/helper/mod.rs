@@ -125,6 +125,15 @@ fn single_threaded() -> bool {
     std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
 }
 
+/// The whole life of a forked child: its code ends the process, and so
+/// does a panic, instead of unwinding into the parent's code the child
+/// still has on its stack.
+fn in_forked_child(child: impl FnOnce() -> i32) -> ! {
+    let code =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(EXIT_SETUP_FAILED);
+    std::process::exit(code)
+}
+
 /// An outcome as one line of JSON.
 fn encode(outcome: &Outcome) -> String {
     serde_json::to_string(outcome).unwrap_or_else(|e| {

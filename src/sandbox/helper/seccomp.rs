@@ -6,6 +6,7 @@
 //!   the identity may write would be a way out, a red-team review connected
 //!   to one), and a network namespace does not separate VM sockets
 //!   (AF_VSOCK); `socketpair` stays, which reaches nothing;
+//! - io_uring, which makes and connects sockets without that call;
 //! - `prlimit64` on another process: the same uid may lower PID 1's
 //!   limits and so break every later op (on itself, pid 0, it is allowed);
 //! - `add_key`, `request_key`, `keyctl`: the user keyring is shared by
@@ -57,6 +58,11 @@ fn filter() -> Result<BpfProgram, String> {
         (nix::libc::SYS_socket, vec![other_family]),
         (nix::libc::SYS_prlimit64, vec![another_process]),
         // An empty list: refused whatever the arguments.
+        // io_uring makes sockets (and connects them) without the socket
+        // call this filter sees.
+        (nix::libc::SYS_io_uring_setup, Vec::new()),
+        (nix::libc::SYS_io_uring_enter, Vec::new()),
+        (nix::libc::SYS_io_uring_register, Vec::new()),
         (nix::libc::SYS_add_key, Vec::new()),
         (nix::libc::SYS_request_key, Vec::new()),
         (nix::libc::SYS_keyctl, Vec::new()),

@@ -149,18 +149,20 @@ impl OpStage {
         #[allow(unsafe_code)]
         let forked = unsafe { nix::unistd::fork() };
         match forked.map_err(|e| failed("fork", e))? {
-            ForkResult::Child => {
+            ForkResult::Child => super::in_forked_child(|| {
                 // Only the request pipe in and the answer pipe out: not the
-                // link (stdin), nor the listeners.
+                // link (stdin), nor the listeners. Until then its stdout is
+                // the inner stage's answer line, so a failure says nothing:
+                // the inner stage sees an op stage that answers nothing.
                 let detached = detach_stdio()
                     .and_then(|()| nix::unistd::dup2_stdout(&answers))
-                    .map(|()| close_descriptors_except(&[requests.as_raw_fd()]));
-                let code = match detached {
-                    Ok(()) => run_ops(spec, &mut BufReader::new(File::from(requests))),
-                    Err(e) => report(&failed("detaching the op stage", e)),
-                };
-                std::process::exit(code)
-            }
+                    .is_ok()
+                    && close_descriptors_except(&[requests.as_raw_fd()]);
+                if !detached {
+                    return EXIT_SETUP_FAILED;
+                }
+                run_ops(spec, &mut BufReader::new(File::from(requests)))
+            }),
             ForkResult::Parent { .. } => Ok(Self::attach(
                 None,
                 File::from(request_in),
@@ -351,16 +353,20 @@ fn fork_op(spec: &Spec, own_pid_namespace: &File) -> Result<ForkedOp, Outcome> {
     #[allow(unsafe_code)]
     let forked = unsafe { nix::unistd::fork() };
     match forked.map_err(|e| failed("fork", e))? {
-        ForkResult::Child => {
+        ForkResult::Child => super::in_forked_child(|| {
             // Nothing of the op stage's: not its request pipe (which a file
             // op could open through /proc/self/fd and forge the next
             // request on), not its PID namespace; only this op's pipes.
-            close_descriptors_except(&[request_out.as_raw_fd(), answer_in.as_raw_fd()]);
-            let outcome = op_process(spec, request_out);
+            let outcome =
+                if close_descriptors_except(&[request_out.as_raw_fd(), answer_in.as_raw_fd()]) {
+                    op_process(spec, request_out)
+                } else {
+                    setup_failed(None, "cannot close the op stage's descriptors".into())
+                };
             let mut answer = File::from(answer_in);
             let _ = writeln!(answer, "{}", super::encode(&outcome));
-            std::process::exit(0)
-        }
+            0
+        }),
         ForkResult::Parent { child } => Ok(ForkedOp {
             pid: child,
             request: File::from(request_in),
@@ -409,7 +415,7 @@ fn op_process(spec: &Spec, request: OwnedFd) -> Outcome {
             return outcome;
         }
     }
-    if let Err(outcome) = inner::restrictions(&mut setup, true) {
+    if let Err(outcome) = inner::restrictions(&mut setup, true, true) {
         return outcome;
     }
     let mut line = String::new();
@@ -430,21 +436,22 @@ fn op_process(spec: &Spec, request: OwnedFd) -> Outcome {
     inner::run_op(&op_spec, setup)
 }
 
-/// Closes every descriptor but stdin, stdout, stderr and `keep`. Only in a
-/// forked child that never drops what owned the others.
-fn close_descriptors_except(keep: &[RawFd]) {
-    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+/// Closes every descriptor but stdin, stdout, stderr and `keep`; false if
+/// it cannot tell which are open. Only in a forked child that never drops
+/// what owned the others.
+fn close_descriptors_except(keep: &[RawFd]) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    let open: Vec<RawFd> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
     // The directory's own descriptor is listed too, and closed already.
     for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
         let _ = nix::unistd::close(fd);
     }
+    true
 }
 
 /// Points stdin and stdout at /dev/null (stderr already is).
