@@ -486,3 +486,63 @@ EOF"#,
     assert!(stdout.contains("pair x"), "{stdout}");
     f.done().await;
 }
+
+/// Landlock guards contents, not metadata: another incident's root has the
+/// same owner as this one's, and a file anyone may write can be touched.
+/// Neither changes, through either path (a red-team review set another
+/// root's mode to 0 before the view outside the root was made read-only).
+#[tokio::test]
+async fn nothing_outside_the_root_changes_its_mode_or_times() {
+    let Some(f) = fixture().await else {
+        return;
+    };
+    let (sandbox, warm, root) = (&f.sandbox, &f.warm, &f.root);
+    // Outside /tmp, which the sandbox hides: where another root could be.
+    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let other_root = outside.path().join("other-root");
+    let other_file = other_root.join("service.conf");
+    std::fs::create_dir(&other_root).unwrap();
+    std::fs::write(&other_file, "port = 1\n").unwrap();
+    if let Some(identity) = sandbox.identity() {
+        for path in [&other_root, &other_file] {
+            std::os::unix::fs::chown(path, Some(identity.uid), Some(identity.gid)).unwrap();
+        }
+    }
+    let shared = outside.path().join("anyone-may-write");
+    std::fs::write(&shared, "x\n").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let seen = |path: &Path| {
+        let meta = std::fs::metadata(path).unwrap();
+        (meta.permissions().mode(), meta.modified().unwrap())
+    };
+    let before = [seen(&other_root), seen(&other_file), seen(&shared)];
+    let attack = format!(
+        "chmod 0777 {file}; chmod 0 {other}; touch {shared} {file}; touch -d 1970-01-01 {file}; \
+         setfattr -n user.owned -v 1 {file} 2>&1; echo done",
+        file = other_file.display(),
+        other = other_root.display(),
+        shared = shared.display(),
+    );
+    let (code, stdout, stderr) = exec(warm, root, &attack).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("done"), "{stdout}");
+    let cold = sandbox
+        .run(job(root), Op::Exec { command: attack })
+        .await
+        .unwrap();
+    assert!(matches!(cold, Outcome::Finished { .. }), "{cold:?}");
+    assert_eq!(
+        [seen(&other_root), seen(&other_file), seen(&shared)],
+        before
+    );
+    // The root itself stays writable, its metadata included.
+    assert_prints(
+        warm,
+        root,
+        "touch made && chmod 0600 made && stat -c %a made",
+        "600\n",
+    )
+    .await;
+    f.done().await;
+}

@@ -122,10 +122,12 @@ fn private_propagation() -> Result<(), String> {
         .map_err(|e| format!("making mounts private: {e}"))
 }
 
-/// A private view of the filesystem: mounts stay in this namespace, the
-/// scratch directories are empty tmpfs, the root stays where it was.
+/// A private view of the filesystem: mounts stay in this namespace,
+/// everything but the root is read-only, the scratch directories are
+/// empty tmpfs, the root stays where it was.
 pub fn private_mounts(root: &Path) -> Result<(), String> {
     private_propagation()?;
+    super::read_only::everything_but(root)?;
     for dir in PRIVATE_DIRS {
         empty_dir(dir, root)?;
     }

@@ -34,6 +34,7 @@ mod layers;
 mod middle;
 mod netlink;
 mod outer;
+mod read_only;
 mod seccomp;
 mod warm;
 
