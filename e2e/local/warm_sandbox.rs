@@ -102,6 +102,22 @@ async fn fixture() -> Option<Fixture> {
     })
 }
 
+/// A directory with `mode` outside the root, and outside /tmp, which the
+/// sandbox hides: where a daemon's files or another root could be.
+fn outside_the_root(mode: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
+/// A file of `content` in `dir` that anyone may write (mode 0666).
+fn anyone_may_write(dir: &Path, name: &str, content: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    path
+}
+
 /// A system call's number on this machine, for perl's `syscall()`.
 fn syscall_number(x86_64: u32, aarch64: u32) -> u32 {
     if cfg!(target_arch = "aarch64") {
@@ -239,11 +255,8 @@ async fn the_warm_path_holds_what_the_cold_path_holds() {
         return;
     };
     let (sandbox, warm, root) = (&f.sandbox, &f.warm, &f.root);
-    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let canary = outside.path().join("canary.txt");
-    std::fs::write(&canary, "canary\n").unwrap();
-    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let outside = outside_the_root(0o777);
+    let canary = anyone_may_write(outside.path(), "canary.txt", "canary\n");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -497,9 +510,7 @@ async fn nothing_outside_the_root_changes_its_mode_or_times() {
         return;
     };
     let (sandbox, warm, root) = (&f.sandbox, &f.warm, &f.root);
-    // Outside /tmp, which the sandbox hides: where another root could be.
-    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let outside = outside_the_root(0o755);
     let other_root = outside.path().join("other-root");
     let other_file = other_root.join("service.conf");
     std::fs::create_dir(&other_root).unwrap();
@@ -509,9 +520,7 @@ async fn nothing_outside_the_root_changes_its_mode_or_times() {
             std::os::unix::fs::chown(path, Some(identity.uid), Some(identity.gid)).unwrap();
         }
     }
-    let shared = outside.path().join("anyone-may-write");
-    std::fs::write(&shared, "x\n").unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let shared = anyone_may_write(outside.path(), "anyone-may-write", "x\n");
     let seen = |path: &Path| {
         let meta = std::fs::metadata(path).unwrap();
         (meta.permissions().mode(), meta.modified().unwrap())

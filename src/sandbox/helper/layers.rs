@@ -187,16 +187,8 @@ fn empty_dir(dir: &str, root: &Path) -> Result<(), String> {
 /// the PID namespace, which keeps signals in and kills what is left, but
 /// /proc lists the container's processes, so the layer is not claimed.
 pub fn private_proc() -> Result<(), String> {
-    let none: Option<&str> = None;
     private_propagation()?;
-    nix::mount::mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        none,
-    )
-    .map_err(|e| {
+    mount_proc().map_err(|e| {
         let over = std::fs::read_to_string("/proc/self/mountinfo")
             .map(|info| mounts_over_proc(&info))
             .unwrap_or_default();
@@ -209,6 +201,11 @@ pub fn private_proc() -> Result<(), String> {
 /// [`private_proc`] held, so the kernel allows it): it lists only the op's
 /// processes.
 pub fn fresh_proc() -> Result<(), String> {
+    mount_proc().map_err(|e| format!("no /proc of the op's own: mount(proc): {e}"))
+}
+
+/// A new procfs on /proc, for the PID namespace of the caller.
+fn mount_proc() -> nix::Result<()> {
     let none: Option<&str> = None;
     nix::mount::mount(
         Some("proc"),
@@ -217,7 +214,6 @@ pub fn fresh_proc() -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         none,
     )
-    .map_err(|e| format!("no /proc of the op's own: mount(proc): {e}"))
 }
 
 /// Why a private /proc could not be mounted, in words an operator can act on.
