@@ -76,7 +76,7 @@ pub fn serve(spec: &Spec) -> i32 {
         return report(&outcome);
     }
     // Forked while this process has no threads yet: started afresh, it
-    // cost as much CPU again as everything else it does for an incident.
+    // would cost another start of this binary (about 2 ms of CPU).
     let mut ops = OpStage::fork(spec);
     // Its /proc files go to root of the namespace's owner: a second fence,
     // beside Landlock, around what an op could read of this process.
