@@ -4,9 +4,8 @@
 //! belongs to the inner stage, which it hands on as the only descriptors
 //! it has (stdin, stdout, stderr; it was started with no others).
 
-use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::ForkResult;
 
 use super::{Stage, layers, report, setup_failed};
@@ -39,12 +38,9 @@ pub fn run(namespaces: bool) -> i32 {
             ));
         }
     };
-    loop {
-        match waitpid(inner, None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, signal, _)) => return 128 + signal as i32,
-            Err(Errno::EINTR) | Ok(_) => {}
-            Err(_) => return 137,
-        }
+    match super::reap(inner) {
+        Ok(WaitStatus::Exited(_, code)) => code,
+        Ok(WaitStatus::Signaled(_, signal, _)) => 128 + signal as i32,
+        _ => 137,
     }
 }

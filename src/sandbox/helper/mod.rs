@@ -135,6 +135,19 @@ fn in_forked_child(child: impl FnOnce() -> i32) -> ! {
     std::process::exit(code)
 }
 
+/// Waits until `child` has ended (exited or killed), through
+/// interruptions.
+fn reap(child: nix::unistd::Pid) -> nix::Result<nix::sys::wait::WaitStatus> {
+    use nix::sys::wait::WaitStatus;
+    loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR)
+            | Ok(WaitStatus::Stopped(..) | WaitStatus::Continued(..)) => {}
+            ended => return ended,
+        }
+    }
+}
+
 /// An outcome as one line of JSON.
 fn encode(outcome: &Outcome) -> String {
     serde_json::to_string(outcome).unwrap_or_else(|e| {

@@ -96,26 +96,24 @@ pub fn serve(spec: &Spec) -> i32 {
         },
     });
     for request in received {
-        let outcome = match (serde_json::from_slice::<Request>(&request), &mut ops) {
-            (Err(e), _) => setup_failed(None, format!("bad request: {e}")),
-            (Ok(request), _) if matches!(request.op, Op::Serve | Op::Probe) => Outcome::Refused {
+        let outcome = match serde_json::from_slice::<Request>(&request) {
+            Err(e) => setup_failed(None, format!("bad request: {e}")),
+            Ok(request) if matches!(request.op, Op::Serve | Op::Probe) => Outcome::Refused {
                 message: "a warm sandbox runs commands and file operations only".into(),
             },
-            (Ok(request), Ok(stage)) => match stage.run(&request) {
-                Ok(outcome) => outcome,
-                Err(outcome) => {
-                    // The op overran or the op stage is gone: nothing of
-                    // either is left, and a new op stage serves the next.
+            Ok(request) => {
+                let answered = match &mut ops {
+                    Ok(stage) => stage.run(&request),
+                    Err(failed) => Err(failed.clone()),
+                };
+                answered.unwrap_or_else(|outcome| {
+                    // The op overran, or the op stage is gone or never
+                    // started: nothing of either is left, and a new op
+                    // stage serves the next.
                     kill_everything_else();
                     ops = OpStage::start(spec);
                     outcome
-                }
-            },
-            (Ok(_), Err(outcome)) => {
-                let outcome = outcome.clone();
-                kill_everything_else();
-                ops = OpStage::start(spec);
-                outcome
+                })
             }
         };
         // None of this op's connections reaches the next op.
@@ -218,30 +216,31 @@ impl OpStage {
             .map(|line| line + "\n")
             .map_err(|e| setup_failed(None, format!("encoding the op: {e}")))?;
         let limit = Duration::from_millis(request.timeout_ms).saturating_add(GRACE);
-        let gone = |why: String| Outcome::Finished {
+        let ended = |stderr: String, timed_out: bool| Outcome::Finished {
             exit_code: None,
             stdout: String::new(),
-            stderr: why,
-            timed_out: false,
+            stderr,
+            timed_out,
         };
         if let Err(e) = self.stdin.write_all(line.as_bytes()) {
-            return Err(gone(format!("[sandbox ended without a result: {e}]")));
+            return Err(ended(
+                format!("[sandbox ended without a result: {e}]"),
+                false,
+            ));
         }
         match self.answers.recv_timeout(limit) {
             Ok(line) => serde_json::from_str(&line)
-                .map_err(|e| gone(format!("[sandbox answered nonsense: {e}]"))),
+                .map_err(|e| ended(format!("[sandbox answered nonsense: {e}]"), false)),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(gone("[sandbox ended without a result]".into()))
+                Err(ended("[sandbox ended without a result]".into(), false))
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(Outcome::Finished {
-                exit_code: None,
-                stdout: String::new(),
-                stderr: format!(
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ended(
+                format!(
                     "[killed: the op did not finish within {:.1}s]",
                     limit.as_secs_f64()
                 ),
-                timed_out: true,
-            }),
+                true,
+            )),
         }
     }
 }
@@ -313,12 +312,7 @@ impl ForkedOp {
         let mut text = String::new();
         let _ = answer.read_to_string(&mut text);
         // Its PID namespace is gone once it is: nothing it started is left.
-        let status = loop {
-            match waitpid(pid, None) {
-                Err(Errno::EINTR) => continue,
-                other => break other,
-            }
-        };
+        let status = super::reap(pid);
         serde_json::from_str::<Outcome>(text.trim()).unwrap_or_else(|_| Outcome::Finished {
             exit_code: None,
             stdout: String::new(),
