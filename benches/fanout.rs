@@ -21,8 +21,10 @@ use tokio::sync::watch;
 
 #[path = "../e2e/common/procs.rs"]
 mod procs;
-#[path = "sidecar_path.rs"]
+#[path = "fanout/sidecar_path.rs"]
 mod sidecar_path;
+#[path = "../e2e/common/sidecar_process.rs"]
+mod sidecar_process;
 #[path = "support.rs"]
 mod support;
 

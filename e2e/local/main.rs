@@ -24,6 +24,8 @@ mod procs;
 mod scenarios;
 mod scripted_llm;
 mod sidecar;
+#[path = "../common/sidecar_process.rs"]
+mod sidecar_process;
 mod traces;
 mod warm_sandbox;
 

@@ -3,8 +3,6 @@
 //! often it is sent, bad bodies get 4xx, and a slow or vanished sidecar is
 //! a transport error the caller may retry, never a failed command.
 
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use remediator::action::Action;
@@ -14,16 +12,14 @@ use remediator::scenario::{Catalog, RunningService};
 use remediator::workspace::{Remote, Workspace};
 use serde_json::json;
 
+use crate::sidecar_process::SidecarProcess;
 use crate::{launch, remediator_bin};
 
 const UID: &str = "6f1c2a7e-0000-4000-8000-000000000001";
 
 pub struct Sidecar {
-    child: tokio::process::Child,
-    pub address: SocketAddr,
-    pub token: String,
+    process: SidecarProcess,
     pub uid: String,
-    _state: tempfile::TempDir,
     pub service: RunningService,
 }
 
@@ -35,61 +31,28 @@ impl Sidecar {
     /// A scenario's service with a sidecar for incident `uid`.
     pub async fn start_for(scenario: &str, uid: &str) -> Self {
         let service = launch().start(&Catalog::builtin(), scenario).await.unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let token = remediator::tokens::generate();
-        let token_file = state.path().join("token");
-        std::fs::write(&token_file, &token).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = tokio::process::Command::new(remediator_bin())
-            .args([
-                "sandbox",
-                "serve",
-                "--incident-uid",
-                uid,
-                "--listen",
-                &address.to_string(),
-            ])
-            .arg("--token-file")
-            .arg(&token_file)
-            .arg("--root")
-            .arg(&service.root)
-            .arg("--service")
-            .arg(service.address.to_string())
-            .arg("--state-dir")
-            .arg(state.path().join("state"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let process = SidecarProcess::spawn(&remediator_bin(), uid, &service.root, service.address);
+        let address = process.address;
         let ready = crate::procs::eventually(Duration::from_secs(30), || {
             std::net::TcpStream::connect(address).is_ok()
         })
         .await;
         assert!(ready, "the sidecar never listened");
         Self {
-            child,
-            address,
-            token,
+            process,
             uid: uid.to_string(),
-            _state: state,
             service,
         }
     }
 
     pub async fn kill(&mut self) {
-        self.child.kill().await.unwrap();
+        self.process.child.kill().await.unwrap();
     }
 
     pub fn remote(&self, timeout: Duration) -> Remote {
         Remote::new(
-            format!("http://{}", self.address),
-            &self.token,
+            format!("http://{}", self.process.address),
+            &self.process.token,
             &self.uid,
             timeout,
         )
@@ -107,7 +70,7 @@ impl Sidecar {
 
     async fn raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, String) {
         let mut request = reqwest::Client::new()
-            .post(format!("http://{}{path}", self.address))
+            .post(format!("http://{}{path}", self.process.address))
             .header("content-type", "application/json")
             .body(body);
         if let Some(token) = token {
@@ -161,7 +124,7 @@ async fn only_its_operator_for_its_incident_gets_in() {
     assert_eq!(status, 401);
     let other = step_body("another-incident", "touch intruded");
     let (status, text) = sidecar
-        .raw("/v1/steps/1", Some(&sidecar.token), other)
+        .raw("/v1/steps/1", Some(&sidecar.process.token), other)
         .await;
     assert_eq!(status, 403, "{text}");
     assert!(!sidecar.service.root.join("intruded").exists());
@@ -170,7 +133,7 @@ async fn only_its_operator_for_its_incident_gets_in() {
 #[tokio::test]
 async fn malformed_and_oversized_bodies_get_4xx() {
     let sidecar = Sidecar::start("stale_lockfile").await;
-    let token = Some(sidecar.token.as_str());
+    let token = Some(sidecar.process.token.as_str());
     let (status, _) = sidecar
         .raw("/v1/steps/1", token, b"{not json".to_vec())
         .await;
@@ -208,7 +171,7 @@ async fn a_slow_sidecar_times_out_and_the_retry_gets_the_journalled_answer() {
 #[tokio::test]
 async fn a_gone_sidecar_is_unreachable_not_a_failed_command() {
     let mut sidecar = Sidecar::start("stale_lockfile").await;
-    sidecar.child.kill().await.unwrap();
+    sidecar.process.child.kill().await.unwrap();
     let gate = sidecar.gate();
     let permit = gate
         .permit(1, &Action::Exec("ls".into()), None, None)

@@ -20,6 +20,8 @@ use remediator::operator::session::Session;
 use remediator::protocol::{IncidentKey, Task};
 use remediator::workspace::Remote;
 
+use crate::sidecar_process::SidecarProcess;
+
 /// What a batch on this path came to.
 pub struct Batch {
     pub fixed: usize,
@@ -75,34 +77,11 @@ async fn incident(
         .start(&env.catalog, scenario)
         .await
         .expect("service starts");
-    let state = tempfile::tempdir().unwrap();
-    let token = remediator::tokens::generate();
-    let token_file = state.path().join("token");
-    std::fs::write(&token_file, &token).unwrap();
-    let sidecar_address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let uid = format!("bench-{n}");
-    let mut sidecar = tokio::process::Command::new(binary)
-        .args(["sandbox", "serve", "--incident-uid", &uid, "--listen"])
-        .arg(sidecar_address.to_string())
-        .arg("--token-file")
-        .arg(&token_file)
-        .arg("--root")
-        .arg(&service.root)
-        .arg("--service")
-        .arg(service.address.to_string())
-        .arg("--state-dir")
-        .arg(state.path().join("state"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the sidecar starts");
+    let mut sidecar = SidecarProcess::spawn(binary, &uid, &service.root, service.address);
     let remote = Remote::new(
-        format!("http://{sidecar_address}"),
-        &token,
+        format!("http://{}", sidecar.address),
+        &sidecar.token,
         &uid,
         Duration::from_secs(60),
     );
@@ -141,12 +120,12 @@ async fn incident(
     };
     let agent_token = remediator::tokens::generate();
     backend.insert(key.clone(), session, remote, agent_token.clone());
-    let agent_token_file = state.path().join("agent-token");
-    std::fs::write(&agent_token_file, &agent_token).unwrap();
+    let agent_token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(agent_token_file.path(), &agent_token).unwrap();
     let status = tokio::process::Command::new(binary)
         .args(["agent", "--operator", url, "--incident", &key.to_string()])
         .arg("--token-file")
-        .arg(&agent_token_file)
+        .arg(agent_token_file.path())
         .env_remove("OPENAI_API_KEY")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdout(std::process::Stdio::null())
@@ -161,7 +140,7 @@ async fn incident(
             .await
             .0
             .healthy;
-    let _ = sidecar.kill().await;
+    let _ = sidecar.child.kill().await;
     service.stop().await;
     healthy
 }
