@@ -37,6 +37,14 @@ impl Action {
         }
     }
 
+    /// The SHA-256 of the whole action (a write's content included), in
+    /// hex: what an approval link is bound to.
+    pub fn digest(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The action as one bounded line for status and logs (file contents
     /// elided).
     pub fn summary(&self) -> String {

@@ -6,6 +6,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::action::truncate_chars;
 use crate::agent::episode::{Episode, Waiting};
 use crate::crd::conditions::*;
 use crate::crd::{
@@ -47,6 +48,9 @@ pub struct Facts<'a> {
     /// What was restored after the episode, if anything.
     pub undone: Option<&'a UndoReport>,
 }
+
+/// Most characters of a waiting write's content shown in status.
+const MAX_PENDING_CONTENT: usize = 2000;
 
 pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
     let mut conditions = previous.conditions.clone();
@@ -159,6 +163,14 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
             risk: approval.risk,
             reason: approval.reason.clone(),
             requested_at: time_from_ms(approval.requested_at_ms),
+            deadline: Some(time_from_ms(approval.deadline_ms)),
+            action_hash: Some(approval.action.digest()),
+            content: match &approval.action {
+                crate::action::Action::WriteFile { content, .. } => {
+                    Some(truncate_chars(content, MAX_PENDING_CONTENT))
+                }
+                _ => None,
+            },
         }),
         verified: facts.verification.map(|(v, _)| v.clone()),
         agent: Some(agent),
@@ -167,6 +179,8 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
         session: previous.session.clone(),
         // Set once by whoever knows the trace (the operator, a local run).
         trace_id: previous.trace_id.clone(),
+        // Delivered by the operator's notifier, which records each.
+        notices: previous.notices.clone(),
         sandbox: facts.containment.map(Containment::summary),
         started_at: Some(facts.started_at.clone()),
         resolved_at: resolved.then(|| facts.now.clone()),

@@ -13,7 +13,7 @@ use remediator::agent::episode::{Episode, Waiting};
 use remediator::agent::hint::MANUAL_HINT;
 use remediator::crd::{Decision, PolicySpec};
 use remediator::operator::api;
-use remediator::operator::engine::Engine;
+use remediator::operator::engine::{Engine, PersonsAnswer};
 use remediator::operator::memory::MemoryBackend;
 use remediator::operator::session::Session;
 use remediator::protocol::{EpisodeEnd, IncidentKey, Task};
@@ -115,7 +115,16 @@ async fn incident(
         {
             operator
                 .engine
-                .answer(&key, approval.step, approve, DecidedBy::Annotation)
+                .answer(
+                    &key,
+                    PersonsAnswer {
+                        step: approval.step,
+                        approved: approve,
+                        by: DecidedBy::Annotation,
+                        approver: None,
+                        action_hash: None,
+                    },
+                )
                 .await
                 .unwrap();
         }

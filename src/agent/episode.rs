@@ -467,6 +467,7 @@ impl Episode {
                     exit_code: observation.exit_code,
                     duration_ms: observation.duration_ms,
                     rolled_back: observation.rolled_back.clone(),
+                    approver: None,
                     ..base
                 };
                 let turn = Turn {
@@ -539,6 +540,7 @@ fn record(
         decided_by: by.to_string(),
         reason: None,
         rolled_back: None,
+        approver: None,
         exit_code: None,
         duration_ms: 0,
     }

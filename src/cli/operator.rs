@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::operator::objects::Settings;
-use crate::operator::run::{self, OperatorConfig};
+use crate::operator::run::{self, LinksConfig, OperatorConfig};
 
 #[derive(Debug, Args)]
 pub struct OperatorArgs {
@@ -68,6 +68,18 @@ pub struct OperatorArgs {
     /// (needs --host-users=false; Kubernetes refuses it otherwise).
     #[arg(long, value_enum, ignore_case = true, default_value_t = ProcMount::Default)]
     pub proc_mount: ProcMount,
+    /// The URL people reach --links-listen at (e.g.
+    /// https://remediator.example.com). Set, notices carry signed
+    /// approve/reject links; unset, only the kubectl commands.
+    #[arg(long, env = "REMEDIATOR_LINKS_BASE_URL")]
+    pub links_base_url: Option<String>,
+    /// Where approve/reject links are served (with --links-base-url).
+    #[arg(long, default_value = "0.0.0.0:8082")]
+    pub links_listen: SocketAddr,
+    /// The Secret, in the operator's namespace, whose key `key` (32 bytes
+    /// or more) signs the links.
+    #[arg(long, default_value = "remediator-links")]
+    pub links_key_secret: String,
 }
 
 /// Spelt as Kubernetes spells `procMount`.
@@ -95,6 +107,26 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
             )
         })?)
     };
+    let links = match &args.links_base_url {
+        None => None,
+        Some(base_url) => {
+            let url = reqwest::Url::parse(base_url)
+                .map_err(|e| anyhow::anyhow!("--links-base-url {base_url:?}: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+                anyhow::bail!("--links-base-url must be an http(s) URL without a query: {base_url}");
+            }
+            let namespace = args.leader_election_namespace.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--links-base-url needs the operator's namespace for the links key Secret: set POD_NAMESPACE or --leader-election-namespace"
+                )
+            })?;
+            Some(LinksConfig {
+                listen: args.links_listen,
+                base_url: base_url.clone(),
+                key_secret: (namespace, args.links_key_secret.clone()),
+            })
+        }
+    };
     let config = OperatorConfig {
         api_listen: args.api_listen,
         metrics_listen: args.metrics_listen,
@@ -115,6 +147,7 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
             ..Settings::default()
         },
         catalog,
+        links,
     };
     run::run(config, async {
         use tokio::signal::unix::{SignalKind, signal};

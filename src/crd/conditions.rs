@@ -15,6 +15,9 @@ pub const POLICY_READY: &str = "PolicyReady";
 /// The finished incident's trajectory is in its Policy's ring, where the
 /// closed loop's optimizer reads it.
 pub const TRAJECTORY_RECORDED: &str = "TrajectoryRecorded";
+/// Every notice to the Policy's webhooks was delivered (False: one was
+/// given up on; the incident goes on regardless).
+pub const NOTICES_DELIVERED: &str = "NoticesDelivered";
 
 pub const REASON_FAULT_OBSERVED: &str = "FaultObserved";
 pub const REASON_HEALTHY_BEFORE_AGENT: &str = "ServiceHealthyBeforeAgent";
@@ -39,6 +42,8 @@ pub const REASON_POLICY_NOT_FOUND: &str = "PolicyNotFound";
 pub const REASON_AGENT_FAILED: &str = "AgentFailed";
 pub const REASON_RECORDED: &str = "Recorded";
 pub const REASON_RECORDING_FAILED: &str = "RecordingFailed";
+pub const REASON_NOTICES_DELIVERED: &str = "Delivered";
+pub const REASON_NOTICE_FAILED: &str = "NoticeFailed";
 
 // Event reasons that are not also condition reasons (those above serve
 // both: `ApprovalRequested`, `Resolved`, `WeakContainment`, ...).

@@ -148,6 +148,57 @@ pub struct IncidentStatus {
     /// exported: every span of the operator, the agent and the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Notices delivered (or given up on) to the Policy's webhooks: one per
+    /// event and webhook, also across operator restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_STATUS_NOTICES))]
+    pub notices: Vec<NoticeRecord>,
+}
+
+/// Most notices kept in status; an incident with more sends no more.
+pub const MAX_STATUS_NOTICES: usize = 100;
+
+/// One notice to one webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeRecord {
+    /// The notice's id, also sent to the receiver to drop a repeat.
+    pub id: String,
+    /// The Policy's `notify[].name`.
+    pub webhook: String,
+    pub event: super::NoticeEvent,
+    /// The step it is about (approvals, rollbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    pub delivered: bool,
+    pub attempts: u32,
+    pub at: Time,
+    /// Why it could not be delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Who answered a waiting action, and through what.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approver {
+    /// `link` (a signed approve/reject link), `annotation`, or `mcp`.
+    pub via: String,
+    /// The user, where something vouches for it: the API server's own
+    /// record of the request (an admission policy's stamp), never a name a
+    /// client could choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// For a link: the webhook (channel) it was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// For a link: its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_id: Option<String>,
+    /// For an annotation: the field manager the API server recorded for
+    /// it (chosen by the client: it names the tool, not the person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_manager: Option<String>,
 }
 
 /// One proposed action and what the gate and the workspace made of it.
@@ -164,7 +215,7 @@ pub struct ActionRecord {
     /// max(declared, classified); what the gate decided on.
     pub risk: SecurityRisk,
     pub decision: Decision,
-    /// gate, policy, terminal, no-terminal, annotation or timeout.
+    /// gate, policy, terminal, no-terminal, annotation, link or timeout.
     pub decided_by: String,
     /// Why it was denied, refused or could not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,6 +223,9 @@ pub struct ActionRecord {
     /// It made the service worse and was undone at once: the evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back: Option<String>,
+    /// Who confirmed or refused it, for a decision a person made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<Approver>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default)]
@@ -240,6 +294,16 @@ pub struct PendingApproval {
     /// Why the gate wants a person.
     pub reason: String,
     pub requested_at: Time,
+    /// When the wait ends (the Policy's approvalTimeoutSeconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Time>,
+    /// The SHA-256 of the whole action (a write's content included): an
+    /// approve link is bound to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_hash: Option<String>,
+    /// What a write would put in the file (bounded), as the agent wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
 }
 
 /// The controller's own probe, independent of what the agent claims.

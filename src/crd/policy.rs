@@ -131,6 +131,79 @@ pub struct PolicySpec {
     #[serde(default = "default_verify_consecutive")]
     #[schemars(range(min = 1, max = 100))]
     pub verify_consecutive_ok: u32,
+    /// Where notices go when an action waits for approval or an incident
+    /// ends: webhooks whose URLs live in Secrets (never inline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub notify: Vec<NotifySpec>,
+}
+
+/// One webhook a Policy's notices go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifySpec {
+    /// Names the channel in status and in who approved through its links.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The Secret key (same namespace) holding the webhook's URL.
+    pub url_secret_ref: SecretKeyRef,
+    /// `slack` (incoming-webhook blocks) or `generic` (documented JSON).
+    #[serde(default)]
+    pub format: NoticeFormat,
+    /// The events this webhook wants; all of them when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NoticeEvent>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeFormat {
+    Slack,
+    #[default]
+    Generic,
+}
+
+/// What a notice is about.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum NoticeEvent {
+    /// An action waits for a person.
+    ApprovalRequested,
+    /// Nobody answered a waiting action in time.
+    ApprovalTimedOut,
+    /// A step made the service worse and was undone, or a Failed
+    /// incident's root was put back.
+    RolledBack,
+    Resolved,
+    Failed,
+}
+
+impl NoticeEvent {
+    pub const ALL: [NoticeEvent; 5] = [
+        Self::ApprovalRequested,
+        Self::ApprovalTimedOut,
+        Self::RolledBack,
+        Self::Resolved,
+        Self::Failed,
+    ];
+
+    /// The name status and notices use (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ApprovalRequested => "ApprovalRequested",
+            Self::ApprovalTimedOut => "ApprovalTimedOut",
+            Self::RolledBack => "RolledBack",
+            Self::Resolved => "Resolved",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+impl NotifySpec {
+    pub fn wants(&self, event: NoticeEvent) -> bool {
+        self.events.is_empty() || self.events.contains(&event)
+    }
 }
 
 /// The defaults a Policy manifest gets for every field it leaves out.

@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::crd::Approver;
 use crate::risk::RiskLevel;
 
 pub const APPROVE: &str = "remediator.dev/approve";
@@ -67,9 +70,63 @@ pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Directives {
     directives
 }
 
+/// Who set `annotation`, as far as the API server's own record tells: the
+/// field manager of its newest write in `managedFields`. The client picks
+/// that name (`kubectl annotate` sends `kubectl-annotate`), so it names a
+/// tool, not a person; the user stays unknown.
+pub fn approver(metadata: &ObjectMeta, annotation: &str) -> Approver {
+    let field = format!("f:{annotation}");
+    let manager = metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .fields_v1
+                .as_ref()
+                .and_then(|fields| fields.0.get("f:metadata"))
+                .and_then(|meta| meta.get("f:annotations"))
+                .is_some_and(|annotations| annotations.get(&field).is_some())
+        })
+        .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
+        .and_then(|entry| entry.manager.clone());
+    Approver {
+        via: "annotation".into(),
+        field_manager: manager,
+        ..Approver::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_approver_is_the_newest_manager_of_that_annotation() {
+        let metadata: ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "x",
+            "managedFields": [
+                {"manager": "kubectl-client-side-apply", "operation": "Update",
+                 "time": "2026-12-07T00:00:00Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
+                {"manager": "kubectl-annotate", "operation": "Update",
+                 "time": "2026-12-07T00:01:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:remediator.dev/approve": {}}}}},
+                {"manager": "remediator-mcp", "operation": "Update",
+                 "time": "2026-12-07T00:02:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:annotations": {"f:remediator.dev/reject": {}}}}}
+            ]
+        }))
+        .unwrap();
+        let approve = approver(&metadata, APPROVE);
+        assert_eq!(approve.field_manager.as_deref(), Some("kubectl-annotate"));
+        assert_eq!((approve.via.as_str(), approve.user), ("annotation", None));
+        assert_eq!(
+            approver(&metadata, REJECT).field_manager.as_deref(),
+            Some("remediator-mcp")
+        );
+        assert_eq!(approver(&metadata, UNDO).field_manager, None);
+    }
 
     fn of(pairs: &[(&str, &str)]) -> Directives {
         let map: BTreeMap<String, String> = pairs

@@ -18,9 +18,10 @@ use tracing::Instrument;
 
 use super::backoff::Backoff;
 use super::bounded::{API_TIMEOUT, ApiError, call};
-use super::engine::{Engine, EngineError};
+use super::engine::{Engine, EngineError, PersonsAnswer};
 use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
+use super::notify::deliver::Notifier;
 use super::objects::{self, Settings};
 use super::reconcile::{self, Create, EngineCall, JobView, Observed, PodView};
 use super::session::Session;
@@ -51,6 +52,8 @@ pub struct Context {
     pub backoff: Backoff<IncidentKey>,
     /// Policies by namespace and name.
     pub policy_backoff: Backoff<IncidentKey>,
+    /// Sends the notices incidents owe their Policies' webhooks.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -323,6 +326,21 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
         ctx.writer.write(&incident, change).await?;
         (plan, incident, observation)
     };
+    if let Some(notifier) = &ctx.notifier {
+        // The Policy as the incident pinned it, like everything else.
+        let spec = observation
+            .session
+            .as_ref()
+            .map(|s| &s.policy)
+            .or(observation.policy.as_ref().map(|p| &p.spec));
+        if let Some(spec) = spec {
+            let mut current = incident.clone();
+            if let Some(status) = &plan.status {
+                current.status = Some(status.clone());
+            }
+            notifier.dispatch(&current, &spec.notify, &spec.secret_names);
+        }
+    }
     apply_engine_calls(ctx, key, &plan).await?;
     if let (true, Some(session)) = (plan.record, &observation.session) {
         record(ctx, key, &incident, session, observation.policy.as_deref()).await?;
@@ -391,10 +409,19 @@ async fn apply_engine_calls(
     for call in &plan.engine {
         match call {
             EngineCall::Start(_) => {}
-            EngineCall::Answer { step, approved } => {
-                ctx.engine
-                    .answer(key, *step, *approved, DecidedBy::Annotation)
-                    .await?;
+            EngineCall::Answer {
+                step,
+                approved,
+                approver,
+            } => {
+                let answer = PersonsAnswer {
+                    step: *step,
+                    approved: *approved,
+                    by: DecidedBy::Annotation,
+                    approver: Some(approver.clone()),
+                    action_hash: None,
+                };
+                ctx.engine.answer(key, answer).await?;
             }
             EngineCall::Tick => ctx.engine.tick(key).await?,
             EngineCall::Tighten(level) => {

@@ -14,12 +14,24 @@ use tracing::Instrument;
 use super::session::Session;
 use crate::agent::driver::now_ms;
 use crate::agent::episode::{Advance, Event, Request, Waiting};
-use crate::crd::ActionRecord;
+use crate::crd::{ActionRecord, Approver};
 use crate::protocol::{
     AgentSession, IncidentKey, Next, Offer, StepReply, Submission, Turn, UndoAnswer,
 };
 use crate::risk::DecidedBy;
 use crate::workspace::{Remote, Workspace};
+
+/// A person's answer to a waiting action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonsAnswer {
+    pub step: u32,
+    pub approved: bool,
+    pub by: DecidedBy,
+    /// Who, as far as anything vouches for it.
+    pub approver: Option<Approver>,
+    /// The action the person saw, when they saw it hashed (a link).
+    pub action_hash: Option<String>,
+}
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,13 +167,27 @@ impl Engine {
         workspace: &Remote,
         event: Option<Event>,
     ) -> Result<Vec<Turn>, EngineError> {
+        self.drive_answered(key, session, workspace, event, None)
+            .await
+    }
+
+    /// [`Engine::drive`], with who answered the step that waited, which
+    /// its record keeps.
+    async fn drive_answered(
+        &self,
+        key: &IncidentKey,
+        session: &mut Session,
+        workspace: &Remote,
+        event: Option<Event>,
+        approver: Option<&Approver>,
+    ) -> Result<Vec<Turn>, EngineError> {
         let step = match &session.episode.waiting {
             Waiting::Approval(approval) => approval.step,
             Waiting::Execution(execution) => execution.step,
             _ => session.episode.steps + 1,
         };
         let span = crate::agent::step_span::open_gate(step);
-        self.drive_in(key, session, workspace, event, &span)
+        self.drive_in(key, session, workspace, event, approver, &span)
             .instrument(span.clone())
             .await
     }
@@ -172,8 +198,13 @@ impl Engine {
         session: &mut Session,
         workspace: &Remote,
         event: Option<Event>,
+        approver: Option<&Approver>,
         span: &tracing::Span,
     ) -> Result<Vec<Turn>, EngineError> {
+        let answered = match &session.episode.waiting {
+            Waiting::Approval(approval) => Some(approval.step),
+            _ => None,
+        };
         let gate = session.gate();
         let mut advance = match event {
             Some(event) => session.episode.next(&gate, event, now_ms()),
@@ -201,6 +232,11 @@ impl Engine {
             workspace.note(turn).await.map_err(|e| {
                 EngineError::Unavailable(format!("recording step {}: {e}", turn.step))
             })?;
+        }
+        if let (Some(step), Some(approver)) = (answered, approver) {
+            for record in records.iter_mut().filter(|r| r.step == step) {
+                record.approver = Some(approver.clone());
+            }
         }
         self.backend.save(key, session, &records).await?;
         for record in &records {
@@ -334,26 +370,34 @@ impl Engine {
     }
 
     /// A person's answer to the approval step `step` waits for; answers to
-    /// anything else are stale and change nothing (returns false).
+    /// anything else are stale and change nothing (returns false). With
+    /// `action_hash`, the answer holds only for that very action.
     pub async fn answer(
         &self,
         key: &IncidentKey,
-        step: u32,
-        approved: bool,
-        by: DecidedBy,
+        answer: PersonsAnswer,
     ) -> Result<bool, EngineError> {
         let lock = self.lock_of(key);
         let _one_at_a_time = lock.lock().await;
         let (mut session, workspace) = self.load(key).await?;
-        let waiting = matches!(&session.episode.waiting, Waiting::Approval(a) if a.step == step);
+        let waiting = matches!(
+            &session.episode.waiting,
+            Waiting::Approval(a) if a.step == answer.step
+                && answer.action_hash.as_ref().is_none_or(|h| *h == a.action.digest())
+        );
         if !waiting {
             return Ok(false);
         }
-        self.drive(
+        let event = Event::Answered {
+            approved: answer.approved,
+            by: answer.by,
+        };
+        self.drive_answered(
             key,
             &mut session,
             &workspace,
-            Some(Event::Answered { approved, by }),
+            Some(event),
+            answer.approver.as_ref(),
         )
         .await?;
         Ok(true)

@@ -131,6 +131,7 @@ pub fn action_record(step: u32, command: &str) -> ActionRecord {
         decided_by: "gate".into(),
         reason: None,
         rolled_back: None,
+        approver: None,
         exit_code: Some(0),
         duration_ms: 3,
     }

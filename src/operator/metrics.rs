@@ -26,6 +26,10 @@ pub struct Metrics {
     pub llm_tool_calls: IntCounterVec,
     pub reconcile_duration: Histogram,
     pub reconcile_errors: IntCounter,
+    /// Notices sent to webhooks, by event and outcome (delivered, failed).
+    pub notices: IntCounterVec,
+    /// Approve/reject links followed, by outcome: accepted, or why refused.
+    pub approval_links: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -130,8 +134,26 @@ impl Metrics {
         .expect("valid metric");
         let reconcile_errors = IntCounter::new("reconcile_errors_total", "Reconciles that failed")
             .expect("valid metric");
+        let notices = IntCounterVec::new(
+            Opts::new(
+                "notices_total",
+                "Notices sent to the Policies' webhooks, by event and outcome",
+            ),
+            &["event", "outcome"],
+        )
+        .expect("valid metric");
+        let approval_links = IntCounterVec::new(
+            Opts::new(
+                "approval_links_total",
+                "Approve/reject links answered, by outcome (accepted, or why refused)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(incidents.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(notices.clone()),
+            Box::new(approval_links.clone()),
             Box::new(incident_steps.clone()),
             Box::new(time_to_resolve.clone()),
             Box::new(actions.clone()),
@@ -162,6 +184,8 @@ impl Metrics {
             llm_tool_calls,
             reconcile_duration,
             reconcile_errors,
+            notices,
+            approval_links,
         }
     }
 
@@ -346,6 +370,9 @@ mod tests {
                 risk: crate::risk::SecurityRisk::Medium,
                 reason: "MEDIUM needs confirmation".into(),
                 requested_at: Time(now - k8s_openapi::jiff::SignedDuration::from_secs(waited_s)),
+                deadline: None,
+                action_hash: None,
+                content: None,
             }),
             ..IncidentStatus::default()
         });

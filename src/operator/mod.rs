@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod kube_backend;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod objects;
 pub mod reconcile;
 pub mod recording;

@@ -73,6 +73,7 @@ pub enum EngineCall {
     Answer {
         step: u32,
         approved: bool,
+        approver: crate::crd::Approver,
     },
     /// Deadlines may have passed.
     Tick,
@@ -461,9 +462,15 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
             _ => None,
         };
         if let Some(approved) = answer {
+            let annotation = if approved {
+                annotations::APPROVE
+            } else {
+                annotations::REJECT
+            };
             plan.engine.push(EngineCall::Answer {
                 step: approval.step,
                 approved,
+                approver: annotations::approver(&o.incident.metadata, annotation),
             });
             plan.events.push(normal(
                 if approved {

@@ -28,6 +28,10 @@ use super::controller::{self, Context};
 use super::engine::Engine;
 use super::kube_backend::KubeBackend;
 use super::metrics::Metrics;
+use super::notify;
+use super::notify::deliver::{LinkSigner, Notifier, Retry};
+use super::notify::links::LinkKey;
+use super::notify::server::LinkPages;
 use super::objects::Settings;
 use super::status_writer::StatusWriter;
 use super::stores::{Keep, Stores};
@@ -46,6 +50,41 @@ pub struct OperatorConfig {
     pub concurrent_reconciles: u16,
     pub settings: Settings,
     pub catalog: Catalog,
+    /// Signed approve/reject links in notices; None: notices carry the
+    /// kubectl commands only.
+    pub links: Option<LinksConfig>,
+}
+
+/// Where approve/reject links are served and what signs them.
+pub struct LinksConfig {
+    pub listen: SocketAddr,
+    /// The URL people reach `listen` at, e.g. `https://remediator.example.com`.
+    pub base_url: String,
+    /// The Secret (namespace, name) whose key `key` signs links; the chart
+    /// creates it.
+    pub key_secret: (String, String),
+}
+
+/// The key under which a links Secret holds the signing key.
+pub const LINK_KEY_FIELD: &str = "key";
+
+/// The signing key from its Secret: read once, at start.
+async fn link_key(client: &Client, links: &LinksConfig) -> anyhow::Result<LinkKey> {
+    let (namespace, name) = &links.key_secret;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading the links key Secret {namespace}/{name}"))?
+        .with_context(|| {
+            format!("the links key Secret {namespace}/{name} does not exist (the chart creates it)")
+        })?;
+    let key = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(LINK_KEY_FIELD))
+        .with_context(|| format!("Secret {namespace}/{name} has no key `{LINK_KEY_FIELD}`"))?;
+    LinkKey::new(&key.0).map_err(|e| anyhow::anyhow!("Secret {namespace}/{name}: {e}"))
 }
 
 /// Whether this replica leads, shared with the HTTP endpoints.
@@ -147,6 +186,25 @@ pub async fn run(
     ));
     let engine = Arc::new(Engine::new(backend.clone()));
     let leadership = Leadership::default();
+    let key = match &config.links {
+        Some(links) => Some(link_key(&client, links).await?),
+        None => None,
+    };
+    let signer = match (&config.links, &key) {
+        (Some(links), Some(key)) => Some(LinkSigner {
+            key: key.clone(),
+            base_url: links.base_url.trim_end_matches('/').to_string(),
+        }),
+        _ => None,
+    };
+    let notifier = Arc::new(Notifier::new(
+        client.clone(),
+        writer.clone(),
+        engine.clone(),
+        metrics.clone(),
+        signer,
+        Retry::default(),
+    )?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = {
         let rx = stop_rx.clone();
@@ -196,6 +254,29 @@ pub async fn run(
         metrics = %config.metrics_listen,
         "Action API and metrics listening"
     );
+    let links_server = match &config.links {
+        Some(links) => {
+            let pages = Arc::new(LinkPages {
+                key: key.clone(),
+                client: client.clone(),
+                engine: engine.clone(),
+                metrics: metrics.clone(),
+            });
+            let router = notify::server::router(pages).layer(
+                axum::middleware::from_fn_with_state(leadership.clone(), leader_only),
+            );
+            let listener = tokio::net::TcpListener::bind(links.listen)
+                .await
+                .with_context(|| format!("listening on {}", links.listen))?;
+            tracing::info!(listen = %links.listen, base_url = %links.base_url, "approval links served");
+            Some(tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped())
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
 
     let forward = tokio::spawn(async move {
         shutdown.await;
@@ -233,7 +314,7 @@ pub async fn run(
             if !won {
                 drop(leading);
                 let _ = task.await;
-                return finish(ops_server, api_server, forward).await;
+                return finish(ops_server, api_server, links_server, forward).await;
             }
             tracing::info!(%identity, "leading");
             leadership.set(true);
@@ -277,6 +358,7 @@ pub async fn run(
         stores,
         backoff: Backoff::default(),
         policy_backoff: Backoff::default(),
+        notifier: Some(notifier),
     });
     let waiting_cache = incident_cache.clone();
     let incident_controller = Controller::new(incidents.clone(), watcher::Config::default())
@@ -334,17 +416,21 @@ pub async fn run(
     if let Some(task) = lease_task {
         let _ = task.await;
     }
-    finish(ops_server, api_server, forward).await
+    finish(ops_server, api_server, links_server, forward).await
 }
 
 async fn finish(
     ops: tokio::task::JoinHandle<std::io::Result<()>>,
     api: tokio::task::JoinHandle<std::io::Result<()>>,
+    links: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     forward: tokio::task::JoinHandle<()>,
 ) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = ops.await;
         let _ = api.await;
+        if let Some(links) = links {
+            let _ = links.await;
+        }
     })
     .await;
     forward.abort();

@@ -20,8 +20,13 @@ use super::metrics::Metrics;
 use super::reconcile::EventSpec;
 use super::session::Session;
 use crate::agent::episode::Waiting;
-use crate::crd::conditions::{REASON_APPROVAL_REQUESTED, TRAJECTORY_RECORDED};
-use crate::crd::{ActionRecord, FIELD_MANAGER, Incident, IncidentStatus, OmittedActions};
+use crate::crd::conditions::{
+    NOTICES_DELIVERED, REASON_APPROVAL_REQUESTED, REASON_NOTICE_FAILED, REASON_NOTICES_DELIVERED,
+    TRAJECTORY_RECORDED,
+};
+use crate::crd::{
+    ActionRecord, FIELD_MANAGER, Incident, IncidentStatus, NoticeRecord, OmittedActions,
+};
 use crate::protocol::UndoAnswer;
 use crate::status::{self, Facts};
 
@@ -49,6 +54,8 @@ pub enum Change<'a> {
         before_step: u32,
         answer: Result<UndoAnswer, String>,
     },
+    /// A notice was delivered to a webhook, or given up on.
+    Noticed { record: NoticeRecord },
     /// The finished incident's trajectory was recorded, or not.
     Recorded {
         ok: bool,
@@ -117,6 +124,46 @@ pub fn next(incident: &Incident, change: Change<'_>, now: Time) -> Update {
                 }
                 Err(e) => report.message = format!("the undo failed: {e}"),
             }
+            update.status = Some(status);
+        }
+        Change::Noticed { record } => {
+            let mut status = previous.clone();
+            status.notices.retain(|n| n.id != record.id);
+            status.notices.push(record);
+            let failed: Vec<String> = status
+                .notices
+                .iter()
+                .filter(|n| !n.delivered)
+                .map(|n| {
+                    format!(
+                        "{} to {}: {}",
+                        n.event.name(),
+                        n.webhook,
+                        n.error.as_deref().unwrap_or("not delivered")
+                    )
+                })
+                .collect();
+            let (ok, reason, message) = match failed.last() {
+                None => (
+                    true,
+                    REASON_NOTICES_DELIVERED,
+                    format!("{} notices delivered", status.notices.len()),
+                ),
+                Some(last) => (
+                    false,
+                    REASON_NOTICE_FAILED,
+                    format!("{} not delivered; the last: {last}", failed.len()),
+                ),
+            };
+            status::set_condition(
+                &mut status.conditions,
+                NOTICES_DELIVERED,
+                ok,
+                reason,
+                message,
+                &now,
+                incident.metadata.generation,
+            );
             update.status = Some(status);
         }
         Change::Recorded {

@@ -45,6 +45,8 @@ pub enum DecidedBy {
     NoTerminal,
     /// A person, through an approve/reject annotation.
     Annotation,
+    /// A person, through a signed approve/reject link from a notice.
+    Link,
     /// Nobody answered in time.
     Timeout,
 }
@@ -57,6 +59,7 @@ impl std::fmt::Display for DecidedBy {
             Self::Terminal => "terminal",
             Self::NoTerminal => "no-terminal",
             Self::Annotation => "annotation",
+            Self::Link => "link",
             Self::Timeout => "timeout",
         })
     }

@@ -20,6 +20,7 @@ fn record(step: u32, decision: Decision) -> ActionRecord {
         decided_by: "gate".into(),
         reason: None,
         rolled_back: None,
+        approver: None,
         exit_code: Some(0),
         duration_ms: 1,
     }

@@ -187,6 +187,7 @@ fn context_of(cluster: Cluster, settings: Settings) -> (Arc<Context>, ApiServer)
         stores,
         backoff: Backoff::default(),
         policy_backoff: Backoff::default(),
+        notifier: None,
     };
     (Arc::new(ctx), ApiServer(handle))
 }
@@ -572,6 +573,7 @@ fn resolved() -> IncidentStatus {
         decided_by: "gate".into(),
         reason: None,
         rolled_back: None,
+        approver: None,
         exit_code: Some(0),
         duration_ms: 4,
     }];

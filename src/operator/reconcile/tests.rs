@@ -273,7 +273,11 @@ fn approve_and_reject_answer_only_the_step_that_waits() {
         world.decide(&incident).engine,
         vec![EngineCall::Answer {
             step: 3,
-            approved: true
+            approved: true,
+            approver: crate::crd::Approver {
+                via: "annotation".into(),
+                ..Default::default()
+            }
         }]
     );
     let (incident, world) = remediating(
@@ -284,7 +288,11 @@ fn approve_and_reject_answer_only_the_step_that_waits() {
         world.decide(&incident).engine,
         vec![EngineCall::Answer {
             step: 3,
-            approved: false
+            approved: false,
+            approver: crate::crd::Approver {
+                via: "annotation".into(),
+                ..Default::default()
+            }
         }],
         "a rejection wins over an approval"
     );

@@ -1,0 +1,10 @@
+//! On-call notices and signed approve/reject links: which notices an
+//! incident owes ([`due`]), what they say ([`notice`]), sending and
+//! recording them ([`deliver`]), the links' signatures ([`links`]) and the
+//! pages that answer them ([`server`]).
+
+pub mod deliver;
+pub mod due;
+pub mod links;
+pub mod notice;
+pub mod server;

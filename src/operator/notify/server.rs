@@ -1,0 +1,271 @@
+//! The pages a signed link opens. A GET never acts: it checks the link and
+//! shows the action it would answer, with a form; only that form's POST
+//! answers, through the engine, which holds the answer to the very step
+//! and action the link was signed for. A refused link gets a page that
+//! says why, and is counted.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use kube::Client;
+use kube::api::Api;
+
+use super::links::{Claims, LinkKey, Refusal};
+use crate::crd::{Approver, Incident};
+use crate::operator::bounded::call;
+use crate::operator::engine::{Engine, PersonsAnswer};
+use crate::operator::metrics::Metrics;
+use crate::protocol::IncidentKey;
+use crate::redact::Redactor;
+use crate::risk::DecidedBy;
+
+pub struct LinkPages {
+    pub key: Option<LinkKey>,
+    pub client: Client,
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(pages: Arc<LinkPages>) -> Router {
+    Router::new()
+        .route(
+            "/approvals/{namespace}/{name}/{token}",
+            get(confirm).post(answer),
+        )
+        .with_state(pages)
+}
+
+type LinkPath = Path<(String, String, String)>;
+
+/// The confirmation page: what the link would do, and a button.
+async fn confirm(State(pages): State<Arc<LinkPages>>, Path((ns, name, token)): LinkPath) -> Response {
+    let (claims, incident) = match pages.check(&ns, &name, &token).await {
+        Ok(found) => found,
+        Err(refusal) => return pages.refuse(refusal),
+    };
+    let status = incident.status.clone().unwrap_or_default();
+    let Some(pending) = status.pending_approval.as_ref() else {
+        return pages.refuse(Refusal::NotWaiting);
+    };
+    let redactor = Redactor::new(&[], &[]);
+    let verb = if claims.approve { "Approve" } else { "Reject" };
+    let content = pending
+        .content
+        .as_deref()
+        .map(|c| {
+            format!(
+                "<p>It would write:</p><pre>{}</pre>",
+                escape(&redactor.redact(c))
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>{verb} step {step} of incident {ns}/{name}?</h1>\
+         <p>Scenario <code>{scenario}</code>, Policy <code>{policy}</code>, {steps} steps so far.</p>\
+         <p><b>{kind}</b> <code>{command}</code> &middot; risk <b>{risk}</b></p>\
+         <p>Why it waits: {reason}</p>{content}\
+         <form method=\"post\"><button type=\"submit\">{verb} step {step}</button></form>\
+         <p>Nothing happens until you press the button. This link was sent to <code>{channel}</code>.</p>",
+        step = claims.step,
+        ns = escape(&ns),
+        name = escape(&name),
+        scenario = escape(&incident.spec.scenario),
+        policy = escape(&incident.spec.policy_ref.name),
+        steps = status.steps,
+        kind = escape(&pending.kind),
+        command = escape(&redactor.redact(&pending.command)),
+        risk = pending.risk,
+        reason = escape(&redactor.redact(&pending.reason)),
+        channel = escape(&claims.channel),
+    );
+    page(StatusCode::OK, &format!("{verb} step {}", claims.step), &body)
+}
+
+/// The form's POST: the answer, if the link still holds.
+async fn answer(State(pages): State<Arc<LinkPages>>, Path((ns, name, token)): LinkPath) -> Response {
+    let (claims, _) = match pages.check(&ns, &name, &token).await {
+        Ok(found) => found,
+        Err(refusal) => return pages.refuse(refusal),
+    };
+    let key = IncidentKey {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    let answer = PersonsAnswer {
+        step: claims.step,
+        approved: claims.approve,
+        by: DecidedBy::Link,
+        approver: Some(Approver {
+            via: "link".into(),
+            channel: Some(claims.channel.clone()),
+            link_id: Some(claims.id.clone()),
+            ..Approver::default()
+        }),
+        action_hash: Some(claims.action_hash.clone()),
+    };
+    match pages.engine.answer(&key, answer).await {
+        Ok(true) => {
+            pages.count("accepted");
+            tracing::info!(
+                incident = %key,
+                step = claims.step,
+                approved = claims.approve,
+                link = %claims.id,
+                channel = %claims.channel,
+                "answered through a signed link"
+            );
+            let done = if claims.approve {
+                "approved: it runs now"
+            } else {
+                "rejected"
+            };
+            page(
+                StatusCode::OK,
+                "Answered",
+                &format!(
+                    "<h1>Step {} of {} {done}.</h1><p>The incident's status records this link ({}) as who decided.</p>",
+                    claims.step,
+                    escape(&format!("{ns}/{name}")),
+                    escape(&claims.id)
+                ),
+            )
+        }
+        // Answered meanwhile (perhaps through this very link).
+        Ok(false) => match pages.incident(&ns, &name).await {
+            Ok(Some(incident)) if used(&incident, &claims) => pages.refuse(Refusal::Used),
+            _ => pages.refuse(Refusal::NotWaiting),
+        },
+        Err(e) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            &format!(
+                "<h1>The operator could not answer right now.</h1><p>{}</p><p>The link still holds until it expires.</p>",
+                escape(&e.to_string())
+            ),
+        ),
+    }
+}
+
+impl LinkPages {
+    /// A link whose signature, expiry and path check, and whose incident
+    /// still waits at its step for its action.
+    async fn check(&self, ns: &str, name: &str, token: &str) -> Result<(Claims, Incident), Refusal> {
+        let key = self.key.as_ref().ok_or(Refusal::Disabled)?;
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let claims = key.verify(token, now)?;
+        if claims.namespace != ns || claims.name != name {
+            return Err(Refusal::OtherIncident);
+        }
+        let incident = self
+            .incident(ns, name)
+            .await
+            .map_err(|_| Refusal::NotWaiting)?
+            .filter(|i| i.metadata.uid.as_deref() == Some(claims.uid.as_str()))
+            .ok_or(Refusal::NotWaiting)?;
+        if used(&incident, &claims) {
+            return Err(Refusal::Used);
+        }
+        let waits = incident
+            .status
+            .as_ref()
+            .and_then(|s| s.pending_approval.as_ref())
+            .is_some_and(|p| {
+                p.step == claims.step && p.action_hash.as_deref() == Some(&claims.action_hash)
+            });
+        if !waits {
+            return Err(Refusal::NotWaiting);
+        }
+        Ok((claims, incident))
+    }
+
+    async fn incident(&self, ns: &str, name: &str) -> Result<Option<Incident>, String> {
+        let incidents: Api<Incident> = Api::namespaced(self.client.clone(), ns);
+        call(incidents.get_opt(name)).await.map_err(|e| e.to_string())
+    }
+
+    fn count(&self, outcome: &str) {
+        self.metrics
+            .approval_links
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Response {
+        self.count(refusal.label());
+        let status = match refusal {
+            Refusal::Malformed => StatusCode::BAD_REQUEST,
+            Refusal::BadSignature | Refusal::OtherIncident => StatusCode::FORBIDDEN,
+            Refusal::Expired => StatusCode::GONE,
+            Refusal::Used | Refusal::NotWaiting => StatusCode::CONFLICT,
+            Refusal::Disabled => StatusCode::NOT_FOUND,
+        };
+        page(
+            status,
+            "Refused",
+            &format!(
+                "<h1>Refused</h1><p>{}</p><p>Nothing was done.</p>",
+                refusal.explain()
+            ),
+        )
+    }
+}
+
+/// Whether the step was answered through this very link.
+fn used(incident: &Incident, claims: &Claims) -> bool {
+    incident.status.as_ref().is_some_and(|s| {
+        s.actions.iter().any(|a| {
+            a.step == claims.step
+                && a.approver
+                    .as_ref()
+                    .is_some_and(|who| who.link_id.as_deref() == Some(claims.id.as_str()))
+        })
+    })
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>remediator: {}</title>\
+         <meta name=\"referrer\" content=\"no-referrer\"></head><body>{body}</body></html>",
+        escape(title)
+    );
+    (
+        status,
+        [
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "default-src 'none'; form-action 'self'"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            super::escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}
