@@ -6,7 +6,7 @@
 /// (so `scenario` may use `sandbox`), never the ones before.
 const LAYERS: &[&[&str]] = &[
     &["cli"],
-    &["web", "operator", "optimize", "eval"],
+    &["mcp", "web", "operator", "optimize", "eval"],
     &["local"],
     &["status", "policy", "trajectory"],
     &["agent"],

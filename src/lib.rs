@@ -12,6 +12,7 @@ pub mod crd;
 pub mod eval;
 pub mod local;
 pub mod manifest;
+pub mod mcp;
 pub mod operator;
 pub mod optimize;
 pub mod policy;

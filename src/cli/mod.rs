@@ -14,6 +14,7 @@ mod common;
 mod demo;
 mod fanout;
 mod logging;
+mod mcp;
 mod operator;
 mod optimize;
 mod run;
@@ -70,6 +71,9 @@ pub enum Command {
     Fanout(fanout::FanoutArgs),
     /// A web dashboard and JSON API to run fan-outs and the scorecard.
     Serve(serve::ServeArgs),
+    /// An MCP server for AI assistants: Incidents, Policies, the scorecard
+    /// and pending approvals; read-only unless --allow-approvals.
+    Mcp(mcp::McpArgs),
     /// Learn a better strategy hint (GEPA or iterative) from rollouts or recorded runs.
     Optimize(Box<optimize::OptimizeArgs>),
     /// Distill a SKILL.md runbook from recorded runs.
@@ -166,7 +170,10 @@ fn run_in_runtime(cli: Cli) -> ExitCode {
         };
     }
     // fanout and serve stop on a signal themselves, so what ran is reported.
-    let owns_signals = matches!(cli.command, Command::Fanout(_) | Command::Serve(_));
+    let owns_signals = matches!(
+        cli.command,
+        Command::Fanout(_) | Command::Serve(_) | Command::Mcp(_)
+    );
     let code = runtime.block_on(async {
         if owns_signals {
             return match run(cli).await {
@@ -258,6 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common::sweep_orphans();
             fanout::fanout(cli.catalog, args).await
         }
+        Command::Mcp(args) => mcp::run(args).await,
         Command::Serve(args) => {
             common::sweep_orphans();
             serve::serve(cli.catalog, args).await

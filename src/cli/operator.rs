@@ -80,6 +80,12 @@ pub struct OperatorArgs {
     /// or more) signs the links.
     #[arg(long, default_value = "remediator-links")]
     pub links_key_secret: String,
+    /// Record the user in remediator.dev/decided-by as who approved or
+    /// rejected through an annotation. Only with the chart's admission
+    /// policies (approvals.recordUser), which stamp it and refuse any
+    /// other change to it; without them anyone could write it.
+    #[arg(long)]
+    pub approver_from_admission: bool,
 }
 
 /// Spelt as Kubernetes spells `procMount`.
@@ -144,6 +150,7 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
             host_users: args.host_users,
             unmasked_proc: args.proc_mount == ProcMount::Unmasked,
             telemetry: crate::telemetry::forwarded_env(),
+            approver_from_admission: args.approver_from_admission,
             ..Settings::default()
         },
         catalog,

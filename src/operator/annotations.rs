@@ -14,6 +14,9 @@ pub const APPROVE: &str = "remediator.dev/approve";
 pub const REJECT: &str = "remediator.dev/reject";
 pub const MAX_RISK: &str = "remediator.dev/max-risk";
 pub const UNDO: &str = "remediator.dev/undo";
+/// Who set the approve or reject annotation, stamped by the API server's
+/// admission (the chart's MutatingAdmissionPolicy), never by a client.
+pub const DECIDED_BY: &str = "remediator.dev/decided-by";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
@@ -73,8 +76,9 @@ pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Directives {
 /// Who set `annotation`, as far as the API server's own record tells: the
 /// field manager of its newest write in `managedFields`. The client picks
 /// that name (`kubectl annotate` sends `kubectl-annotate`), so it names a
-/// tool, not a person; the user stays unknown.
-pub fn approver(metadata: &ObjectMeta, annotation: &str) -> Approver {
+/// tool, not a person. The user is known only where an admission policy
+/// stamps [`DECIDED_BY`] (`stamped`), which no client can set.
+pub fn approver(metadata: &ObjectMeta, annotation: &str, stamped: bool) -> Approver {
     let field = format!("f:{annotation}");
     let manager = metadata
         .managed_fields
@@ -90,9 +94,13 @@ pub fn approver(metadata: &ObjectMeta, annotation: &str) -> Approver {
         })
         .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
         .and_then(|entry| entry.manager.clone());
+    let user = stamped
+        .then(|| metadata.annotations.as_ref()?.get(DECIDED_BY).cloned())
+        .flatten();
     Approver {
         via: "annotation".into(),
         field_manager: manager,
+        user,
         ..Approver::default()
     }
 }
@@ -118,14 +126,28 @@ mod tests {
             ]
         }))
         .unwrap();
-        let approve = approver(&metadata, APPROVE);
+        let approve = approver(&metadata, APPROVE, false);
         assert_eq!(approve.field_manager.as_deref(), Some("kubectl-annotate"));
         assert_eq!((approve.via.as_str(), approve.user), ("annotation", None));
         assert_eq!(
-            approver(&metadata, REJECT).field_manager.as_deref(),
+            approver(&metadata, REJECT, false).field_manager.as_deref(),
             Some("remediator-mcp")
         );
-        assert_eq!(approver(&metadata, UNDO).field_manager, None);
+        assert_eq!(approver(&metadata, UNDO, false).field_manager, None);
+    }
+
+    #[test]
+    fn the_user_is_read_only_where_admission_stamps_it() {
+        let metadata: ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "x",
+            "annotations": {APPROVE: "2", DECIDED_BY: "alice"},
+        }))
+        .unwrap();
+        assert_eq!(approver(&metadata, APPROVE, false).user, None);
+        assert_eq!(
+            approver(&metadata, APPROVE, true).user.as_deref(),
+            Some("alice")
+        );
     }
 
     fn of(pairs: &[(&str, &str)]) -> Directives {

@@ -204,7 +204,12 @@ struct Observation {
 }
 
 impl Observation {
-    fn observed<'a>(&'a self, incident: &'a Incident, catalog: &'a Catalog) -> Observed<'a> {
+    fn observed<'a>(
+        &'a self,
+        incident: &'a Incident,
+        catalog: &'a Catalog,
+        settings: &Settings,
+    ) -> Observed<'a> {
         Observed {
             incident,
             policy: self.policy.as_deref(),
@@ -216,6 +221,7 @@ impl Observation {
             session: self.session.as_ref(),
             probe: self.probe.as_ref(),
             containment: self.containment.as_ref(),
+            approver_from_admission: settings.approver_from_admission,
             now: self.now.clone(),
             now_ms: self.now_ms,
         }
@@ -315,7 +321,7 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
             return Ok(Action::await_change());
         };
         let observation = observe(ctx, key, &incident).await?;
-        let plan = reconcile::decide(&observation.observed(&incident, &ctx.catalog));
+        let plan = reconcile::decide(&observation.observed(&incident, &ctx.catalog, &ctx.settings));
         apply_objects(ctx, key, &incident, &plan, &observation).await?;
         let pinned = pinned(&plan);
         let change = Change::Planned {

@@ -49,6 +49,11 @@ pub struct Settings {
     /// the sidecar export with, as the operator was given them; empty:
     /// they export nothing.
     pub telemetry: Vec<(String, String)>,
+    /// An admission policy (the chart's `approvals.recordUser`) stamps
+    /// `remediator.dev/decided-by` with the user who set an approve or
+    /// reject annotation and refuses any other change to it, so status may
+    /// name that user.
+    pub approver_from_admission: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +70,7 @@ impl Default for Settings {
             host_users: true,
             unmasked_proc: false,
             telemetry: Vec::new(),
+            approver_from_admission: false,
         }
     }
 }

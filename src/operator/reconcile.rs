@@ -53,6 +53,9 @@ pub struct Observed<'a> {
     pub probe: Option<&'a (Verification, String)>,
     /// What the sidecar can contain, once it answers.
     pub containment: Option<&'a Containment>,
+    /// `remediator.dev/decided-by` is stamped by an admission policy and
+    /// names who set an approve or reject annotation.
+    pub approver_from_admission: bool,
     pub now: Time,
     pub now_ms: u64,
 }
@@ -470,7 +473,11 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
             plan.engine.push(EngineCall::Answer {
                 step: approval.step,
                 approved,
-                approver: annotations::approver(&o.incident.metadata, annotation),
+                approver: annotations::approver(
+                    &o.incident.metadata,
+                    annotation,
+                    o.approver_from_admission,
+                ),
             });
             plan.events.push(normal(
                 if approved {

@@ -75,6 +75,7 @@ impl World {
             session: self.session.as_ref(),
             probe: self.probe.as_ref(),
             containment: self.containment.as_ref(),
+            approver_from_admission: false,
             now: now(),
             now_ms: NOW_MS,
         })
