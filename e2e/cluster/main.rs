@@ -15,6 +15,7 @@ mod garbage_collection;
 mod jaeger;
 mod kubectl;
 mod kubelet;
+mod mcp;
 mod operator;
 mod printer_columns;
 mod prometheus;

@@ -124,7 +124,7 @@ pub(crate) fn loopback() -> SocketAddr {
 }
 
 impl Operator {
-    async fn start(
+    pub(crate) async fn start(
         cluster: &Cluster,
         api: SocketAddr,
         metrics: SocketAddr,
