@@ -16,6 +16,7 @@ mod jaeger;
 mod kubectl;
 mod kubelet;
 mod mcp;
+mod notify;
 mod operator;
 mod printer_columns;
 mod prometheus;

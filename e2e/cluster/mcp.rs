@@ -46,8 +46,12 @@ async fn identity(cluster: &Cluster, name: &str, verbs: &[&str], dir: &Path) -> 
     let ns = &cluster.ns;
     let client = &cluster.client;
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    accounts.create(&PostParams::default(), &account).await.unwrap();
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
     let role: Role = serde_json::from_value(json!({
         "metadata": {"name": name},
         "rules": [{"apiGroups": ["remediator.dev"], "resources": ["incidents", "policies"], "verbs": verbs}],
@@ -68,7 +72,8 @@ async fn identity(cluster: &Cluster, name: &str, verbs: &[&str], dir: &Path) -> 
         .await
         .unwrap();
     let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .unwrap();
     let token = accounts
         .create_token_request(name, &PostParams::default(), &request)
         .await
@@ -76,7 +81,8 @@ async fn identity(cluster: &Cluster, name: &str, verbs: &[&str], dir: &Path) -> 
         .status
         .and_then(|s| s.token)
         .unwrap();
-    let kubeconfig = kubeconfig_with_token(cluster.cp, &token, &dir.join(format!("{name}.kubeconfig")));
+    let kubeconfig =
+        kubeconfig_with_token(cluster.cp, &token, &dir.join(format!("{name}.kubeconfig")));
     (token, kubeconfig)
 }
 
@@ -152,7 +158,10 @@ async fn http_server(kubeconfig: &Path, ns: &str, approvals: bool) -> HttpServer
     }
     let child = command.spawn().unwrap();
     assert!(
-        poll(Duration::from_secs(20), || async { get(address, "/healthz").await.is_some() }).await,
+        poll(Duration::from_secs(20), || async {
+            get(address, "/healthz").await.is_some()
+        })
+        .await,
         "remediator mcp --http never answered"
     );
     HttpServer {
@@ -173,22 +182,33 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     let url = service(vec![api], vec![metrics]).await;
     let _operator = Operator::start(&cluster, api, metrics, &url, None).await;
     cluster
-        .policy("careful", "{requireConfirmationFor: MEDIUM, approvalTimeoutSeconds: 600}")
+        .policy(
+            "careful",
+            "{requireConfirmationFor: MEDIUM, approvalTimeoutSeconds: 600}",
+        )
         .await;
-    cluster.incident("waiting", "stale_lockfile", "careful").await;
-    let waiting = cluster.phase("waiting", IncidentPhase::AwaitingApproval).await;
+    cluster
+        .incident("waiting", "stale_lockfile", "careful")
+        .await;
+    let waiting = cluster
+        .phase("waiting", IncidentPhase::AwaitingApproval)
+        .await;
     let step = waiting.status.unwrap().pending_approval.unwrap().step;
 
     let dir = tempfile::tempdir().unwrap();
     let ns = cluster.ns.clone();
-    let (_, reader) = identity(&cluster, "mcp-reader", &["get", "list", "watch"], dir.path()).await;
+    let (_, reader) = identity(
+        &cluster,
+        "mcp-reader",
+        &["get", "list", "watch"],
+        dir.path(),
+    )
+    .await;
     let (viewer_token, viewer) = identity(&cluster, "viewer", &["get", "list"], dir.path()).await;
     let (approver_token, _) =
         identity(&cluster, "approver", &["get", "list", "patch"], dir.path()).await;
     let viewer = viewer.to_string_lossy().into_owned();
-    let decide = |verb: &str| {
-        json!({"tool": verb, "args": {"name": "waiting", "step": step}})
-    };
+    let decide = |verb: &str| json!({"tool": verb, "args": {"name": "waiting", "step": step}});
 
     // stdio, read-only, as a viewer: reads, and no approve to call.
     let answers = client(
@@ -215,14 +235,27 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     assert_eq!(listed["incidents"][0]["waitingStep"], step);
     let pending = text_json(&answers[2]);
     assert_eq!(
-        (pending["step"].clone(), pending["command"].clone(), pending["risk"].clone()),
-        (json!(step), json!("rm -f -- 'service.lock'"), json!("MEDIUM")),
+        (
+            pending["step"].clone(),
+            pending["command"].clone(),
+            pending["risk"].clone()
+        ),
+        (
+            json!(step),
+            json!("rm -f -- 'service.lock'"),
+            json!("MEDIUM")
+        ),
         "{pending}"
     );
     assert!(pending["reason"].as_str().is_some_and(|r| !r.is_empty()));
     let resources = answers[3]["resources"].as_array().unwrap();
     assert!(resources.contains(&json!(format!("remediator://incidents/{ns}/waiting"))));
-    assert!(answers[4]["text"].as_str().unwrap().contains("AwaitingApproval"));
+    assert!(
+        answers[4]["text"]
+            .as_str()
+            .unwrap()
+            .contains("AwaitingApproval")
+    );
     assert!(
         answers[5].get("protocol_error").is_some() || answers[5]["is_error"] == true,
         "a read-only server must not approve: {}",
@@ -238,14 +271,22 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     )
     .await;
     assert_eq!(answers[0]["is_error"], true, "{}", answers[0]);
-    assert!(answers[0]["text"].as_str().unwrap().contains("forbidden"), "{}", answers[0]);
+    assert!(
+        answers[0]["text"].as_str().unwrap().contains("forbidden"),
+        "{}",
+        answers[0]
+    );
 
     // HTTP with approvals; the server itself may only read.
     let server = http_server(&reader, &ns, true).await;
     let http = ["http".to_string(), server.url.clone()];
     let answers = client(&python, &http, &[], json!([decide("approve")])).await;
     assert_eq!(answers[0]["is_error"], true, "no token: {}", answers[0]);
-    assert!(answers[0]["text"].as_str().unwrap().contains("Bearer"), "{}", answers[0]);
+    assert!(
+        answers[0]["text"].as_str().unwrap().contains("Bearer"),
+        "{}",
+        answers[0]
+    );
     let answers = client(
         &python,
         &http,
@@ -254,13 +295,23 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     )
     .await;
     assert_eq!(answers[0]["is_error"], true, "{}", answers[0]);
-    assert!(answers[0]["text"].as_str().unwrap().contains("forbidden"), "{}", answers[0]);
+    assert!(
+        answers[0]["text"].as_str().unwrap().contains("forbidden"),
+        "{}",
+        answers[0]
+    );
     assert_eq!(answers[1]["is_error"], false, "{}", answers[1]);
     // Nothing changed: still waiting at the same step, no answer on it.
     let still = cluster.incidents().get("waiting").await.unwrap();
-    assert_eq!(still.status.as_ref().unwrap().phase, IncidentPhase::AwaitingApproval);
+    assert_eq!(
+        still.status.as_ref().unwrap().phase,
+        IncidentPhase::AwaitingApproval
+    );
     let annotations = still.metadata.annotations.clone().unwrap_or_default();
-    assert!(!annotations.contains_key("remediator.dev/approve"), "{annotations:?}");
+    assert!(
+        !annotations.contains_key("remediator.dev/approve"),
+        "{annotations:?}"
+    );
 
     let answers = client(
         &python,
@@ -289,5 +340,8 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
         .unwrap();
     assert_eq!(action.decided_by, "annotation");
     let who = action.approver.expect("who decided is recorded");
-    assert_eq!(who.field_manager.as_deref(), Some(remediator::mcp::FIELD_MANAGER));
+    assert_eq!(
+        who.field_manager.as_deref(),
+        Some(remediator::mcp::FIELD_MANAGER)
+    );
 }

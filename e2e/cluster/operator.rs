@@ -143,6 +143,29 @@ impl Operator {
         identity: Option<&str>,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::launch(cluster, api, metrics, agents_reach, identity, env, &[]).await
+    }
+
+    /// [`Operator::start`] alone (no leader election) with more arguments.
+    pub(crate) async fn start_with_args(
+        cluster: &Cluster,
+        api: SocketAddr,
+        metrics: SocketAddr,
+        agents_reach: &str,
+        args: &[&str],
+    ) -> Self {
+        Self::launch(cluster, api, metrics, agents_reach, None, &[], args).await
+    }
+
+    async fn launch(
+        cluster: &Cluster,
+        api: SocketAddr,
+        metrics: SocketAddr,
+        agents_reach: &str,
+        identity: Option<&str>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let mut command = tokio::process::Command::new(remediator_bin());
         command
             .args([
@@ -161,6 +184,7 @@ impl Operator {
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env("POD_NAMESPACE", &cluster.ns)
             .env("RUST_LOG", "info,remediator=debug")
+            .args(args)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(cluster.log_file(&format!("operator-{api}")))
@@ -182,7 +206,7 @@ impl Operator {
         Self { child, metrics }
     }
 
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         self.child.kill().await.unwrap();
     }
 }
@@ -292,7 +316,7 @@ impl Cluster {
 
     /// What a failing assertion needs to be understood: the Pods and Jobs
     /// with their phases, and the tail of every operator log.
-    async fn diagnose(&self) -> String {
+    pub(crate) async fn diagnose(&self) -> String {
         let mut out = String::new();
         for what in [
             &["get", "pods,jobs,incidents", "-o", "wide"][..],

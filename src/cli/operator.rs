@@ -119,7 +119,9 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
             let url = reqwest::Url::parse(base_url)
                 .map_err(|e| anyhow::anyhow!("--links-base-url {base_url:?}: {e}"))?;
             if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
-                anyhow::bail!("--links-base-url must be an http(s) URL without a query: {base_url}");
+                anyhow::bail!(
+                    "--links-base-url must be an http(s) URL without a query: {base_url}"
+                );
             }
             let namespace = args.leader_election_namespace.clone().ok_or_else(|| {
                 anyhow::anyhow!(

@@ -143,7 +143,10 @@ pub struct PolicySpec {
 #[serde(rename_all = "camelCase")]
 pub struct NotifySpec {
     /// Names the channel in status and in who approved through its links.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// The Secret key (same namespace) holding the webhook's URL.
     pub url_secret_ref: SecretKeyRef,

@@ -15,10 +15,9 @@ use kube::{Client, Config};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
-    ServerCapabilities, ServerConfig,
+    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -216,7 +215,8 @@ impl McpServer {
     }
 
     async fn incidents(&self, namespace: Option<&str>) -> Result<Vec<Incident>, String> {
-        let api: Api<Incident> = Api::namespaced(self.shared.client.clone(), self.namespace(namespace));
+        let api: Api<Incident> =
+            Api::namespaced(self.shared.client.clone(), self.namespace(namespace));
         api.list(&ListParams::default())
             .await
             .map(|l| l.items)
@@ -233,7 +233,8 @@ impl McpServer {
     }
 
     async fn policies(&self, namespace: Option<&str>) -> Result<Vec<Policy>, String> {
-        let api: Api<Policy> = Api::namespaced(self.shared.client.clone(), self.namespace(namespace));
+        let api: Api<Policy> =
+            Api::namespaced(self.shared.client.clone(), self.namespace(namespace));
         api.list(&ListParams::default())
             .await
             .map(|l| l.items)
@@ -366,8 +367,14 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let incidents = self.incidents(None).await.map_err(|e| ErrorData::internal_error(e, None))?;
-        let policies = self.policies(None).await.map_err(|e| ErrorData::internal_error(e, None))?;
+        let incidents = self
+            .incidents(None)
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        let policies = self
+            .policies(None)
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
         let mut resources = vec![
             Resource::new(SCORECARD_URI, "scorecard")
                 .with_description("Each Policy's outcomes")
@@ -379,8 +386,11 @@ impl ServerHandler for McpServer {
                 incident.metadata.name.clone().unwrap_or_default(),
             );
             resources.push(
-                Resource::new(format!("{INCIDENT_URI}{ns}/{name}"), format!("incident {ns}/{name}"))
-                    .with_mime_type("application/json"),
+                Resource::new(
+                    format!("{INCIDENT_URI}{ns}/{name}"),
+                    format!("incident {ns}/{name}"),
+                )
+                .with_mime_type("application/json"),
             );
         }
         for policy in &policies {
@@ -389,8 +399,11 @@ impl ServerHandler for McpServer {
                 policy.metadata.name.clone().unwrap_or_default(),
             );
             resources.push(
-                Resource::new(format!("{POLICY_URI}{ns}/{name}"), format!("policy {ns}/{name}"))
-                    .with_mime_type("application/json"),
+                Resource::new(
+                    format!("{POLICY_URI}{ns}/{name}"),
+                    format!("policy {ns}/{name}"),
+                )
+                .with_mime_type("application/json"),
             );
         }
         Ok(ListResourcesResult::with_all_items(resources))
@@ -420,14 +433,14 @@ impl ServerHandler for McpServer {
             let policies = self.policies(None).await.map_err(not_found)?;
             view::scorecard(&policies)
         } else if let Some(rest) = uri.strip_prefix(INCIDENT_URI) {
-            let (ns, name) = rest
-                .split_once('/')
-                .ok_or_else(|| not_found(format!("{uri}: expected {INCIDENT_URI}<namespace>/<name>")))?;
+            let (ns, name) = rest.split_once('/').ok_or_else(|| {
+                not_found(format!("{uri}: expected {INCIDENT_URI}<namespace>/<name>"))
+            })?;
             view::incident_detail(&self.incident(Some(ns), name).await.map_err(not_found)?)
         } else if let Some(rest) = uri.strip_prefix(POLICY_URI) {
-            let (ns, name) = rest
-                .split_once('/')
-                .ok_or_else(|| not_found(format!("{uri}: expected {POLICY_URI}<namespace>/<name>")))?;
+            let (ns, name) = rest.split_once('/').ok_or_else(|| {
+                not_found(format!("{uri}: expected {POLICY_URI}<namespace>/<name>"))
+            })?;
             let api: Api<Policy> = Api::namespaced(self.shared.client.clone(), ns);
             let policy = api
                 .get_opt(name)

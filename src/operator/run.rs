@@ -262,9 +262,10 @@ pub async fn run(
                 engine: engine.clone(),
                 metrics: metrics.clone(),
             });
-            let router = notify::server::router(pages).layer(
-                axum::middleware::from_fn_with_state(leadership.clone(), leader_only),
-            );
+            let router = notify::server::router(pages).layer(axum::middleware::from_fn_with_state(
+                leadership.clone(),
+                leader_only,
+            ));
             let listener = tokio::net::TcpListener::bind(links.listen)
                 .await
                 .with_context(|| format!("listening on {}", links.listen))?;

@@ -129,7 +129,12 @@ impl Notifier {
     }
 
     /// Starts sending every notice `incident` owes its `webhooks`.
-    pub fn dispatch(self: &Arc<Self>, incident: &Incident, webhooks: &[NotifySpec], secret_names: &[String]) {
+    pub fn dispatch(
+        self: &Arc<Self>,
+        incident: &Incident,
+        webhooks: &[NotifySpec],
+        secret_names: &[String],
+    ) {
         let Some(status) = incident.status.as_ref() else {
             return;
         };
@@ -167,7 +172,11 @@ impl Notifier {
             Ok(url) => self.post(&url, &due.id, &body).await,
             Err(why) => (0, Some(why)),
         };
-        let outcome = if error.is_none() { "delivered" } else { "failed" };
+        let outcome = if error.is_none() {
+            "delivered"
+        } else {
+            "failed"
+        };
         self.metrics
             .notices
             .with_label_values(&[due.happened.event.name(), outcome])
@@ -194,7 +203,11 @@ impl Notifier {
     }
 
     /// The webhook's URL from its Secret (never logged: it is a credential).
-    async fn webhook_url(&self, incident: &Incident, webhook: &NotifySpec) -> Result<String, String> {
+    async fn webhook_url(
+        &self,
+        incident: &Incident,
+        webhook: &NotifySpec,
+    ) -> Result<String, String> {
         let namespace = incident.namespace().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         let reference = &webhook.url_secret_ref;
@@ -207,8 +220,12 @@ impl Notifier {
             .as_ref()
             .and_then(|d| d.get(&reference.key))
             .ok_or_else(|| format!("Secret {} has no key {}", reference.name, reference.key))?;
-        let url = String::from_utf8(value.0.clone())
-            .map_err(|_| format!("Secret {} key {} is not text", reference.name, reference.key))?;
+        let url = String::from_utf8(value.0.clone()).map_err(|_| {
+            format!(
+                "Secret {} key {} is not text",
+                reference.name, reference.key
+            )
+        })?;
         let url = url.trim().to_string();
         match reqwest::Url::parse(&url) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(url),

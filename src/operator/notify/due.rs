@@ -3,9 +3,7 @@
 //! incident ended), for every webhook that wants it, less what status
 //! already records as sent. No I/O: a restarted operator computes the same.
 
-use crate::crd::{
-    IncidentPhase, IncidentStatus, MAX_STATUS_NOTICES, NoticeEvent, NotifySpec,
-};
+use crate::crd::{IncidentPhase, IncidentStatus, MAX_STATUS_NOTICES, NoticeEvent, NotifySpec};
 use crate::risk::DecidedBy;
 
 /// Something that happened to an incident, once.

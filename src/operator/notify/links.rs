@@ -134,7 +134,9 @@ impl LinkKey {
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| Refusal::Malformed)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Refusal::Malformed)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| Refusal::Malformed)?;
         hmac::verify(&self.0, &payload, &tag).map_err(|_| Refusal::BadSignature)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Refusal::Malformed)?;
         if now > claims.expires {
@@ -146,10 +148,7 @@ impl LinkKey {
 
 /// The path a link is served under: the incident it names, then the token.
 pub fn path(claims: &Claims, token: &str) -> String {
-    format!(
-        "/approvals/{}/{}/{token}",
-        claims.namespace, claims.name
-    )
+    format!("/approvals/{}/{}/{token}", claims.namespace, claims.name)
 }
 
 #[cfg(test)]

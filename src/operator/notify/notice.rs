@@ -21,12 +21,7 @@ pub struct Links {
 const RECENT_ACTIONS: usize = 5;
 
 /// The body to POST for `due` about `incident`.
-pub fn body(
-    incident: &Incident,
-    due: &Due,
-    links: Option<&Links>,
-    redactor: &Redactor,
-) -> Value {
+pub fn body(incident: &Incident, due: &Due, links: Option<&Links>, redactor: &Redactor) -> Value {
     let generic = generic(incident, due, links, redactor);
     match due.webhook.format {
         NoticeFormat::Generic => generic,
@@ -182,12 +177,16 @@ fn slack(generic: &Value) -> Value {
             action["reason"].as_str().unwrap_or_default(),
         );
         if let Some(content) = action["content"].as_str() {
-            detail.push_str(&format!("\nWould write:\n```{}```", truncate(content, 1500)));
+            detail.push_str(&format!(
+                "\nWould write:\n```{}```",
+                truncate(content, 1500)
+            ));
         }
         if let Some(kubectl) = action["kubectl"]["approve"].as_str() {
             detail.push_str(&format!("\nOr: `{kubectl}`"));
         }
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(&detail)}}));
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(&detail)}}));
     }
     if let Some(links) = generic["links"].as_object() {
         blocks.push(json!({"type": "actions", "elements": [
@@ -258,7 +257,9 @@ mod tests {
             format,
             events: vec![],
         };
-        let owed = due("u-1", incident.status.as_ref().unwrap(), &[webhook], |_| false);
+        let owed = due("u-1", incident.status.as_ref().unwrap(), &[webhook], |_| {
+            false
+        });
         (incident, owed.into_iter().next().unwrap())
     }
 

@@ -42,7 +42,10 @@ pub fn router(pages: Arc<LinkPages>) -> Router {
 type LinkPath = Path<(String, String, String)>;
 
 /// The confirmation page: what the link would do, and a button.
-async fn confirm(State(pages): State<Arc<LinkPages>>, Path((ns, name, token)): LinkPath) -> Response {
+async fn confirm(
+    State(pages): State<Arc<LinkPages>>,
+    Path((ns, name, token)): LinkPath,
+) -> Response {
     let (claims, incident) = match pages.check(&ns, &name, &token).await {
         Ok(found) => found,
         Err(refusal) => return pages.refuse(refusal),
@@ -82,11 +85,18 @@ async fn confirm(State(pages): State<Arc<LinkPages>>, Path((ns, name, token)): L
         reason = escape(&redactor.redact(&pending.reason)),
         channel = escape(&claims.channel),
     );
-    page(StatusCode::OK, &format!("{verb} step {}", claims.step), &body)
+    page(
+        StatusCode::OK,
+        &format!("{verb} step {}", claims.step),
+        &body,
+    )
 }
 
 /// The form's POST: the answer, if the link still holds.
-async fn answer(State(pages): State<Arc<LinkPages>>, Path((ns, name, token)): LinkPath) -> Response {
+async fn answer(
+    State(pages): State<Arc<LinkPages>>,
+    Path((ns, name, token)): LinkPath,
+) -> Response {
     let (claims, _) = match pages.check(&ns, &name, &token).await {
         Ok(found) => found,
         Err(refusal) => return pages.refuse(refusal),
@@ -153,7 +163,12 @@ async fn answer(State(pages): State<Arc<LinkPages>>, Path((ns, name, token)): Li
 impl LinkPages {
     /// A link whose signature, expiry and path check, and whose incident
     /// still waits at its step for its action.
-    async fn check(&self, ns: &str, name: &str, token: &str) -> Result<(Claims, Incident), Refusal> {
+    async fn check(
+        &self,
+        ns: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<(Claims, Incident), Refusal> {
         let key = self.key.as_ref().ok_or(Refusal::Disabled)?;
         let now = k8s_openapi::jiff::Timestamp::now().as_second();
         let claims = key.verify(token, now)?;
@@ -184,7 +199,9 @@ impl LinkPages {
 
     async fn incident(&self, ns: &str, name: &str) -> Result<Option<Incident>, String> {
         let incidents: Api<Incident> = Api::namespaced(self.client.clone(), ns);
-        call(incidents.get_opt(name)).await.map_err(|e| e.to_string())
+        call(incidents.get_opt(name))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     fn count(&self, outcome: &str) {
@@ -237,7 +254,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         [
             ("cache-control", "no-store"),
             ("x-frame-options", "DENY"),
-            ("content-security-policy", "default-src 'none'; form-action 'self'"),
+            (
+                "content-security-policy",
+                "default-src 'none'; form-action 'self'",
+            ),
         ],
         Html(html),
     )
