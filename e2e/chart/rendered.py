@@ -72,7 +72,7 @@ def main():
     for doc in docs:
         by_kind.setdefault(doc["kind"], []).append(doc)
 
-    [deployment] = by_kind["Deployment"]
+    [deployment] = [d for d in by_kind["Deployment"] if d["metadata"]["name"].endswith("-operator")]
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     sc, psc = container.get("securityContext", {}), pod.get("securityContext", {})
@@ -137,7 +137,10 @@ def main():
     operator_roles = [r for r in roles if r["metadata"]["name"].endswith("-operator")]
     lease_roles = [r for r in roles if r["metadata"]["name"].endswith("-leader-election")]
     optimizer_roles = [r for r in roles if r["metadata"]["name"].endswith("-optimizer")]
+    mcp_roles = [r for r in roles if r["metadata"]["name"].endswith("-mcp")]
     problems = []
+    if any(r["rules"] != rules_of("mcp-rbac.yaml") for r in mcp_roles):
+        problems.append("the MCP server's role is not files/mcp-rbac.yaml (read-only)")
     if any(r["rules"] != rules_of("optimizer-rbac.yaml") for r in optimizer_roles):
         problems.append("the closed loop's role is not files/optimizer-rbac.yaml")
     if optimizer_roles and optimizer_roles[0]["kind"] != "Role":
@@ -159,7 +162,7 @@ def main():
         s
         for s in by_kind.get("ServiceAccount", [])
         if s["metadata"]["name"] != pod["serviceAccountName"]
-        and s["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "optimizer"
+        and s["metadata"].get("labels", {}).get("app.kubernetes.io/component") not in ("optimizer", "mcp")
     ]
     for binding in bindings:
         for subject in binding["subjects"]:
@@ -168,7 +171,7 @@ def main():
     for sa in agent_sas:
         if sa.get("automountServiceAccountToken") is not False:
             problems.append(f"agent account {sa['metadata']['namespace']}/{sa['metadata']['name']} mounts its token")
-    check("RBAC: the operator's and the closed loop's rules are files/*-rbac.yaml; no wildcard, exec or delete; agents have no rights and no token", problems)
+    check("RBAC: the operator's, the closed loop's and the MCP server's rules are files/*-rbac.yaml; no wildcard, exec or delete; agents have no rights and no token", problems)
 
     # NetworkPolicies.
     policies = {(p["metadata"]["namespace"], p["metadata"]["name"].rsplit("-", 1)[-1]): p for p in by_kind.get("NetworkPolicy", [])}

@@ -361,3 +361,92 @@ async fn the_rendered_chart_runs_the_operator_under_its_own_rbac() {
         );
     }
 }
+
+/// `approvals.recordUser`: the chart's admission policies stamp who set an
+/// approve annotation, refuse a forged stamp, and the operator (with the
+/// rendered --approver-from-admission) records that user in status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_charts_admission_policies_record_who_approved() {
+    let Some(chart) = install("chart-approvals", &["approvals.recordUser=true"]).await else {
+        return;
+    };
+    let whoami = chart
+        .kubectl(
+            &[
+                "auth",
+                "whoami",
+                "-o",
+                "jsonpath={.status.userInfo.username}",
+            ],
+            "",
+        )
+        .await;
+    let user = whoami.trim().to_string();
+    assert!(!user.is_empty(), "kubectl auth whoami: {whoami:?}");
+    chart
+        .kubectl(
+            &["apply", "-f", "-"],
+            "apiVersion: remediator.dev/v1alpha1\nkind: Policy\nmetadata: {name: careful}\nspec: {requireConfirmationFor: MEDIUM, approvalTimeoutSeconds: 600}\n---\napiVersion: remediator.dev/v1alpha1\nkind: Incident\nmetadata: {name: stamped}\nspec: {scenario: stale_lockfile, policyRef: {name: careful}}\n",
+        )
+        .await;
+    let waiting = chart
+        .until_phase("stamped", IncidentPhase::AwaitingApproval)
+        .await;
+    let step = waiting.status.unwrap().pending_approval.unwrap().step;
+    // A forged stamp alone is refused, once the API server has loaded the
+    // policies (it takes a few seconds after they are created).
+    let forge = [
+        "annotate",
+        "--overwrite",
+        "incident",
+        "stamped",
+        "remediator.dev/decided-by=mallory",
+    ];
+    let refused = poll(Duration::from_secs(60), || async {
+        let ran = chart
+            .cp
+            .kubectl()
+            .run(&[&forge[..], &["-n", &chart.ns]].concat(), "")
+            .await;
+        ran.code != Some(0) && ran.stderr.contains("set by the API server")
+    })
+    .await;
+    assert!(refused, "a forged remediator.dev/decided-by was accepted");
+    // An approval that also claims to be someone else is stamped as its user.
+    let ran = chart
+        .cp
+        .kubectl()
+        .run(
+            &[
+                "annotate",
+                "-n",
+                &chart.ns,
+                "incident",
+                "stamped",
+                &format!("remediator.dev/approve={step}"),
+                "remediator.dev/decided-by=mallory",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let incident = chart.until_phase("stamped", IncidentPhase::Resolved).await;
+    let annotations = incident.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations.get("remediator.dev/decided-by"), Some(&user));
+    let action = incident
+        .status
+        .unwrap()
+        .actions
+        .into_iter()
+        .find(|a| a.step == step)
+        .unwrap();
+    let who = action.approver.expect("who approved is recorded");
+    assert_eq!(
+        (
+            who.via.as_str(),
+            who.user.as_deref(),
+            who.field_manager.as_deref()
+        ),
+        ("annotation", Some(user.as_str()), Some("kubectl-annotate"))
+    );
+}

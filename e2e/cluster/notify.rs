@@ -142,6 +142,7 @@ async fn reconciles(metrics: SocketAddr) -> u64 {
 struct Links {
     base: String,
     listen: SocketAddr,
+    key_file: std::path::PathBuf,
 }
 
 async fn start_operator(
@@ -161,6 +162,8 @@ async fn start_operator(
             &links.base,
             "--links-listen",
             &links.listen.to_string(),
+            "--links-key-file",
+            links.key_file.to_str().unwrap(),
         ],
     )
     .await
@@ -195,12 +198,9 @@ async fn a_waiting_action_is_announced_and_answered_through_its_signed_link() {
     };
     let (received, hooks) = receiver().await;
     let key = [7u8; 32];
-    secret(
-        &cluster,
-        "remediator-links",
-        json!({"key": String::from_utf8(key.to_vec()).unwrap()}),
-    )
-    .await;
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("links-key");
+    std::fs::write(&key_file, key).unwrap();
     let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
     secret(
         &cluster,
@@ -224,6 +224,7 @@ async fn a_waiting_action_is_announced_and_answered_through_its_signed_link() {
     let links = Links {
         listen: loopback(),
         base: String::new(),
+        key_file,
     };
     let links = Links {
         base: format!("http://{}", links.listen),

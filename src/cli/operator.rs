@@ -76,10 +76,10 @@ pub struct OperatorArgs {
     /// Where approve/reject links are served (with --links-base-url).
     #[arg(long, default_value = "0.0.0.0:8082")]
     pub links_listen: SocketAddr,
-    /// The Secret, in the operator's namespace, whose key `key` (32 bytes
-    /// or more) signs the links.
-    #[arg(long, default_value = "remediator-links")]
-    pub links_key_secret: String,
+    /// The file holding the key (32 bytes or more) that signs the links;
+    /// the chart mounts it from a Secret it creates.
+    #[arg(long, default_value = "/var/run/remediator/links/key")]
+    pub links_key_file: PathBuf,
     /// Record the user in remediator.dev/decided-by as who approved or
     /// rejected through an annotation. Only with the chart's admission
     /// policies (approvals.recordUser), which stamp it and refuse any
@@ -123,15 +123,10 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
                     "--links-base-url must be an http(s) URL without a query: {base_url}"
                 );
             }
-            let namespace = args.leader_election_namespace.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--links-base-url needs the operator's namespace for the links key Secret: set POD_NAMESPACE or --leader-election-namespace"
-                )
-            })?;
             Some(LinksConfig {
                 listen: args.links_listen,
                 base_url: base_url.clone(),
-                key_secret: (namespace, args.links_key_secret.clone()),
+                key_file: args.links_key_file.clone(),
             })
         }
     };

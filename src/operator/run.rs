@@ -60,31 +60,17 @@ pub struct LinksConfig {
     pub listen: SocketAddr,
     /// The URL people reach `listen` at, e.g. `https://remediator.example.com`.
     pub base_url: String,
-    /// The Secret (namespace, name) whose key `key` signs links; the chart
-    /// creates it.
-    pub key_secret: (String, String),
+    /// The signing key's file (the chart mounts its Secret there): read
+    /// once, at start, and never through the API.
+    pub key_file: std::path::PathBuf,
 }
 
-/// The key under which a links Secret holds the signing key.
-pub const LINK_KEY_FIELD: &str = "key";
-
-/// The signing key from its Secret: read once, at start.
-async fn link_key(client: &Client, links: &LinksConfig) -> anyhow::Result<LinkKey> {
-    let (namespace, name) = &links.key_secret;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = secrets
-        .get_opt(name)
-        .await
-        .with_context(|| format!("reading the links key Secret {namespace}/{name}"))?
-        .with_context(|| {
-            format!("the links key Secret {namespace}/{name} does not exist (the chart creates it)")
-        })?;
-    let key = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(LINK_KEY_FIELD))
-        .with_context(|| format!("Secret {namespace}/{name} has no key `{LINK_KEY_FIELD}`"))?;
-    LinkKey::new(&key.0).map_err(|e| anyhow::anyhow!("Secret {namespace}/{name}: {e}"))
+/// The signing key from its file.
+fn link_key(links: &LinksConfig) -> anyhow::Result<LinkKey> {
+    let path = &links.key_file;
+    let key = std::fs::read(path)
+        .with_context(|| format!("reading the links signing key {}", path.display()))?;
+    LinkKey::new(&key).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Whether this replica leads, shared with the HTTP endpoints.
@@ -187,7 +173,7 @@ pub async fn run(
     let engine = Arc::new(Engine::new(backend.clone()));
     let leadership = Leadership::default();
     let key = match &config.links {
-        Some(links) => Some(link_key(&client, links).await?),
+        Some(links) => Some(link_key(links)?),
         None => None,
     };
     let signer = match (&config.links, &key) {
