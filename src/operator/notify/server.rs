@@ -253,6 +253,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         status,
         [
             ("cache-control", "no-store"),
+            ("referrer-policy", "no-referrer"),
             ("x-frame-options", "DENY"),
             (
                 "content-security-policy",
