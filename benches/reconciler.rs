@@ -368,6 +368,7 @@ async fn main() {
         stores,
         backoff: Default::default(),
         policy_backoff: Default::default(),
+        notifier: None,
     });
     let rss_loaded = procs::status_kib("VmRSS:");
 

@@ -28,12 +28,20 @@ use crate::operator::{
 /// ever sees it as a handle, so no notice may carry it.
 const PLANTED: &str = "local-dev-key";
 
+/// One POST the receiver got: its path, notice id header and body.
+#[derive(Debug, Clone)]
+struct Posted {
+    hook: String,
+    id: Option<String>,
+    body: Value,
+}
+
 /// A webhook receiver: every POST, by path.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(String, Option<String>, Value)>>>);
+struct Received(Arc<Mutex<Vec<Posted>>>);
 
 impl Received {
-    fn all(&self) -> Vec<(String, Option<String>, Value)> {
+    fn all(&self) -> Vec<Posted> {
         self.0.lock().unwrap().clone()
     }
 
@@ -41,29 +49,35 @@ impl Received {
     fn notices(&self, hook: &str, incident: &str, event: &str, step: Option<u32>) -> Vec<Value> {
         self.all()
             .into_iter()
-            .filter(|(path, _, body)| {
-                let generic = body.get("event").is_some();
-                path == hook
-                    && if generic {
-                        body["event"] == event
-                            && body["incident"]["name"] == incident
-                            && step.is_none_or(|s| body["step"] == s)
-                    } else {
-                        // Slack: the summary says what happened.
-                        let text = body["text"].as_str().unwrap_or_default();
-                        text.contains(&format!("/{incident} ("))
-                            && match event {
-                                "ApprovalRequested" => {
-                                    text.contains("waits for approval")
-                                        && step.is_none_or(|s| text.contains(&format!("step {s} ")))
+            .filter(
+                |Posted {
+                     hook: path, body, ..
+                 }| {
+                    let generic = body.get("event").is_some();
+                    path == hook
+                        && if generic {
+                            body["event"] == event
+                                && body["incident"]["name"] == incident
+                                && step.is_none_or(|s| body["step"] == s)
+                        } else {
+                            // Slack: the summary says what happened.
+                            let text = body["text"].as_str().unwrap_or_default();
+                            text.contains(&format!("/{incident} ("))
+                                && match event {
+                                    "ApprovalRequested" => {
+                                        text.contains("waits for approval")
+                                            && step.is_none_or(|s| {
+                                                text.contains(&format!("step {s} "))
+                                            })
+                                    }
+                                    "Resolved" => text.contains(" resolved in "),
+                                    "Failed" => text.contains(" failed after "),
+                                    _ => false,
                                 }
-                                "Resolved" => text.contains(" resolved in "),
-                                "Failed" => text.contains(" failed after "),
-                                _ => false,
-                            }
-                    }
-            })
-            .map(|(_, _, body)| body)
+                        }
+                },
+            )
+            .map(|posted| posted.body)
             .collect()
     }
 }
@@ -79,7 +93,7 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    received.0.lock().unwrap().push((hook, id, body));
+    received.0.lock().unwrap().push(Posted { hook, id, body });
     "ok"
 }
 
@@ -558,7 +572,7 @@ async fn a_waiting_action_is_announced_and_answered_through_its_signed_link() {
     );
 
     // Every notice carried its id; the planted key is in none of them.
-    for (hook, id, body) in received.all() {
+    for Posted { hook, id, body } in received.all() {
         assert!(id.is_some(), "{hook}: no notice id");
         assert!(!body.to_string().contains(PLANTED), "{hook}: {body}");
     }
