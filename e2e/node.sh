@@ -147,6 +147,7 @@ helm_containment() {
     --set sandbox.seccompProfile.type="$seccomp" \
     --set sandbox.hostUsers="$host_users" --set sandbox.procMount="$proc_mount" \
     --set-json "incidentNamespaces=[\"$NAMESPACE\"]" \
+    --set links.baseUrl=https://remediator-links.example \
     --wait --timeout 3m >/dev/null
   # Only the leader is ever Ready, so a rollout never "completes": wait for
   # a leader started with these values instead.
@@ -210,6 +211,14 @@ section "2. helm install (Localhost seccomp profile, hostUsers: false, procMount
 kubectl apply -f crds/ >/dev/null
 helm_containment install Localhost false Unmasked
 kubectl -n "$SYSTEM" get pods -o wide
+
+section "   approval links: the chart's key Secret is mounted and readable by the operator (non-root)"
+# A link signed with no key is refused as a bad signature (403) only where
+# the operator holds a key; without one the pages answer 404 (links off).
+leader_ip="$(kubectl -n "$SYSTEM" get pod "$(leader)" -o 'jsonpath={.status.podIP}')"
+links_code="$(curl -s -o /dev/null -m 5 -w '%{http_code}' -X POST "http://$leader_ip:8082/approvals/$NAMESPACE/none/e30.AAAA")"
+[ "$links_code" = 403 ] || die "the links page answered $links_code, not 403: is the key readable? $(kubectl -n "$SYSTEM" logs "$(leader)" | grep -m1 'links are off')"
+echo "   a forged link is refused (403): the operator signs with the mounted key"
 
 section "   Prometheus scrapes the operator through its metrics Service (the ServiceMonitor's selector)"
 # The chart's ServiceMonitor as a plain scrape config: the Endpoints of the

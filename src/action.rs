@@ -66,6 +66,26 @@ impl Action {
 }
 
 /// `text` cut to at most `max` characters, with an ellipsis when cut.
+/// `text` with every character that could hide or reorder what a person
+/// reads (controls other than newline and tab, bidirectional overrides and
+/// isolates, zero-width characters) written out as `\u{XXXX}`, so what is
+/// shown for approval is what would run.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c as u32,
+                0x061C | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064
+                | 0x2066..=0x2069 | 0xFEFF);
+        if hidden {
+            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &text[..end]),
@@ -76,6 +96,15 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_characters_are_made_visible() {
+        assert_eq!(
+            visible("rm x\u{202E}txt.\u{200B}\r\n\tok"),
+            "rm x\\u{202E}txt.\\u{200B}\\u{000D}\n\tok"
+        );
+        assert_eq!(visible("plain text é"), "plain text é");
+    }
 
     #[test]
     fn the_wire_format_is_one_key_per_action() {

@@ -171,6 +171,7 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
                 }
                 _ => None,
             },
+            diff: approval.preview.clone(),
         }),
         verified: facts.verification.map(|(v, _)| v.clone()),
         agent: Some(agent),

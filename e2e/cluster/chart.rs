@@ -400,7 +400,7 @@ async fn the_charts_admission_policies_record_who_approved() {
         "--overwrite",
         "incident",
         "stamped",
-        "remediator.dev/decided-by=mallory",
+        "remediator.dev/approved-by=mallory",
     ];
     let refused = poll(Duration::from_secs(60), || async {
         let ran = chart
@@ -411,7 +411,7 @@ async fn the_charts_admission_policies_record_who_approved() {
         ran.code != Some(0) && ran.stderr.contains("set by the API server")
     })
     .await;
-    assert!(refused, "a forged remediator.dev/decided-by was accepted");
+    assert!(refused, "a forged remediator.dev/approved-by was accepted");
     // An approval that also claims to be someone else is stamped as its user.
     let ran = chart
         .cp
@@ -424,7 +424,7 @@ async fn the_charts_admission_policies_record_who_approved() {
                 "incident",
                 "stamped",
                 &format!("remediator.dev/approve={step}"),
-                "remediator.dev/decided-by=mallory",
+                "remediator.dev/approved-by=mallory",
             ],
             "",
         )
@@ -432,7 +432,7 @@ async fn the_charts_admission_policies_record_who_approved() {
     assert_eq!(ran.code, Some(0), "{ran}");
     let incident = chart.until_phase("stamped", IncidentPhase::Resolved).await;
     let annotations = incident.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(annotations.get("remediator.dev/decided-by"), Some(&user));
+    assert_eq!(annotations.get("remediator.dev/approved-by"), Some(&user));
     let action = incident
         .status
         .unwrap()

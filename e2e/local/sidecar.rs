@@ -179,3 +179,68 @@ async fn a_gone_sidecar_is_unreachable_not_a_failed_command() {
     let result = sidecar.remote(Duration::from_secs(5)).run(&permit).await;
     assert!(matches!(&result, Err(e) if e.is_retryable()), "{result:?}");
 }
+
+#[tokio::test]
+async fn a_waiting_write_is_previewed_as_a_redacted_diff_and_nothing_runs() {
+    let sidecar = Sidecar::start("stale_lockfile").await;
+    let remote = sidecar.remote(Duration::from_secs(10));
+    let root = &sidecar.service.root;
+    let before = std::fs::read_to_string(root.join("service.env")).unwrap();
+    assert!(before.contains("local-dev-key"));
+    let diff = remote
+        .preview(
+            "service.env",
+            "REQUIRED_API_KEY=<secret:0000:1>\nLOG_FORMAT=json\n",
+        )
+        .await
+        .unwrap();
+    assert!(
+        diff.contains("+LOG_FORMAT=json") && diff.contains("-LOG_FORMAT=text"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("local-dev-key"),
+        "the key's value is in the diff: {diff}"
+    );
+    let diff = remote.preview("new.flag", "ready\n").await.unwrap();
+    assert!(diff.starts_with("--- /dev/null"), "{diff}");
+    // Nothing outside the root, nor behind a symlink, is read.
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), "OUTSIDE-ONLY\n").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("escape")).unwrap();
+    for path in [
+        "escape",
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        "/proc/self/environ",
+    ] {
+        let answer = remote.preview(path, "x\n").await;
+        let text = format!("{answer:?}");
+        assert!(
+            !text.contains("OUTSIDE-ONLY") && !text.contains("root:x:0"),
+            "{path}: {text}"
+        );
+        assert!(
+            answer.is_err() || text.contains("/dev/null"),
+            "{path}: {text}"
+        );
+    }
+    // A preview is no step: the file, the journal and the service are as they were.
+    assert_eq!(
+        std::fs::read_to_string(root.join("service.env")).unwrap(),
+        before
+    );
+    assert!(!root.join("new.flag").exists());
+    assert!(remote.history().await.unwrap().is_empty());
+    // Only this sidecar's operator may ask.
+    let (status, _) = sidecar
+        .raw(
+            "/v1/preview",
+            Some("not-the-token"),
+            json!({"incident": sidecar.uid, "path": "service.env", "content": ""})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 401);
+}

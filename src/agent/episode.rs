@@ -41,6 +41,10 @@ pub struct Approval {
     pub reason: String,
     pub requested_at_ms: u64,
     pub deadline_ms: u64,
+    /// What a write would change (a redacted diff), once the executor
+    /// was asked: what the person approving it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
 }
 
 /// An action the gate permitted, waiting for its result.
@@ -308,6 +312,7 @@ impl Episode {
                     reason: decision.classified.why,
                     requested_at_ms: now_ms,
                     deadline_ms,
+                    preview: None,
                 };
                 self.waiting = Waiting::Approval(approval.clone());
                 only(Request::NeedApproval(approval))

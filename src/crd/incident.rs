@@ -304,6 +304,10 @@ pub struct PendingApproval {
     /// What a write would put in the file (bounded), as the agent wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// What a write would change: a redacted unified diff against the file
+    /// as it is (bounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// The controller's own probe, independent of what the agent claims.

@@ -14,9 +14,11 @@ pub const APPROVE: &str = "remediator.dev/approve";
 pub const REJECT: &str = "remediator.dev/reject";
 pub const MAX_RISK: &str = "remediator.dev/max-risk";
 pub const UNDO: &str = "remediator.dev/undo";
-/// Who set the approve or reject annotation, stamped by the API server's
-/// admission (the chart's MutatingAdmissionPolicy), never by a client.
-pub const DECIDED_BY: &str = "remediator.dev/decided-by";
+/// Who set the approve annotation and who set the reject annotation,
+/// stamped by the API server's admission (the chart's
+/// MutatingAdmissionPolicy) on the request that set it, never by a client.
+pub const APPROVED_BY: &str = "remediator.dev/approved-by";
+pub const REJECTED_BY: &str = "remediator.dev/rejected-by";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
@@ -73,14 +75,24 @@ pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Directives {
     directives
 }
 
-/// Who set `annotation`, as far as the API server's own record tells: the
-/// field manager of its newest write in `managedFields`. The client picks
-/// that name (`kubectl annotate` sends `kubectl-annotate`), so it names a
-/// tool, not a person. The user is known only where an admission policy
-/// stamps [`DECIDED_BY`] (`stamped`), which no client can set.
-pub fn approver(metadata: &ObjectMeta, annotation: &str, stamped: bool) -> Approver {
+/// Who set an approve or reject annotation, and when, as far as the API
+/// server's own record tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetBy {
+    pub approver: Approver,
+    /// When its field manager last wrote (`managedFields`, in seconds).
+    pub at: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+/// Who set `annotation`: the field manager of its newest write in
+/// `managedFields`. The client picks that name (`kubectl annotate` sends
+/// `kubectl-annotate`), so it names a tool, not a person. The user is
+/// known only where an admission policy stamps it (`stamped`: the chart's
+/// `approvals.recordUser`), in [`APPROVED_BY`] or [`REJECTED_BY`], which
+/// no client can set.
+pub fn set_by(metadata: &ObjectMeta, annotation: &str, stamped: bool) -> SetBy {
     let field = format!("f:{annotation}");
-    let manager = metadata
+    let newest = metadata
         .managed_fields
         .iter()
         .flatten()
@@ -92,16 +104,23 @@ pub fn approver(metadata: &ObjectMeta, annotation: &str, stamped: bool) -> Appro
                 .and_then(|meta| meta.get("f:annotations"))
                 .is_some_and(|annotations| annotations.get(&field).is_some())
         })
-        .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
-        .and_then(|entry| entry.manager.clone());
-    let user = stamped
-        .then(|| metadata.annotations.as_ref()?.get(DECIDED_BY).cloned())
-        .flatten();
-    Approver {
-        via: "annotation".into(),
-        field_manager: manager,
-        user,
-        ..Approver::default()
+        .max_by_key(|entry| entry.time.as_ref().map(|t| t.0));
+    let stamp = match annotation {
+        APPROVE => Some(APPROVED_BY),
+        REJECT => Some(REJECTED_BY),
+        _ => None,
+    };
+    let user = stamp
+        .filter(|_| stamped)
+        .and_then(|stamp| metadata.annotations.as_ref()?.get(stamp).cloned());
+    SetBy {
+        approver: Approver {
+            via: "annotation".into(),
+            field_manager: newest.and_then(|entry| entry.manager.clone()),
+            user,
+            ..Approver::default()
+        },
+        at: newest.and_then(|entry| entry.time.as_ref()).map(|t| t.0),
     }
 }
 
@@ -126,27 +145,41 @@ mod tests {
             ]
         }))
         .unwrap();
-        let approve = approver(&metadata, APPROVE, false);
-        assert_eq!(approve.field_manager.as_deref(), Some("kubectl-annotate"));
-        assert_eq!((approve.via.as_str(), approve.user), ("annotation", None));
+        let approve = set_by(&metadata, APPROVE, false);
         assert_eq!(
-            approver(&metadata, REJECT, false).field_manager.as_deref(),
+            approve.approver.field_manager.as_deref(),
+            Some("kubectl-annotate")
+        );
+        assert_eq!(
+            (approve.approver.via.as_str(), approve.approver.user),
+            ("annotation", None)
+        );
+        assert_eq!(approve.at, Some("2026-12-07T00:01:00Z".parse().unwrap()));
+        assert_eq!(
+            set_by(&metadata, REJECT, false)
+                .approver
+                .field_manager
+                .as_deref(),
             Some("remediator-mcp")
         );
-        assert_eq!(approver(&metadata, UNDO, false).field_manager, None);
+        assert_eq!(set_by(&metadata, UNDO, false).approver.field_manager, None);
     }
 
     #[test]
-    fn the_user_is_read_only_where_admission_stamps_it() {
+    fn the_user_is_read_only_where_admission_stamps_it_and_per_answer() {
         let metadata: ObjectMeta = serde_json::from_value(serde_json::json!({
             "name": "x",
-            "annotations": {APPROVE: "2", DECIDED_BY: "alice"},
+            "annotations": {APPROVE: "2", REJECT: "2", APPROVED_BY: "alice", REJECTED_BY: "bob"},
         }))
         .unwrap();
-        assert_eq!(approver(&metadata, APPROVE, false).user, None);
+        assert_eq!(set_by(&metadata, APPROVE, false).approver.user, None);
         assert_eq!(
-            approver(&metadata, APPROVE, true).user.as_deref(),
+            set_by(&metadata, APPROVE, true).approver.user.as_deref(),
             Some("alice")
+        );
+        assert_eq!(
+            set_by(&metadata, REJECT, true).approver.user.as_deref(),
+            Some("bob")
         );
     }
 

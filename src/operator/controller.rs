@@ -344,7 +344,7 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
             if let Some(status) = &plan.status {
                 current.status = Some(status.clone());
             }
-            notifier.dispatch(&current, &spec.notify, &spec.secret_names);
+            notifier.dispatch(&current, &spec.notify);
         }
     }
     apply_engine_calls(ctx, key, &plan).await?;

@@ -21,6 +21,29 @@ use crate::protocol::{
 use crate::risk::DecidedBy;
 use crate::workspace::{Remote, Workspace};
 
+/// How long asking the sidecar what a waiting write would change may take.
+const PREVIEW_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Gives a write that has just started waiting for a person its diff
+/// against the file as it is. Best effort: without one the person still
+/// sees the whole content.
+async fn preview_waiting_write(session: &mut Session, workspace: &Remote) {
+    let Waiting::Approval(approval) = &mut session.episode.waiting else {
+        return;
+    };
+    let crate::action::Action::WriteFile { path, content } = &approval.action else {
+        return;
+    };
+    if approval.preview.is_some() {
+        return;
+    }
+    let preview = workspace.clone().with_timeout(PREVIEW_TIMEOUT);
+    approval.preview = Some(match preview.preview(path, content).await {
+        Ok(diff) => diff,
+        Err(e) => format!("(no diff: {e})"),
+    });
+}
+
 /// A person's answer to a waiting action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonsAnswer {
@@ -233,6 +256,7 @@ impl Engine {
                 EngineError::Unavailable(format!("recording step {}: {e}", turn.step))
             })?;
         }
+        preview_waiting_write(session, workspace).await;
         if let (Some(step), Some(approver)) = (answered, approver) {
             for record in records.iter_mut().filter(|r| r.step == step) {
                 record.approver = Some(approver.clone());

@@ -195,6 +195,36 @@ pub fn waiting_approval(mut session: Session, step: u32, deadline_ms: u64) -> Se
         reason: "changes a file".into(),
         requested_at_ms: NOW_MS - 500,
         deadline_ms,
+        preview: None,
     });
     session
+}
+
+/// Incident `namespace/name` whose episode waits at step 2 for a person to
+/// answer `action`, with the status the operator would write for it (the
+/// session stored, `pendingApproval` set).
+pub fn incident_waiting_on(namespace: &str, name: &str, action: Action) -> Incident {
+    let mut session = waiting_approval(session(PolicySpec::default()), 2, NOW_MS + 60_000);
+    if let Waiting::Approval(approval) = &mut session.episode.waiting {
+        approval.action = action;
+    }
+    let facts = crate::status::Facts {
+        generation: Some(1),
+        now: now(),
+        started_at: now(),
+        fault: None,
+        episode: Some(&session.episode),
+        records: &[],
+        verification: None,
+        failure: None,
+        agent: Default::default(),
+        containment: None,
+        undone: None,
+    };
+    let mut status = crate::status::build(&IncidentStatus::default(), &facts);
+    status.session = serde_json::to_value(&session).ok();
+    Incident::test("stale_lockfile")
+        .named(namespace, name)
+        .with_status(status)
+        .build()
 }

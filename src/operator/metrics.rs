@@ -373,6 +373,7 @@ mod tests {
                 deadline: None,
                 action_hash: None,
                 content: None,
+                diff: None,
             }),
             ..IncidentStatus::default()
         });

@@ -459,25 +459,47 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
         plan.create.push(Create::AgentJob);
     }
     if let Waiting::Approval(approval) = &session.episode.waiting {
-        let answer = match (directives.reject, directives.approve) {
-            (Some(step), _) if step == approval.step => Some(false),
-            (_, Some(step)) if step == approval.step => Some(true),
+        // An answer counts only if it was given after the step began to
+        // wait: `approve=7` set while step 5 ran, or on the Incident when
+        // it was created, would approve an action nobody has seen.
+        let waited_since = (approval.requested_at_ms / 1000) as i64;
+        let given = |annotation: &str, step: Option<u32>| {
+            let set =
+                annotations::set_by(&o.incident.metadata, annotation, o.approver_from_admission);
+            match step {
+                Some(step) if step == approval.step => Some((
+                    set.at.is_none_or(|at| at.as_second() >= waited_since),
+                    set.approver,
+                )),
+                _ => None,
+            }
+        };
+        let rejected = given(annotations::REJECT, directives.reject);
+        let approved = given(annotations::APPROVE, directives.approve);
+        for (name, given) in [
+            (annotations::REJECT, &rejected),
+            (annotations::APPROVE, &approved),
+        ] {
+            if matches!(given, Some((false, _))) {
+                plan.events.push(warning(
+                    EVENT_ANNOTATION_IGNORED,
+                    format!(
+                        "{name}={} was set before step {} began to wait, so it does not answer it: set it again to answer what waits now",
+                        approval.step, approval.step
+                    ),
+                ));
+            }
+        }
+        let answer = match (rejected, approved) {
+            (Some((true, who)), _) => Some((false, who)),
+            (_, Some((true, who))) => Some((true, who)),
             _ => None,
         };
-        if let Some(approved) = answer {
-            let annotation = if approved {
-                annotations::APPROVE
-            } else {
-                annotations::REJECT
-            };
+        if let Some((approved, approver)) = answer {
             plan.engine.push(EngineCall::Answer {
                 step: approval.step,
                 approved,
-                approver: annotations::approver(
-                    &o.incident.metadata,
-                    annotation,
-                    o.approver_from_admission,
-                ),
+                approver,
             });
             plan.events.push(normal(
                 if approved {

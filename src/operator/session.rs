@@ -84,3 +84,17 @@ impl Session {
         }
     }
 }
+
+/// The approval an Incident's episode waits on, with the action exactly as
+/// it would run (status's `pendingApproval` shows it bounded): what a
+/// person is shown before answering through a link or MCP.
+pub fn waiting_approval(
+    incident: &crate::crd::Incident,
+) -> Option<crate::agent::episode::Approval> {
+    let session = incident.status.as_ref()?.session.clone()?;
+    let session: Session = serde_json::from_value(session).ok()?;
+    match session.episode.waiting {
+        crate::agent::episode::Waiting::Approval(approval) => Some(approval),
+        _ => None,
+    }
+}

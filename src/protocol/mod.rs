@@ -11,4 +11,6 @@ pub use action_api::{
     StepReply, Submission,
 };
 pub use history::{Feedback, Observation, Proposal, Task, Turn, WorkspaceError};
-pub use sidecar_api::{NoteRequest, StepAnswer, StepRequest, UndoAnswer, UndoRequest};
+pub use sidecar_api::{
+    NoteRequest, PreviewAnswer, PreviewRequest, StepAnswer, StepRequest, UndoAnswer, UndoRequest,
+};

@@ -33,6 +33,21 @@ pub struct UndoRequest {
     pub before_step: u32,
 }
 
+/// What a waiting write would change (no step: nothing runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub incident: String,
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewAnswer {
+    /// A redacted unified diff.
+    pub diff: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndoAnswer {
     pub before_step: u32,

@@ -23,7 +23,8 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::protocol::{
-    Feedback, NoteRequest, StepAnswer, StepRequest, Turn, UndoAnswer, UndoRequest, WorkspaceError,
+    Feedback, NoteRequest, PreviewAnswer, PreviewRequest, StepAnswer, StepRequest, Turn,
+    UndoAnswer, UndoRequest, WorkspaceError,
 };
 use crate::risk::Permit;
 use crate::workspace::{Local, Workspace};
@@ -115,6 +116,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/notes/{step}", post(note))
         .route("/v1/history", get(history))
         .route("/v1/undo", post(undo))
+        .route("/v1/preview", post(preview))
         .with_state(shared)
 }
 
@@ -308,6 +310,29 @@ async fn undo(
             removed: restored.removed,
         })
         .into_response(),
+        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+/// What a waiting write would change: a redacted diff against the file as
+/// it is, read beneath the root without following a symlink.
+async fn preview(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Json<PreviewRequest>, JsonRejection>,
+) -> Response {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(e) => return problem(e.status(), e.body_text()),
+    };
+    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
+        return denied;
+    }
+    match shared
+        .executor
+        .preview_write(&request.path, &request.content)
+    {
+        Ok(diff) => Json(PreviewAnswer { diff }).into_response(),
         Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
 }

@@ -137,6 +137,7 @@ fn the_phase_follows_the_episode() {
         reason: "changes files".into(),
         requested_at_ms: 1_000,
         deadline_ms: 2_000,
+        preview: None,
     });
     assert_eq!(phase(&episode, None), IncidentPhase::AwaitingApproval);
     let status = build(

@@ -3,7 +3,7 @@
 //! address, restarts go to its supervisor.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -208,6 +208,29 @@ impl Local {
 }
 
 impl Local {
+    /// What writing `content` to `path` would change, as a redacted diff
+    /// ([`super::preview`]): for a person asked to approve the write.
+    pub fn preview_write(&self, path: &str, content: &str) -> Result<String, WorkspaceError> {
+        let revealed = match &self.redactor {
+            Some(redactor) => redactor.reveal(path).map_err(WorkspaceError::Sandbox)?,
+            None => path.to_string(),
+        };
+        let root = &self.service.root;
+        let relative = Path::new(&revealed)
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or(revealed);
+        let old = super::preview::read_beneath(root, &relative).map_err(WorkspaceError::Sandbox)?;
+        // The file's text is redacted like anything the agent sees; the
+        // new content is the agent's own (secrets in it are handles), shown
+        // as it would be written.
+        let old = old.map(|text| match &self.redactor {
+            Some(redactor) => redactor.redact(&text),
+            None => text,
+        });
+        Ok(super::preview::unified(path, old.as_deref(), content))
+    }
+
     /// The action with handles turned back into secret values; an error
     /// (a foreign handle, a value unsafe in a shell) means it must not run.
     fn reveal(&self, action: &Action) -> Result<Action, String> {

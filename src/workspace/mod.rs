@@ -7,6 +7,7 @@
 mod guard;
 pub mod journal;
 mod local;
+pub mod preview;
 mod remote;
 
 pub use guard::Guard;

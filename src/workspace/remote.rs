@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::Workspace;
 use crate::protocol::{
-    NoteRequest, Observation, StepAnswer, StepRequest, Turn, UndoAnswer, UndoRequest,
-    WorkspaceError,
+    NoteRequest, Observation, PreviewAnswer, PreviewRequest, StepAnswer, StepRequest, Turn,
+    UndoAnswer, UndoRequest, WorkspaceError,
 };
 use crate::risk::Permit;
 
@@ -148,6 +148,17 @@ impl Remote {
             )));
         }
         Self::json(response).await
+    }
+
+    /// What writing `content` to `path` would change (a redacted diff).
+    pub async fn preview(&self, path: &str, content: &str) -> Result<String, WorkspaceError> {
+        let request = PreviewRequest {
+            incident: self.incident_uid.clone(),
+            path: path.to_string(),
+            content: content.to_string(),
+        };
+        let answer: PreviewAnswer = Self::json(self.post("/v1/preview", &request).await?).await?;
+        Ok(answer.diff)
     }
 
     /// Puts the root back as it was before `step`.

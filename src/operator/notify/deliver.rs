@@ -22,7 +22,6 @@ use crate::operator::engine::Engine;
 use crate::operator::metrics::Metrics;
 use crate::operator::status_writer::{Change, StatusWriter};
 use crate::protocol::IncidentKey;
-use crate::redact::Redactor;
 
 /// How notices are retried.
 #[derive(Debug, Clone, Copy)]
@@ -129,12 +128,7 @@ impl Notifier {
     }
 
     /// Starts sending every notice `incident` owes its `webhooks`.
-    pub fn dispatch(
-        self: &Arc<Self>,
-        incident: &Incident,
-        webhooks: &[NotifySpec],
-        secret_names: &[String],
-    ) {
+    pub fn dispatch(self: &Arc<Self>, incident: &Incident, webhooks: &[NotifySpec]) {
         let Some(status) = incident.status.as_ref() else {
             return;
         };
@@ -153,12 +147,11 @@ impl Notifier {
         for due in owed {
             let notifier = self.clone();
             let incident = incident.clone();
-            let redactor = Redactor::new(&[], secret_names);
-            tokio::spawn(async move { notifier.send(incident, due, redactor).await });
+            tokio::spawn(async move { notifier.send(incident, due).await });
         }
     }
 
-    async fn send(&self, incident: Incident, due: Due, redactor: Redactor) {
+    async fn send(&self, incident: Incident, due: Due) {
         let links = match (&self.signer, due.happened.event) {
             (Some(signer), NoticeEvent::ApprovalRequested) => incident
                 .status
@@ -167,7 +160,7 @@ impl Notifier {
                 .map(|pending| signer.links(&incident, pending, &due.webhook.name)),
             _ => None,
         };
-        let body = notice::body(&incident, &due, links.as_ref(), &redactor);
+        let body = notice::body(&incident, &due, links.as_ref());
         let (attempts, error) = match self.webhook_url(&incident, &due.webhook).await {
             Ok(url) => self.post(&url, &due.id, &body).await,
             Err(why) => (0, Some(why)),

@@ -144,6 +144,7 @@ mod tests {
                 deadline: None,
                 action_hash: None,
                 content: None,
+                diff: None,
             }),
             ..IncidentStatus::default()
         }

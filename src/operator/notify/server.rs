@@ -15,12 +15,13 @@ use kube::Client;
 use kube::api::Api;
 
 use super::links::{Claims, LinkKey, Refusal};
+use super::shown::Shown;
 use crate::crd::{Approver, Incident};
 use crate::operator::bounded::call;
 use crate::operator::engine::{Engine, PersonsAnswer};
 use crate::operator::metrics::Metrics;
+use crate::operator::session::waiting_approval;
 use crate::protocol::IncidentKey;
-use crate::redact::Redactor;
 use crate::risk::DecidedBy;
 
 pub struct LinkPages {
@@ -41,48 +42,45 @@ pub fn router(pages: Arc<LinkPages>) -> Router {
 
 type LinkPath = Path<(String, String, String)>;
 
-/// The confirmation page: what the link would do, and a button.
+/// The confirmation page: the whole action the link would answer, exactly
+/// as it would run, and a button.
 async fn confirm(
     State(pages): State<Arc<LinkPages>>,
     Path((ns, name, token)): LinkPath,
 ) -> Response {
-    let (claims, incident) = match pages.check(&ns, &name, &token).await {
+    let (claims, incident, shown) = match pages.check(&ns, &name, &token).await {
         Ok(found) => found,
         Err(refusal) => return pages.refuse(refusal),
     };
     let status = incident.status.clone().unwrap_or_default();
-    let Some(pending) = status.pending_approval.as_ref() else {
-        return pages.refuse(Refusal::NotWaiting);
-    };
-    let redactor = Redactor::new(&[], &[]);
     let verb = if claims.approve { "Approve" } else { "Reject" };
-    let content = pending
-        .content
-        .as_deref()
-        .map(|c| {
-            format!(
-                "<p>It would write:</p><pre>{}</pre>",
-                escape(&redactor.redact(c))
-            )
-        })
-        .unwrap_or_default();
+    let change = match (&shown.diff, &shown.content) {
+        (Some(diff), Some(content)) => format!(
+            "<p>It would change (the file's old text redacted):</p><pre>{}</pre><p>Its whole new content:</p><pre>{}</pre>",
+            escape(diff),
+            escape(content)
+        ),
+        (None, Some(content)) => format!("<p>It would write:</p><pre>{}</pre>", escape(content)),
+        _ => String::new(),
+    };
     let body = format!(
         "<h1>{verb} step {step} of incident {ns}/{name}?</h1>\
          <p>Scenario <code>{scenario}</code>, Policy <code>{policy}</code>, {steps} steps so far.</p>\
-         <p><b>{kind}</b> <code>{command}</code> &middot; risk <b>{risk}</b></p>\
-         <p>Why it waits: {reason}</p>{content}\
+         <p><b>{kind}</b> &middot; risk <b>{risk}</b></p><pre>{text}</pre>\
+         <p>Why it waits: {reason}</p>{change}\
          <form method=\"post\"><button type=\"submit\">{verb} step {step}</button></form>\
-         <p>Nothing happens until you press the button. This link was sent to <code>{channel}</code>.</p>",
+         <p>Nothing happens until you press the button. This is the whole action, as it would run \
+         (characters that could hide text are written out as \\u{{...}}). This link was sent to <code>{channel}</code>.</p>",
         step = claims.step,
         ns = escape(&ns),
         name = escape(&name),
         scenario = escape(&incident.spec.scenario),
         policy = escape(&incident.spec.policy_ref.name),
         steps = status.steps,
-        kind = escape(&pending.kind),
-        command = escape(&redactor.redact(&pending.command)),
-        risk = pending.risk,
-        reason = escape(&redactor.redact(&pending.reason)),
+        kind = escape(shown.kind),
+        risk = shown.risk,
+        text = escape(&shown.text),
+        reason = escape(&shown.reason),
         channel = escape(&claims.channel),
     );
     page(
@@ -97,7 +95,7 @@ async fn answer(
     State(pages): State<Arc<LinkPages>>,
     Path((ns, name, token)): LinkPath,
 ) -> Response {
-    let (claims, _) = match pages.check(&ns, &name, &token).await {
+    let (claims, _, _) = match pages.check(&ns, &name, &token).await {
         Ok(found) => found,
         Err(refusal) => return pages.refuse(refusal),
     };
@@ -149,26 +147,27 @@ async fn answer(
             Ok(Some(incident)) if used(&incident, &claims) => pages.refuse(Refusal::Used),
             _ => pages.refuse(Refusal::NotWaiting),
         },
-        Err(e) => page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again",
-            &format!(
-                "<h1>The operator could not answer right now.</h1><p>{}</p><p>The link still holds until it expires.</p>",
-                escape(&e.to_string())
-            ),
-        ),
+        Err(e) => {
+            tracing::warn!(incident = %key, step = claims.step, "a link's answer could not be given: {e}");
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "<h1>The operator could not answer right now.</h1><p>Nothing was done. The link still holds until it expires.</p>",
+            )
+        }
     }
 }
 
 impl LinkPages {
     /// A link whose signature, expiry and path check, and whose incident
-    /// still waits at its step for its action.
+    /// still waits at its step for the very action it was signed for
+    /// (which is what the page shows).
     async fn check(
         &self,
         ns: &str,
         name: &str,
         token: &str,
-    ) -> Result<(Claims, Incident), Refusal> {
+    ) -> Result<(Claims, Incident, Shown), Refusal> {
         let key = self.key.as_ref().ok_or(Refusal::Disabled)?;
         let now = k8s_openapi::jiff::Timestamp::now().as_second();
         let claims = key.verify(token, now)?;
@@ -184,17 +183,11 @@ impl LinkPages {
         if used(&incident, &claims) {
             return Err(Refusal::Used);
         }
-        let waits = incident
-            .status
-            .as_ref()
-            .and_then(|s| s.pending_approval.as_ref())
-            .is_some_and(|p| {
-                p.step == claims.step && p.action_hash.as_deref() == Some(&claims.action_hash)
-            });
-        if !waits {
-            return Err(Refusal::NotWaiting);
-        }
-        Ok((claims, incident))
+        let shown = waiting_approval(&incident)
+            .map(|approval| Shown::of(&approval))
+            .filter(|shown| shown.step == claims.step && shown.hash == claims.action_hash)
+            .ok_or(Refusal::NotWaiting)?;
+        Ok((claims, incident, shown))
     }
 
     async fn incident(&self, ns: &str, name: &str) -> Result<Option<Incident>, String> {

@@ -539,3 +539,41 @@ fn a_finished_episode_is_recorded_once_and_a_failed_recording_is_retried_for_a_w
         .build();
     assert!(!World::new().decide(&never_started).record);
 }
+
+#[test]
+fn an_answer_set_before_the_step_waited_answers_nothing() {
+    // Step 3 began to wait at NOW_MS - 500; the approval's manager wrote
+    // a minute before that (set ahead, or when the Incident was created).
+    let waiting = waiting_approval(session(PolicySpec::default()), 3, NOW_MS + 5_000);
+    let (mut incident, world) = remediating(&waiting, &[(annotations::APPROVE, "3")]);
+    let written = |seconds_before: i64| {
+        let at = k8s_openapi::jiff::Timestamp::from_millisecond(NOW_MS as i64 - 500)
+            .unwrap()
+            .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(seconds_before))
+            .unwrap();
+        serde_json::from_value(serde_json::json!([{
+            "manager": "kubectl-annotate", "operation": "Update", "time": at.to_string(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:annotations": {"f:remediator.dev/approve": {}}}},
+        }]))
+        .unwrap()
+    };
+    incident.metadata.managed_fields = Some(written(60));
+    let plan = world.decide(&incident);
+    assert!(plan.engine.is_empty(), "{:?}", plan.engine);
+    assert!(
+        plan.events
+            .iter()
+            .any(|e| e.warning && e.message.contains("before step 3 began to wait")),
+        "{:?}",
+        plan.events
+    );
+    incident.metadata.managed_fields = Some(written(-2));
+    let plan = world.decide(&incident);
+    assert!(
+        matches!(plan.engine.as_slice(), [EngineCall::Answer { step: 3, approved: true, approver }]
+            if approver.field_manager.as_deref() == Some("kubectl-annotate")),
+        "{:?}",
+        plan.engine
+    );
+}
