@@ -178,6 +178,8 @@ async fn start_operator(
             &links.listen.to_string(),
             "--links-key-file",
             links.key_file.to_str().unwrap(),
+            // The test's receiver listens on this machine's loopback.
+            "--webhook-allow-loopback",
         ],
     )
     .await

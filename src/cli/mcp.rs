@@ -31,6 +31,11 @@ pub struct McpArgs {
     /// refused, against DNS rebinding.
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
+    /// Over HTTP, let a call without a bearer token read as this server's
+    /// own identity. Off: every call reads as its caller, so RBAC decides
+    /// what each caller sees.
+    #[arg(long)]
+    pub anonymous_reads: bool,
 }
 
 pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
@@ -47,6 +52,7 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
         config,
         allow_approvals: args.allow_approvals,
         over_http: args.http.is_some(),
+        anonymous_reads: args.anonymous_reads,
     });
     match args.http {
         None => {
@@ -75,10 +81,10 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "MCP over streamable HTTP at http://{}/mcp ({})",
                 listener.local_addr()?,
-                if args.allow_approvals {
-                    "approvals act as the caller's bearer token"
-                } else {
-                    "read-only"
+                match (args.allow_approvals, args.anonymous_reads) {
+                    (true, _) => "every call acts as the caller's bearer token",
+                    (false, false) => "read-only, reads as the caller's bearer token",
+                    (false, true) => "read-only; calls without a token read as this server",
                 }
             );
             axum::serve(listener, app)

@@ -86,6 +86,11 @@ pub struct OperatorArgs {
     /// other change to it; without them anyone could write it.
     #[arg(long)]
     pub approver_from_admission: bool,
+    /// Let notices go to webhooks on loopback addresses (a receiver on this
+    /// machine, in development). Link-local addresses (cloud metadata)
+    /// are never allowed.
+    #[arg(long)]
+    pub webhook_allow_loopback: bool,
 }
 
 /// Spelt as Kubernetes spells `procMount`.
@@ -152,6 +157,7 @@ pub async fn run(catalog: Option<PathBuf>, args: OperatorArgs) -> anyhow::Result
         },
         catalog,
         links,
+        webhook_allow_loopback: args.webhook_allow_loopback,
     };
     run::run(config, async {
         use tokio::signal::unix::{SignalKind, signal};

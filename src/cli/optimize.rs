@@ -324,7 +324,8 @@ async fn recorded_in_cluster(
 /// The cluster's recordings the optimization may reuse: train scenarios
 /// only, so whatever is published won on fresh validation rollouts (a
 /// ConfigMap is easier to write than a Policy), and no episode a person
-/// steered (an approval, a rejection, a timeout), which a rollout here
+/// steered (an approval or rejection by annotation, link or terminal, a
+/// timeout), which a rollout here
 /// cannot repeat.
 fn usable_from_cluster(lines: Vec<TrajectoryLine>, train: &[String]) -> Vec<TrajectoryLine> {
     lines
@@ -334,7 +335,7 @@ fn usable_from_cluster(lines: Vec<TrajectoryLine>, train: &[String]) -> Vec<Traj
             !line
                 .steps
                 .iter()
-                .any(|s| matches!(s.decided_by.as_str(), "annotation" | "timeout"))
+                .any(|s| crate::risk::DecidedBy::steered_by_person(&s.decided_by))
         })
         .collect()
 }
@@ -394,6 +395,8 @@ mod tests {
         approved.decided_by = "annotation".into();
         let mut timed_out = step(1, "exec", "rm lock", "MEDIUM", "Rejected");
         timed_out.decided_by = "timeout".into();
+        let mut linked = step(1, "exec", "rm lock", "MEDIUM", "Confirmed");
+        linked.decided_by = "link".into();
         let lines = vec![
             line(
                 "port_mismatch",
@@ -403,6 +406,7 @@ mod tests {
             line("stale_lockfile_validation", true, vec![]),
             line("port_mismatch", true, vec![approved]),
             line("port_mismatch", false, vec![timed_out]),
+            line("port_mismatch", true, vec![linked]),
         ];
         let usable = usable_from_cluster(lines.clone(), &train);
         assert_eq!(usable, vec![lines[0].clone()]);

@@ -151,12 +151,16 @@ pub struct IncidentStatus {
     /// Notices delivered (or given up on) to the Policy's webhooks: one per
     /// event and webhook, also across operator restarts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_STATUS_NOTICES))]
+    #[schemars(length(max = MAX_NOTICE_RECORDS))]
     pub notices: Vec<NoticeRecord>,
 }
 
-/// Most notices kept in status; an incident with more sends no more.
+/// Most notices about steps an incident sends (and keeps in status);
+/// its end is always announced, to each webhook, on top of these.
 pub const MAX_STATUS_NOTICES: usize = 100;
+/// Room in status for the step notices and each webhook's (at most ten)
+/// notices of the end.
+pub const MAX_NOTICE_RECORDS: usize = MAX_STATUS_NOTICES + 20;
 
 /// One notice to one webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -39,8 +39,10 @@ pub struct Shared {
     /// Namespace the tools default to.
     pub namespace: String,
     pub allow_approvals: bool,
-    /// Over HTTP: approvals need the caller's own token.
+    /// Over HTTP: every call acts as the caller's own token.
     pub over_http: bool,
+    /// Over HTTP, a call without a token reads as the server's identity.
+    pub anonymous_reads: bool,
 }
 
 #[derive(Clone)]
@@ -96,8 +98,12 @@ impl McpServer {
         description = "List Incidents: scenario, policy, phase, steps, verified health and the step waiting for approval, if any.",
         annotations(read_only_hint = true)
     )]
-    async fn list_incidents(&self, Parameters(args): Parameters<NamespaceArgs>) -> CallToolResult {
-        match self.incidents(args.namespace.as_deref()).await {
+    async fn list_incidents(
+        &self,
+        Parameters(args): Parameters<NamespaceArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self.incidents(&context, args.namespace.as_deref()).await {
             Ok(list) => json_result(json!({
                 "incidents": list.iter().map(view::incident_row).collect::<Vec<_>>()
             })),
@@ -109,8 +115,15 @@ impl McpServer {
         description = "One Incident's status: phase, conditions, actions with risk, decision and who decided, verification, notices.",
         annotations(read_only_hint = true)
     )]
-    async fn get_incident(&self, Parameters(args): Parameters<IncidentArgs>) -> CallToolResult {
-        match self.incident(args.namespace.as_deref(), &args.name).await {
+    async fn get_incident(
+        &self,
+        Parameters(args): Parameters<IncidentArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self
+            .incident(&context, args.namespace.as_deref(), &args.name)
+            .await
+        {
             Ok(incident) => json_result(view::incident_detail(&incident)),
             Err(e) => tool_error(e),
         }
@@ -120,8 +133,15 @@ impl McpServer {
         description = "The action an Incident waits on for approval: kind, command or path, risk, the classifier's reason, what a write would put, and how to answer.",
         annotations(read_only_hint = true)
     )]
-    async fn pending_approval(&self, Parameters(args): Parameters<IncidentArgs>) -> CallToolResult {
-        match self.incident(args.namespace.as_deref(), &args.name).await {
+    async fn pending_approval(
+        &self,
+        Parameters(args): Parameters<IncidentArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self
+            .incident(&context, args.namespace.as_deref(), &args.name)
+            .await
+        {
             Ok(incident) => match view::pending(&incident) {
                 Some(pending) => json_result(pending),
                 None => json_result(json!({"waiting": false, "phase": incident
@@ -137,8 +157,15 @@ impl McpServer {
         description = "One Incident's trajectory: every action kept in its status, in order, with the gate's decision, who decided, exit code and duration.",
         annotations(read_only_hint = true)
     )]
-    async fn trajectory(&self, Parameters(args): Parameters<IncidentArgs>) -> CallToolResult {
-        match self.incident(args.namespace.as_deref(), &args.name).await {
+    async fn trajectory(
+        &self,
+        Parameters(args): Parameters<IncidentArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self
+            .incident(&context, args.namespace.as_deref(), &args.name)
+            .await
+        {
             Ok(incident) => json_result(view::trajectory(&incident)),
             Err(e) => tool_error(e),
         }
@@ -148,8 +175,12 @@ impl McpServer {
         description = "List Policies: brain, model, hint version, risk limits, webhooks, and their scorecard status.",
         annotations(read_only_hint = true)
     )]
-    async fn list_policies(&self, Parameters(args): Parameters<NamespaceArgs>) -> CallToolResult {
-        match self.policies(args.namespace.as_deref()).await {
+    async fn list_policies(
+        &self,
+        Parameters(args): Parameters<NamespaceArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self.policies(&context, args.namespace.as_deref()).await {
             Ok(list) => json_result(json!({
                 "policies": list.iter().map(view::policy_row).collect::<Vec<_>>()
             })),
@@ -161,8 +192,12 @@ impl McpServer {
         description = "The scorecard: per Policy, incidents resolved and failed, fix rate, mean steps and p95 time to resolve.",
         annotations(read_only_hint = true)
     )]
-    async fn scorecard(&self, Parameters(args): Parameters<NamespaceArgs>) -> CallToolResult {
-        match self.policies(args.namespace.as_deref()).await {
+    async fn scorecard(
+        &self,
+        Parameters(args): Parameters<NamespaceArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self.policies(&context, args.namespace.as_deref()).await {
             Ok(list) => json_result(view::scorecard(&list)),
             Err(e) => tool_error(e),
         }
@@ -214,31 +249,57 @@ impl McpServer {
             .unwrap_or(&self.shared.namespace)
     }
 
-    async fn incidents(&self, namespace: Option<&str>) -> Result<Vec<Incident>, String> {
-        let api: Api<Incident> =
-            Api::namespaced(self.shared.client.clone(), self.namespace(namespace));
+    async fn incidents(
+        &self,
+        context: &RequestContext<RoleServer>,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Incident>, String> {
+        let api: Api<Incident> = Api::namespaced(self.reader(context)?, self.namespace(namespace));
         api.list(&ListParams::default())
             .await
             .map(|l| l.items)
             .map_err(describe)
     }
 
-    async fn incident(&self, namespace: Option<&str>, name: &str) -> Result<Incident, String> {
+    async fn incident(
+        &self,
+        context: &RequestContext<RoleServer>,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Incident, String> {
         let namespace = self.namespace(namespace);
-        let api: Api<Incident> = Api::namespaced(self.shared.client.clone(), namespace);
+        let api: Api<Incident> = Api::namespaced(self.reader(context)?, namespace);
         api.get_opt(name)
             .await
             .map_err(describe)?
             .ok_or_else(|| format!("no Incident {namespace}/{name}"))
     }
 
-    async fn policies(&self, namespace: Option<&str>) -> Result<Vec<Policy>, String> {
-        let api: Api<Policy> =
-            Api::namespaced(self.shared.client.clone(), self.namespace(namespace));
+    async fn policies(
+        &self,
+        context: &RequestContext<RoleServer>,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Policy>, String> {
+        let api: Api<Policy> = Api::namespaced(self.reader(context)?, self.namespace(namespace));
         api.list(&ListParams::default())
             .await
             .map(|l| l.items)
             .map_err(describe)
+    }
+
+    /// The client reads go through: the caller's where there is one (over
+    /// HTTP with a token, or over stdio, where the server runs as the
+    /// caller); the server's own only with --anonymous-reads.
+    fn reader(&self, context: &RequestContext<RoleServer>) -> Result<Client, String> {
+        match (self.shared.over_http, bearer(context)) {
+            (false, _) => Ok(self.shared.client.clone()),
+            (true, Some(_)) => self.callers_client(context),
+            (true, None) if self.shared.anonymous_reads => Ok(self.shared.client.clone()),
+            (true, None) => Err(
+                "this server reads as you: send your Kubernetes token as `Authorization: Bearer <token>`"
+                    .into(),
+            ),
+        }
     }
 
     /// The client that acts as the caller: over HTTP one with their bearer
@@ -247,17 +308,9 @@ impl McpServer {
         if !self.shared.over_http {
             return Ok(self.shared.client.clone());
         }
-        let token = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.headers.get(axum::http::header::AUTHORIZATION))
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or(
-                "approving over HTTP acts as you: send your Kubernetes token as `Authorization: Bearer <token>`",
-            )?;
+        let token = bearer(context).ok_or(
+            "approving over HTTP acts as you: send your Kubernetes token as `Authorization: Bearer <token>`",
+        )?;
         let mut config = self.shared.config.clone();
         config.auth_info = serde_json::from_value(json!({ "token": token }))
             .map_err(|e| format!("the token cannot be used: {e}"))?;
@@ -306,7 +359,12 @@ impl McpServer {
         } else {
             crate::operator::annotations::REJECT
         };
-        let patch = json!({"metadata": {"annotations": {annotation: args.step.to_string()}}});
+        // The UID rides along: on a namesake created meanwhile the API
+        // server refuses the patch (a UID never changes).
+        let patch = json!({"metadata": {
+            "uid": incident.metadata.uid,
+            "annotations": {annotation: args.step.to_string()},
+        }});
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
@@ -322,6 +380,19 @@ impl McpServer {
             Err(e) => tool_error(describe(e)),
         }
     }
+}
+
+/// The caller's bearer token, over HTTP.
+fn bearer(context: &RequestContext<RoleServer>) -> Option<String> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.headers.get(axum::http::header::AUTHORIZATION))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .map(str::to_string)
 }
 
 /// An API error as the caller should read it: a refusal names who was
@@ -365,14 +436,14 @@ impl ServerHandler for McpServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let incidents = self
-            .incidents(None)
+            .incidents(&context, None)
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let policies = self
-            .policies(None)
+            .policies(&context, None)
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let mut resources = vec![
@@ -425,23 +496,28 @@ impl ServerHandler for McpServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = request.uri.clone();
         let not_found = |why: String| ErrorData::resource_not_found(why, Some(json!({"uri": uri})));
         let value = if uri == SCORECARD_URI {
-            let policies = self.policies(None).await.map_err(not_found)?;
+            let policies = self.policies(&context, None).await.map_err(not_found)?;
             view::scorecard(&policies)
         } else if let Some(rest) = uri.strip_prefix(INCIDENT_URI) {
             let (ns, name) = rest.split_once('/').ok_or_else(|| {
                 not_found(format!("{uri}: expected {INCIDENT_URI}<namespace>/<name>"))
             })?;
-            view::incident_detail(&self.incident(Some(ns), name).await.map_err(not_found)?)
+            view::incident_detail(
+                &self
+                    .incident(&context, Some(ns), name)
+                    .await
+                    .map_err(not_found)?,
+            )
         } else if let Some(rest) = uri.strip_prefix(POLICY_URI) {
             let (ns, name) = rest.split_once('/').ok_or_else(|| {
                 not_found(format!("{uri}: expected {POLICY_URI}<namespace>/<name>"))
             })?;
-            let api: Api<Policy> = Api::namespaced(self.shared.client.clone(), ns);
+            let api: Api<Policy> = Api::namespaced(self.reader(&context).map_err(not_found)?, ns);
             let policy = api
                 .get_opt(name)
                 .await

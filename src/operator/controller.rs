@@ -318,6 +318,9 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
         // with an older one from the store.
         let Some(incident) = call(incidents.get_opt(&key.name)).await? else {
             ctx.engine.forget(key);
+            if let Some(notifier) = &ctx.notifier {
+                notifier.forget(key);
+            }
             return Ok(Action::await_change());
         };
         let observation = observe(ctx, key, &incident).await?;

@@ -53,6 +53,8 @@ pub struct OperatorConfig {
     /// Signed approve/reject links in notices; None: notices carry the
     /// kubectl commands only.
     pub links: Option<LinksConfig>,
+    /// Notices may go to webhooks on loopback addresses (local development).
+    pub webhook_allow_loopback: bool,
 }
 
 /// Where approve/reject links are served and what signs them.
@@ -198,6 +200,7 @@ pub async fn run(
         metrics.clone(),
         signer,
         Retry::default(),
+        config.webhook_allow_loopback,
     )?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = {

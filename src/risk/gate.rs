@@ -51,6 +51,17 @@ pub enum DecidedBy {
     Timeout,
 }
 
+impl DecidedBy {
+    /// Whether a decision recorded as `label` (as [`Display`] writes it)
+    /// was a person's (or the lack of one: a timeout): an episode so
+    /// steered cannot be replayed by a rollout.
+    pub fn steered_by_person(label: &str) -> bool {
+        [Self::Terminal, Self::Annotation, Self::Link, Self::Timeout]
+            .iter()
+            .any(|by| by.to_string() == label)
+    }
+}
+
 impl std::fmt::Display for DecidedBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -4,7 +4,7 @@
 //! writer. A webhook that keeps failing sets a condition and nothing else:
 //! the incident goes on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,66 @@ impl Default for Retry {
             timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Where a webhook's notices go: its host, resolved once and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub host: String,
+    pub address: std::net::SocketAddr,
+}
+
+/// Addresses notices never go to: the node's own loopback (unless
+/// allowed, for local development), link-local (cloud metadata services
+/// live there), unspecified, multicast and broadcast.
+fn forbidden(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            (v4.is_loopback() && !allow_loopback)
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            (v6.is_loopback() && !allow_loopback)
+                || v6.is_unicast_link_local()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+        }
+    }
+}
+
+/// Resolves a webhook URL's host once and refuses it if any address it
+/// has is one notices never go to; the address notices are then sent to.
+pub async fn destination(url: &str, allow_loopback: bool) -> Result<Pinned, String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| "the webhook URL does not parse".to_string())?;
+    let host = parsed
+        .host_str()
+        .ok_or("the webhook URL has no host")?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| "the webhook's host does not resolve".to_string())?
+        .collect();
+    if let Some(bad) = addresses.iter().find(|a| forbidden(a.ip(), allow_loopback)) {
+        return Err(format!(
+            "the webhook's host resolves to {}, a loopback, link-local or other address notices are never sent to",
+            bad.ip()
+        ));
+    }
+    let address = *addresses
+        .first()
+        .ok_or("the webhook's host has no address")?;
+    Ok(Pinned { host, address })
 }
 
 /// Signs approve/reject links for the URL people reach the operator at.
@@ -94,12 +154,13 @@ pub struct Notifier {
     writer: Arc<StatusWriter>,
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
-    http: reqwest::Client,
     signer: Option<LinkSigner>,
+    /// Webhooks on loopback addresses are allowed (local development).
+    allow_loopback: bool,
     retry: Retry,
-    /// Notices this process has sent or is sending: status may lag behind
-    /// the watch, and nothing is sent twice because of that.
-    taken: Mutex<HashSet<String>>,
+    /// Notices this process has sent or is sending, by incident: status
+    /// may lag behind the watch, and nothing is sent twice because of that.
+    taken: Mutex<HashMap<IncidentKey, HashSet<String>>>,
 }
 
 impl Notifier {
@@ -110,18 +171,15 @@ impl Notifier {
         metrics: Arc<Metrics>,
         signer: Option<LinkSigner>,
         retry: Retry,
+        allow_loopback: bool,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(retry.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
         Ok(Self {
             client,
             writer,
             engine,
             metrics,
-            http,
             signer,
+            allow_loopback,
             retry,
             taken: Mutex::default(),
         })
@@ -136,8 +194,13 @@ impl Notifier {
             return;
         }
         let uid = incident.metadata.uid.clone().unwrap_or_default();
+        let key = IncidentKey {
+            namespace: incident.namespace().unwrap_or_default(),
+            name: incident.name_any(),
+        };
         let owed = {
             let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = taken.entry(key).or_default();
             let owed = due::due(&uid, status, webhooks, |id| taken.contains(id));
             for due in &owed {
                 taken.insert(due.id.clone());
@@ -151,6 +214,14 @@ impl Notifier {
         }
     }
 
+    /// Forgets an incident that is gone.
+    pub fn forget(&self, key: &IncidentKey) {
+        self.taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
     async fn send(&self, incident: Incident, due: Due) {
         let links = match (&self.signer, due.happened.event) {
             (Some(signer), NoticeEvent::ApprovalRequested) => incident
@@ -161,8 +232,14 @@ impl Notifier {
             _ => None,
         };
         let body = notice::body(&incident, &due, links.as_ref());
-        let (attempts, error) = match self.webhook_url(&incident, &due.webhook).await {
-            Ok(url) => self.post(&url, &due.id, &body).await,
+        let destination = match self.webhook_url(&incident, &due.webhook).await {
+            Ok(url) => destination(&url, self.allow_loopback)
+                .await
+                .map(|pinned| (url, pinned)),
+            Err(why) => Err(why),
+        };
+        let (attempts, error) = match destination {
+            Ok((url, pinned)) => self.post(&url, pinned, &due.id, &body).await,
             Err(why) => (0, Some(why)),
         };
         let outcome = if error.is_none() {
@@ -230,12 +307,28 @@ impl Notifier {
     }
 
     /// POSTs `body`, retrying; the attempts made and the last error.
-    async fn post(&self, url: &str, id: &str, body: &serde_json::Value) -> (u32, Option<String>) {
+    async fn post(
+        &self,
+        url: &str,
+        pinned: Pinned,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> (u32, Option<String>) {
+        // Connect where the check resolved, not where a second lookup
+        // might point (DNS rebinding).
+        let http = match reqwest::Client::builder()
+            .timeout(self.retry.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&pinned.host, pinned.address)
+            .build()
+        {
+            Ok(http) => http,
+            Err(_) => return (0, Some("cannot build the HTTP client".into())),
+        };
         let mut backoff = self.retry.first_backoff;
         let mut last = None;
         for attempt in 1..=self.retry.attempts.max(1) {
-            let sent = self
-                .http
+            let sent = http
                 .post(url)
                 .header("content-type", "application/json")
                 .header("x-remediator-notice-id", id)
@@ -291,5 +384,31 @@ impl Notifier {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn notices_never_go_to_loopback_or_link_local_addresses() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://[fe80::1]/x",
+            "http://0.0.0.0:8080/",
+            "http://127.0.0.1:6443/",
+            "http://localhost:8080/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://224.0.0.1/",
+        ] {
+            let refused = destination(url, false).await;
+            assert!(refused.is_err(), "{url}: {refused:?}");
+        }
+        assert!(destination("http://169.254.169.254/", true).await.is_err());
+        let pinned = destination("http://127.0.0.1:9/hook", true).await.unwrap();
+        assert_eq!(pinned.address, "127.0.0.1:9".parse().unwrap());
+        let pinned = destination("http://10.1.2.3/hook", false).await.unwrap();
+        assert_eq!(pinned.address, "10.1.2.3:80".parse().unwrap());
     }
 }

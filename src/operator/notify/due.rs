@@ -86,20 +86,29 @@ pub fn notice_id(uid: &str, webhook: &str, happened: &Happened) -> String {
 }
 
 /// The notices owed: each event for each webhook that wants it, unless
-/// status records it or `taken` says this process is on it already.
+/// status records it or `taken` says this process is on it already. At
+/// most [`MAX_STATUS_NOTICES`] about steps; the end is always announced.
 pub fn due(
     uid: &str,
     status: &IncidentStatus,
     webhooks: &[NotifySpec],
     taken: impl Fn(&str) -> bool,
 ) -> Vec<Due> {
-    let room = MAX_STATUS_NOTICES.saturating_sub(status.notices.len());
+    let ends = |event: NoticeEvent| matches!(event, NoticeEvent::Resolved | NoticeEvent::Failed);
+    let step_notices = status.notices.iter().filter(|n| !ends(n.event)).count();
+    let mut room = MAX_STATUS_NOTICES.saturating_sub(step_notices);
     let mut owed = Vec::new();
     for happened in happened(status) {
         for webhook in webhooks.iter().filter(|w| w.wants(happened.event)) {
             let id = notice_id(uid, &webhook.name, &happened);
             if status.notices.iter().any(|n| n.id == id) || taken(&id) {
                 continue;
+            }
+            if !ends(happened.event) {
+                if room == 0 {
+                    continue;
+                }
+                room -= 1;
             }
             owed.push(Due {
                 id,
@@ -108,7 +117,6 @@ pub fn due(
             });
         }
     }
-    owed.truncate(room);
     owed
 }
 
@@ -185,6 +193,29 @@ mod tests {
         // Taken by this process already.
         resolved.notices.clear();
         assert!(due("u", &resolved, &hooks, |_| true).is_empty());
+    }
+
+    #[test]
+    fn past_the_cap_steps_go_unannounced_but_the_end_never_does() {
+        let hooks = [webhook("all", &[])];
+        let mut status = waiting(200);
+        status.notices = (1..=MAX_STATUS_NOTICES as u32)
+            .map(|step| NoticeRecord {
+                id: format!("n{step}"),
+                webhook: "all".into(),
+                event: NoticeEvent::ApprovalRequested,
+                step: Some(step),
+                delivered: true,
+                attempts: 1,
+                at: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+                error: None,
+            })
+            .collect();
+        assert!(due("u", &status, &hooks, |_| false).is_empty());
+        status.phase = IncidentPhase::Failed;
+        let owed = due("u", &status, &hooks, |_| false);
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].happened.event, NoticeEvent::Failed);
     }
 
     #[test]
