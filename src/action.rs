@@ -73,10 +73,15 @@ impl Action {
 pub fn visible(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
+        // Controls, format characters (bidi marks and overrides, zero-width
+        // joiners, invisible operators, tags), line and paragraph
+        // separators, variation selectors and blank fillers.
         let hidden = (c.is_control() && c != '\n' && c != '\t')
             || matches!(c as u32,
-                0x061C | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064
-                | 0x2066..=0x2069 | 0xFEFF);
+                0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5
+                | 0x180B..=0x180F | 0x200B..=0x200F | 0x2028..=0x202E
+                | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0
+                | 0xFFF0..=0xFFFB | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF);
         if hidden {
             out.push_str(&format!("\\u{{{:04X}}}", c as u32));
         } else {

@@ -91,19 +91,15 @@ pub fn build(previous: &IncidentStatus, facts: &Facts<'_>) -> IncidentStatus {
         _ => None,
     });
     match pending {
-        Some(approval) => set(
-            AWAITING_APPROVAL,
-            true,
-            REASON_APPROVAL_REQUESTED,
+        Some(approval) => set(AWAITING_APPROVAL, true, REASON_APPROVAL_REQUESTED, {
+            let value = crate::crd::answer_value(approval.step, &approval.action.digest());
             format!(
-                "step {}: {} [{}] waits for remediator.dev/approve={} or reject={}",
+                "step {}: {} [{}] waits for remediator.dev/approve={value} or reject={value}",
                 approval.step,
                 approval.action.summary(),
                 approval.risk,
-                approval.step,
-                approval.step
-            ),
-        ),
+            )
+        }),
         None if has_condition(previous, AWAITING_APPROVAL) => set(
             AWAITING_APPROVAL,
             false,

@@ -193,7 +193,8 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     let waiting = cluster
         .phase("waiting", IncidentPhase::AwaitingApproval)
         .await;
-    let step = waiting.status.unwrap().pending_approval.unwrap().step;
+    let pending = waiting.status.unwrap().pending_approval.unwrap();
+    let (step, waiting_hash) = (pending.step, pending.action_hash.unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let ns = cluster.ns.clone();
@@ -208,7 +209,7 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     let (approver_token, _) =
         identity(&cluster, "approver", &["get", "list", "patch"], dir.path()).await;
     let viewer = viewer.to_string_lossy().into_owned();
-    let decide = |verb: &str| json!({"tool": verb, "args": {"name": "waiting", "step": step}});
+    let decide = |verb: &str| json!({"tool": verb, "args": {"name": "waiting", "step": step, "action_hash": waiting_hash}});
 
     // stdio, read-only, as a viewer: reads, and no approve to call.
     let answers = client(
@@ -280,13 +281,22 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     // HTTP with approvals; the server itself may only read.
     let server = http_server(&reader, &ns, true).await;
     let http = ["http".to_string(), server.url.clone()];
-    let answers = client(&python, &http, &[], json!([decide("approve")])).await;
-    assert_eq!(answers[0]["is_error"], true, "no token: {}", answers[0]);
-    assert!(
-        answers[0]["text"].as_str().unwrap().contains("Bearer"),
-        "{}",
-        answers[0]
-    );
+    // Without a token nothing is read or answered: the server reads as its
+    // callers (no --anonymous-reads).
+    let answers = client(
+        &python,
+        &http,
+        &[],
+        json!([decide("approve"), {"tool": "list_incidents", "args": {}}]),
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(answer["is_error"], true, "no token: {answer}");
+        assert!(
+            answer["text"].as_str().unwrap().contains("Bearer"),
+            "{answer}"
+        );
+    }
     let answers = client(
         &python,
         &http,

@@ -17,6 +17,12 @@ use serde_json::Value;
 pub const GROUP: &str = "remediator.dev";
 pub const VERSION: &str = "v1alpha1";
 
+/// The value of a `remediator.dev/approve` (or `reject`) annotation that
+/// answers `step` for exactly the action whose hash is `action_hash`.
+pub fn answer_value(step: u32, action_hash: &str) -> String {
+    format!("{step}:{}", &action_hash[..action_hash.len().min(16)])
+}
+
 /// The server-side apply field manager of everything the operator writes,
 /// status included: one name, so the API server can tell its fields apart.
 pub const FIELD_MANAGER: &str = "remediator-operator";

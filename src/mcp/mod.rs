@@ -76,10 +76,10 @@ pub struct DecisionArgs {
     pub namespace: Option<String>,
     /// The step waiting for the answer (as `pending_approval` shows).
     pub step: u32,
-    /// The action's hash as `pending_approval` showed it: the answer is
-    /// refused if the waiting action is another one.
-    #[serde(default)]
-    pub action_hash: Option<String>,
+    /// The action's hash as `pending_approval` showed it (`actionHash`,
+    /// or its first 8 or more hex digits): the answer holds only for that
+    /// very action.
+    pub action_hash: String,
 }
 
 fn json_result(value: Value) -> CallToolResult {
@@ -347,8 +347,9 @@ impl McpServer {
                 args.name, pending["step"], args.step
             ));
         }
-        if let Some(hash) = &args.action_hash
-            && pending["actionHash"] != json!(hash)
+        let waiting_hash = pending["actionHash"].as_str().unwrap_or_default();
+        if args.action_hash.len() < crate::operator::annotations::MIN_HASH_PREFIX
+            || !waiting_hash.starts_with(&args.action_hash.to_ascii_lowercase())
         {
             return tool_error(
                 "the waiting action is not the one you saw (its hash differs): read pending_approval again",
@@ -359,11 +360,13 @@ impl McpServer {
         } else {
             crate::operator::annotations::REJECT
         };
-        // The UID rides along: on a namesake created meanwhile the API
-        // server refuses the patch (a UID never changes).
+        // The value names the action's hash, so the answer holds for that
+        // action alone; the UID rides along, so a namesake created
+        // meanwhile refuses the patch (a UID never changes).
+        let value = crate::operator::annotations::answer_value(args.step, waiting_hash);
         let patch = json!({"metadata": {
             "uid": incident.metadata.uid,
-            "annotations": {annotation: args.step.to_string()},
+            "annotations": {annotation: value},
         }});
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -375,7 +378,7 @@ impl McpServer {
                 "namespace": namespace,
                 "name": args.name,
                 "step": args.step,
-                "as": format!("{annotation}={}", args.step),
+                "as": format!("{annotation}={value}"),
             })),
             Err(e) => tool_error(describe(e)),
         }

@@ -1,7 +1,9 @@
 //! What a person says to a running incident through annotations:
 //! `remediator.dev/approve=<step>` and `reject=<step>` answer a waiting
-//! action; `max-risk=<LEVEL>` may tighten the Policy for this incident,
-//! never loosen it; `undo=<step>` puts the root back as before that step.
+//! action (`<step>:<hash>` answers it only if the waiting action's hash
+//! starts with `<hash>`: the action the person saw); `max-risk=<LEVEL>`
+//! may tighten the Policy for this incident, never loosen it;
+//! `undo=<step>` puts the root back as before that step.
 
 use std::collections::BTreeMap;
 
@@ -20,10 +22,37 @@ pub const UNDO: &str = "remediator.dev/undo";
 pub const APPROVED_BY: &str = "remediator.dev/approved-by";
 pub const REJECTED_BY: &str = "remediator.dev/rejected-by";
 
+/// The shortest action hash prefix an answer may name.
+pub const MIN_HASH_PREFIX: usize = 8;
+
+/// An approve or reject annotation: the step it answers and, if given, the
+/// start of the hash of the action it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepAnswer {
+    pub step: u32,
+    pub hash: Option<String>,
+}
+
+impl StepAnswer {
+    fn parse(value: &str) -> Option<Self> {
+        let (step, hash) = match value.trim().split_once(':') {
+            Some((step, hash)) => (step, Some(hash.to_ascii_lowercase())),
+            None => (value.trim(), None),
+        };
+        let step = step.parse::<u32>().ok().filter(|s| *s > 0)?;
+        let hash_ok = hash.as_ref().is_none_or(|h| {
+            (MIN_HASH_PREFIX..=64).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        hash_ok.then_some(Self { step, hash })
+    }
+}
+
+pub use crate::crd::answer_value;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
-    pub approve: Option<u32>,
-    pub reject: Option<u32>,
+    pub approve: Option<StepAnswer>,
+    pub reject: Option<StepAnswer>,
     pub max_risk: Option<RiskLevel>,
     pub undo: Option<u32>,
     /// Annotations that could not be read, each with why.
@@ -38,10 +67,12 @@ pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Directives {
     let step = |name: &str, problems: &mut Vec<String>| {
         annotations
             .get(name)
-            .and_then(|value| match value.trim().parse::<u32>() {
-                Ok(step) if step > 0 => Some(step),
-                _ => {
-                    problems.push(format!("{name}={value:?} is not a step number (1, 2, ...)"));
+            .and_then(|value| match StepAnswer::parse(value) {
+                Some(answer) => Some(answer),
+                None => {
+                    problems.push(format!(
+                        "{name}={value:?} is not a step number (1, 2, ...), or a step and the start of the action's hash (3:ab12cd34)"
+                    ));
                     None
                 }
             })
@@ -196,11 +227,30 @@ mod tests {
         let d = of(&[(APPROVE, "3"), (MAX_RISK, "low"), (UNDO, "0")]);
         assert_eq!(
             (d.approve, d.max_risk, d.undo),
-            (Some(3), Some(RiskLevel::Low), Some(0))
+            (
+                Some(StepAnswer {
+                    step: 3,
+                    hash: None
+                }),
+                Some(RiskLevel::Low),
+                Some(0)
+            )
+        );
+        let d = of(&[(APPROVE, "4:AB12cd34ef")]);
+        assert_eq!(
+            d.approve,
+            Some(StepAnswer {
+                step: 4,
+                hash: Some("ab12cd34ef".into())
+            })
         );
         let d = of(&[(REJECT, "x"), (MAX_RISK, "EXTREME"), (APPROVE, "0")]);
         assert_eq!((d.reject, d.max_risk, d.approve), (None, None, None));
         assert_eq!(d.problems.len(), 3, "{:?}", d.problems);
+        for bad in ["3:", "3:ab12", "3:zz12cd34", "3:ab12cd34:x"] {
+            assert_eq!(of(&[(APPROVE, bad)]).approve, None, "{bad}");
+        }
+        assert_eq!(answer_value(3, &"ab".repeat(32)), "3:abababababababab");
         assert_eq!(read(None), Directives::default());
     }
 }

@@ -40,7 +40,7 @@ async fn preview_waiting_write(session: &mut Session, workspace: &Remote) {
     let preview = workspace.clone().with_timeout(PREVIEW_TIMEOUT);
     approval.preview = Some(match preview.preview(path, content).await {
         Ok(diff) => diff,
-        Err(e) => format!("(no diff: {e})"),
+        Err(e) => format!("{}: {e})", crate::operator::notify::shown::NO_DIFF),
     });
 }
 

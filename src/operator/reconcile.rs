@@ -459,42 +459,8 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
         plan.create.push(Create::AgentJob);
     }
     if let Waiting::Approval(approval) = &session.episode.waiting {
-        // An answer counts only if it was given after the step began to
-        // wait: `approve=7` set while step 5 ran, or on the Incident when
-        // it was created, would approve an action nobody has seen.
-        let waited_since = (approval.requested_at_ms / 1000) as i64;
-        let given = |annotation: &str, step: Option<u32>| {
-            let set =
-                annotations::set_by(&o.incident.metadata, annotation, o.approver_from_admission);
-            match step {
-                Some(step) if step == approval.step => Some((
-                    set.at.is_none_or(|at| at.as_second() >= waited_since),
-                    set.approver,
-                )),
-                _ => None,
-            }
-        };
-        let rejected = given(annotations::REJECT, directives.reject);
-        let approved = given(annotations::APPROVE, directives.approve);
-        for (name, given) in [
-            (annotations::REJECT, &rejected),
-            (annotations::APPROVE, &approved),
-        ] {
-            if matches!(given, Some((false, _))) {
-                plan.events.push(warning(
-                    EVENT_ANNOTATION_IGNORED,
-                    format!(
-                        "{name}={} was set before step {} began to wait, so it does not answer it: set it again to answer what waits now",
-                        approval.step, approval.step
-                    ),
-                ));
-            }
-        }
-        let answer = match (rejected, approved) {
-            (Some((true, who)), _) => Some((false, who)),
-            (_, Some((true, who))) => Some((true, who)),
-            _ => None,
-        };
+        let (answer, events) = person_answer(o, approval, directives);
+        plan.events.extend(events);
         if let Some((approved, approver)) = answer {
             plan.engine.push(EngineCall::Answer {
                 step: approval.step,
@@ -553,6 +519,65 @@ fn remediating(o: &Observed<'_>, directives: &Directives) -> Plan {
         plan.requeue = Some(left.min(Duration::from_secs(30)));
     }
     plan
+}
+
+/// How far the operator's clock and the API server's may disagree when an
+/// answer's time is compared with when its step began to wait.
+const CLOCK_SKEW_S: i64 = 5;
+
+/// What the approve and reject annotations say to the step that waits:
+/// whether it is approved (a rejection wins), by whom, and warnings for
+/// answers that do not count. An answer counts only for the action the
+/// person saw: `<step>:<hash>` names it; a bare `<step>` counts only if
+/// it was written after the step began to wait (otherwise `approve=7` set
+/// while step 5 ran, or when the Incident was created, would approve an
+/// action nobody had seen).
+fn person_answer(
+    o: &Observed<'_>,
+    approval: &crate::agent::episode::Approval,
+    directives: &Directives,
+) -> (Option<(bool, crate::crd::Approver)>, Vec<EventSpec>) {
+    let waited_since = (approval.requested_at_ms / 1000) as i64 - CLOCK_SKEW_S;
+    let hash = approval.action.digest();
+    let exact = annotations::answer_value(approval.step, &hash);
+    let mut events = Vec::new();
+    let mut given = |name: &str, answer: Option<&annotations::StepAnswer>| {
+        let answer = answer.filter(|a| a.step == approval.step)?;
+        let set = annotations::set_by(&o.incident.metadata, name, o.approver_from_admission);
+        let counts = match &answer.hash {
+            Some(prefix) if hash.starts_with(prefix.as_str()) => true,
+            Some(prefix) => {
+                events.push(warning(
+                    EVENT_ANNOTATION_IGNORED,
+                    format!(
+                        "{name}={}:{prefix} names another action than the one waiting at step {}: answer it with {name}={exact}",
+                        answer.step, approval.step
+                    ),
+                ));
+                false
+            }
+            None if set.at.is_none_or(|at| at.as_second() >= waited_since) => true,
+            None => {
+                events.push(warning(
+                    EVENT_ANNOTATION_IGNORED,
+                    format!(
+                        "{name}={} was written before step {} began to wait, so it does not answer it: answer it with {name}={exact}",
+                        answer.step, approval.step
+                    ),
+                ));
+                false
+            }
+        };
+        counts.then_some(set.approver)
+    };
+    let rejected = given(annotations::REJECT, directives.reject.as_ref());
+    let approved = given(annotations::APPROVE, directives.approve.as_ref());
+    let answer = match (rejected, approved) {
+        (Some(who), _) => Some((false, who)),
+        (None, Some(who)) => Some((true, who)),
+        (None, None) => None,
+    };
+    (answer, events)
 }
 
 fn verifying(o: &Observed<'_>) -> Plan {

@@ -243,17 +243,18 @@ fn approval_requested(
     (!already).then(|| EventSpec {
         warning: false,
         reason: REASON_APPROVAL_REQUESTED,
-        message: format!(
-            "step {} `{}` [{}] waits: kubectl annotate incident {} {}={} (or {}={})",
-            approval.step,
-            approval.action.summary(),
-            approval.risk,
-            incident.metadata.name.as_deref().unwrap_or_default(),
-            annotations::APPROVE,
-            approval.step,
-            annotations::REJECT,
-            approval.step
-        ),
+        message: {
+            let value = annotations::answer_value(approval.step, &approval.action.digest());
+            format!(
+                "step {} `{}` [{}] waits: kubectl annotate --overwrite incident {} {}={value} (or {}={value})",
+                approval.step,
+                approval.action.summary(),
+                approval.risk,
+                incident.metadata.name.as_deref().unwrap_or_default(),
+                annotations::APPROVE,
+                annotations::REJECT,
+            )
+        },
     })
 }
 

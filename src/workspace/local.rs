@@ -211,15 +211,13 @@ impl Local {
     /// What writing `content` to `path` would change, as a redacted diff
     /// ([`super::preview`]): for a person asked to approve the write.
     pub fn preview_write(&self, path: &str, content: &str) -> Result<String, WorkspaceError> {
-        let revealed = match &self.redactor {
-            Some(redactor) => redactor.reveal(path).map_err(WorkspaceError::Sandbox)?,
-            None => path.to_string(),
-        };
+        // The path as the agent wrote it: a handle in it is not turned into
+        // its secret value here, so no message can carry one.
         let root = &self.service.root;
-        let relative = Path::new(&revealed)
+        let relative = Path::new(path)
             .strip_prefix(root)
             .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or(revealed);
+            .unwrap_or_else(|_| path.to_string());
         let old = super::preview::read_beneath(root, &relative).map_err(WorkspaceError::Sandbox)?;
         // The file's text is redacted like anything the agent sees; the
         // new content is the agent's own (secrets in it are handles), shown

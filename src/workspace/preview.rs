@@ -15,6 +15,10 @@ use nix::sys::stat::Mode;
 pub const MAX_PREVIEW_BYTES: u64 = 256 * 1024;
 /// The most diff lines a preview keeps.
 pub const MAX_DIFF_LINES: usize = 200;
+/// The most characters a preview keeps (status holds it).
+pub const MAX_DIFF_CHARS: usize = 8000;
+/// How long the diff may take; past it, a coarser diff is given.
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The file at `path` under `root` as text, or None when there is none.
 /// The kernel resolves it beneath `root` with no symlink, `..` escape or
@@ -24,6 +28,9 @@ pub fn read_beneath(root: &Path, path: &str) -> Result<Option<String>, String> {
     let relative = path.trim_start_matches("./");
     if relative.is_empty() || Path::new(relative).is_absolute() {
         return Err(format!("{path}: not a path inside the service root"));
+    }
+    if relative.contains("<secret:") {
+        return Err("the path holds a secret handle".into());
     }
     let root = std::fs::File::open(root).map_err(|e| format!("the root: {e}"))?;
     let how = OpenHow::new()
@@ -69,7 +76,9 @@ pub fn read_beneath(root: &Path, path: &str) -> Result<Option<String>, String> {
 /// [`MAX_DIFF_LINES`] lines, saying how many more there were.
 pub fn unified(path: &str, old: Option<&str>, new: &str) -> String {
     let before = old.unwrap_or("");
-    let diff = similar::TextDiff::from_lines(before, new);
+    let diff = similar::TextDiff::configure()
+        .timeout(DIFF_DEADLINE)
+        .diff_lines(before, new);
     let text = diff
         .unified_diff()
         .context_radius(3)
@@ -92,6 +101,10 @@ pub fn unified(path: &str, old: Option<&str>, new: &str) -> String {
             "\n... {} more lines",
             lines.len() - MAX_DIFF_LINES
         ));
+    }
+    if kept.chars().count() > MAX_DIFF_CHARS {
+        kept = crate::action::truncate_chars(&kept, MAX_DIFF_CHARS);
+        kept.push_str("\n... the rest of the diff is cut");
     }
     kept
 }
@@ -165,5 +178,14 @@ mod tests {
         let diff = unified("big", None, &new);
         assert_eq!(diff.lines().count(), MAX_DIFF_LINES + 1);
         assert!(diff.ends_with("more lines"), "{diff}");
+        let wide = unified("wide", None, &"x".repeat(100_000));
+        assert!(
+            wide.chars().count() < MAX_DIFF_CHARS + 100,
+            "{}",
+            wide.len()
+        );
+        assert!(wide.ends_with("is cut"));
+        let dir = root();
+        assert!(read_beneath(dir.path(), "<secret:ab12:1>/x").is_err());
     }
 }

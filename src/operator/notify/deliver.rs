@@ -59,6 +59,22 @@ fn forbidden(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
+    // NAT64 (64:ff9b::/96) carries an IPv4 address to judge as such.
+    let ip = match ip {
+        IpAddr::V6(v6) if v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] => {
+            let [.., a, b, c, d] = v6.octets();
+            IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+        }
+        other => other,
+    };
+    // Cloud metadata services outside link-local (Alibaba, AWS over IPv6).
+    let metadata: [IpAddr; 2] = [
+        IpAddr::V4(std::net::Ipv4Addr::new(100, 100, 100, 200)),
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+    ];
+    if metadata.contains(&ip) {
+        return true;
+    }
     match ip {
         IpAddr::V4(v4) => {
             (v4.is_loopback() && !allow_loopback)
@@ -319,6 +335,8 @@ impl Notifier {
         let http = match reqwest::Client::builder()
             .timeout(self.retry.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect wherever it resolves the host.
+            .no_proxy()
             .resolve(&pinned.host, pinned.address)
             .build()
         {
@@ -401,6 +419,9 @@ mod tests {
             "http://localhost:8080/",
             "http://[::ffff:127.0.0.1]/",
             "http://224.0.0.1/",
+            "http://100.100.100.200/latest/meta-data",
+            "http://[fd00:ec2::254]/latest/meta-data",
+            "http://[64:ff9b::a9fe:a9fe]/",
         ] {
             let refused = destination(url, false).await;
             assert!(refused.is_err(), "{url}: {refused:?}");

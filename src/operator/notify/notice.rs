@@ -87,6 +87,7 @@ fn generic(incident: &Incident, due: &Due, links: Option<&Links>) -> Value {
             .map(|d| bounded(d, MAX_NOTICE_TEXT))
             .map_or((None, false), |(d, cut)| (Some(d), cut));
         let step = shown.step;
+        let value = crate::operator::annotations::answer_value(step, &shown.hash);
         json!({
             "step": step,
             "kind": shown.kind,
@@ -99,8 +100,8 @@ fn generic(incident: &Incident, due: &Due, links: Option<&Links>) -> Value {
             "actionHash": shown.hash,
             "deadline": status.pending_approval.as_ref().and_then(|p| p.deadline.as_ref()).map(|t| t.0.to_string()),
             "kubectl": {
-                "approve": format!("kubectl annotate --overwrite -n {namespace} incident {name} remediator.dev/approve={step}"),
-                "reject": format!("kubectl annotate --overwrite -n {namespace} incident {name} remediator.dev/reject={step}"),
+                "approve": format!("kubectl annotate --overwrite -n {namespace} incident {name} remediator.dev/approve={value}"),
+                "reject": format!("kubectl annotate --overwrite -n {namespace} incident {name} remediator.dev/reject={value}"),
             },
         })
     });
@@ -149,7 +150,7 @@ fn summary(
     let scenario = &incident.spec.scenario;
     let action = |step: Option<u32>| match (step, step_action) {
         (Some(step), Some((kind, command))) => {
-            format!("step {step} ({kind} `{}`)", bounded(command, 200).0)
+            format!("step {step} ({kind} `{}`)", code(&bounded(command, 200).0))
         }
         (Some(step), None) => format!("step {step}"),
         (None, _) => "its root".into(),
@@ -160,7 +161,7 @@ fn summary(
                 "Incident {name} ({scenario}) waits for approval: step {} {} `{}` [{}]",
                 shown.step,
                 shown.kind,
-                bounded(&shown.text, 200).0,
+                code(&bounded(&shown.text, 200).0),
                 shown.risk
             ),
             None => format!("Incident {name} ({scenario}) waits for approval"),
@@ -338,7 +339,10 @@ mod tests {
         assert_eq!(body["links"]["approve"], links().approve.as_str());
         assert_eq!(
             body["action"]["kubectl"]["approve"],
-            "kubectl annotate --overwrite -n prod incident checkout remediator.dev/approve=2"
+            format!(
+                "kubectl annotate --overwrite -n prod incident checkout remediator.dev/approve=2:{}",
+                &write().digest()[..16]
+            )
         );
         assert!(body["incident"].get("message").is_none());
     }
@@ -402,6 +406,6 @@ mod tests {
                 .iter()
                 .all(|b| b["type"] != "actions")
         );
-        assert!(body.to_string().contains("remediator.dev/approve=2"));
+        assert!(body.to_string().contains("remediator.dev/approve=2:"));
     }
 }

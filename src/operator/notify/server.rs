@@ -56,17 +56,17 @@ async fn confirm(
     let verb = if claims.approve { "Approve" } else { "Reject" };
     let change = match (&shown.diff, &shown.content) {
         (Some(diff), Some(content)) => format!(
-            "<p>It would change (the file's old text redacted):</p><pre>{}</pre><p>Its whole new content:</p><pre>{}</pre>",
-            escape(diff),
-            escape(content)
+            "<p>It would change (the file's old text redacted):</p>{}<p>Its whole new content:</p>{}",
+            block(diff),
+            block(content)
         ),
-        (None, Some(content)) => format!("<p>It would write:</p><pre>{}</pre>", escape(content)),
+        (None, Some(content)) => format!("<p>It would write:</p>{}", block(content)),
         _ => String::new(),
     };
     let body = format!(
         "<h1>{verb} step {step} of incident {ns}/{name}?</h1>\
          <p>Scenario <code>{scenario}</code>, Policy <code>{policy}</code>, {steps} steps so far.</p>\
-         <p><b>{kind}</b> &middot; risk <b>{risk}</b></p><pre>{text}</pre>\
+         <p><b>{kind}</b> &middot; risk <b>{risk}</b></p>{text}\
          <p>Why it waits: {reason}</p>{change}\
          <form method=\"post\"><button type=\"submit\">{verb} step {step}</button></form>\
          <p>Nothing happens until you press the button. This is the whole action, as it would run \
@@ -79,7 +79,7 @@ async fn confirm(
         steps = status.steps,
         kind = escape(shown.kind),
         risk = shown.risk,
-        text = escape(&shown.text),
+        text = block(&shown.text),
         reason = escape(&shown.reason),
         channel = escape(&claims.channel),
     );
@@ -250,12 +250,21 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
             ("x-frame-options", "DENY"),
             (
                 "content-security-policy",
-                "default-src 'none'; form-action 'self'",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
             ),
         ],
         Html(html),
     )
         .into_response()
+}
+
+/// Text shown whole: left to right whatever its letters, long lines
+/// folded, never off screen.
+fn block(text: &str) -> String {
+    format!(
+        "<pre style=\"white-space:pre-wrap;overflow-wrap:anywhere\"><bdo dir=\"ltr\">{}</bdo></pre>",
+        escape(text)
+    )
 }
 
 fn escape(text: &str) -> String {

@@ -8,6 +8,9 @@ use crate::action::{Action, visible};
 use crate::agent::episode::Approval;
 use crate::risk::SecurityRisk;
 
+/// How a preview that could not be made starts.
+pub const NO_DIFF: &str = "(no diff";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shown {
     pub step: u32,
@@ -39,7 +42,13 @@ impl Shown {
             kind: approval.action.kind(),
             text: visible(&text),
             content: content.as_deref().map(visible),
-            diff: approval.preview.as_deref().map(visible),
+            // A preview that could not be made is no diff: the content is
+            // shown whole instead.
+            diff: approval
+                .preview
+                .as_deref()
+                .filter(|p| !p.starts_with(NO_DIFF))
+                .map(visible),
             risk: approval.risk,
             reason: visible(&approval.reason),
             hash: approval.action.digest(),

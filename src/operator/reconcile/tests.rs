@@ -6,6 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::*;
 use crate::action::Action;
+use crate::agent::episode::Waiting;
 use crate::crd::PolicySpec;
 use crate::operator::fixtures::*;
 use crate::protocol::EpisodeEnd;
@@ -575,5 +576,43 @@ fn an_answer_set_before_the_step_waited_answers_nothing() {
             if approver.field_manager.as_deref() == Some("kubectl-annotate")),
         "{:?}",
         plan.engine
+    );
+}
+
+#[test]
+fn an_answer_naming_the_actions_hash_holds_for_that_action_alone() {
+    let waiting = waiting_approval(session(PolicySpec::default()), 3, NOW_MS + 5_000);
+    let Waiting::Approval(approval) = &waiting.episode.waiting else {
+        unreachable!()
+    };
+    let exact = annotations::answer_value(3, &approval.action.digest());
+    // Written long before the wait: the hash says which action it meant.
+    let old: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry> =
+        serde_json::from_value(serde_json::json!([{
+            "manager": "remediator-mcp", "operation": "Update", "time": "2001-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:annotations": {"f:remediator.dev/approve": {}}}},
+        }]))
+        .unwrap();
+    let (mut incident, world) = remediating(&waiting, &[(annotations::APPROVE, &exact)]);
+    incident.metadata.managed_fields = Some(old.clone());
+    assert!(matches!(
+        world.decide(&incident).engine.as_slice(),
+        [EngineCall::Answer {
+            step: 3,
+            approved: true,
+            ..
+        }]
+    ));
+    let (mut incident, world) = remediating(&waiting, &[(annotations::APPROVE, "3:00000000")]);
+    incident.metadata.managed_fields = Some(old);
+    let plan = world.decide(&incident);
+    assert!(plan.engine.is_empty(), "{:?}", plan.engine);
+    assert!(
+        plan.events
+            .iter()
+            .any(|e| e.warning && e.message.contains("names another action")),
+        "{:?}",
+        plan.events
     );
 }

@@ -61,7 +61,7 @@ fn an_approval_request_reaches_status_and_is_announced_once() {
     assert!(
         event
             .message
-            .contains("kubectl annotate incident inc remediator.dev/approve=3"),
+            .contains("kubectl annotate --overwrite incident inc remediator.dev/approve=3:"),
         "{}",
         event.message
     );
