@@ -133,6 +133,15 @@ fn stdio_mode(ns: &str, approvals: bool) -> Vec<String> {
     mode
 }
 
+/// The tool answered with an error whose text holds `needle`.
+fn assert_tool_error(answer: &Value, needle: &str) {
+    assert_eq!(answer["is_error"], true, "{answer}");
+    assert!(
+        answer["text"].as_str().unwrap_or_default().contains(needle),
+        "{answer}"
+    );
+}
+
 fn text_json(answer: &Value) -> Value {
     serde_json::from_str(answer["text"].as_str().unwrap_or_default())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
@@ -181,12 +190,7 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     let (api, metrics) = (loopback(), loopback());
     let url = service(vec![api], vec![metrics]).await;
     let _operator = Operator::start(&cluster, api, metrics, &url, None).await;
-    cluster
-        .policy(
-            "careful",
-            "{requireConfirmationFor: MEDIUM, approvalTimeoutSeconds: 600}",
-        )
-        .await;
+    cluster.careful_policy().await;
     cluster
         .incident("waiting", "stale_lockfile", "careful")
         .await;
@@ -271,12 +275,7 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
         json!([decide("approve")]),
     )
     .await;
-    assert_eq!(answers[0]["is_error"], true, "{}", answers[0]);
-    assert!(
-        answers[0]["text"].as_str().unwrap().contains("forbidden"),
-        "{}",
-        answers[0]
-    );
+    assert_tool_error(&answers[0], "forbidden");
 
     // HTTP with approvals; the server itself may only read.
     let server = http_server(&reader, &ns, true).await;
@@ -291,11 +290,7 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
     )
     .await;
     for answer in &answers {
-        assert_eq!(answer["is_error"], true, "no token: {answer}");
-        assert!(
-            answer["text"].as_str().unwrap().contains("Bearer"),
-            "{answer}"
-        );
+        assert_tool_error(answer, "Bearer");
     }
     let answers = client(
         &python,
@@ -304,12 +299,7 @@ async fn an_assistant_reads_over_mcp_and_approves_only_as_a_user_rbac_allows() {
         json!([decide("approve"), {"tool": "list_incidents", "args": {}}]),
     )
     .await;
-    assert_eq!(answers[0]["is_error"], true, "{}", answers[0]);
-    assert!(
-        answers[0]["text"].as_str().unwrap().contains("forbidden"),
-        "{}",
-        answers[0]
-    );
+    assert_tool_error(&answers[0], "forbidden");
     assert_eq!(answers[1]["is_error"], false, "{}", answers[1]);
     // Nothing changed: still waiting at the same step, no answer on it.
     let still = cluster.incidents().get("waiting").await.unwrap();

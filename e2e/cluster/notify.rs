@@ -394,24 +394,12 @@ async fn a_waiting_action_is_announced_and_answered_through_its_signed_link() {
     // The rest of the steps, each through its own link.
     let mut last = first;
     loop {
-        let status = cluster
-            .incidents()
-            .get("linked")
-            .await
-            .unwrap()
-            .status
-            .unwrap_or_default();
+        let status = cluster.status("linked").await;
         if status.phase.is_terminal() {
             break;
         }
         let next = poll(Duration::from_secs(120), || async {
-            let status = cluster
-                .incidents()
-                .get("linked")
-                .await
-                .unwrap()
-                .status
-                .unwrap_or_default();
+            let status = cluster.status("linked").await;
             status.phase.is_terminal() || status.pending_approval.is_some_and(|p| p.step > last)
         })
         .await;
@@ -422,13 +410,7 @@ async fn a_waiting_action_is_announced_and_answered_through_its_signed_link() {
                 cluster.diagnose().await
             );
         }
-        let status = cluster
-            .incidents()
-            .get("linked")
-            .await
-            .unwrap()
-            .status
-            .unwrap_or_default();
+        let status = cluster.status("linked").await;
         let Some(pending) = status
             .pending_approval
             .filter(|_| !status.phase.is_terminal())
@@ -467,13 +449,7 @@ async fn a_waiting_action_is_announced_and_answered_through_its_signed_link() {
     // The resolved notice reaches each webhook that wants it once; the
     // dead one is recorded as failed, and the incident resolved anyway.
     let recorded = poll(Duration::from_secs(60), || async {
-        let status = cluster
-            .incidents()
-            .get("linked")
-            .await
-            .unwrap()
-            .status
-            .unwrap_or_default();
+        let status = cluster.status("linked").await;
         ["slack", "generic", "down"].iter().all(|hook| {
             status
                 .notices
@@ -510,22 +486,7 @@ async fn a_waiting_action_is_announced_and_answered_through_its_signed_link() {
     operator.kill().await;
     let _operator = start_operator(&cluster, api, metrics, &url, &links).await;
     let before = reconciles(metrics).await;
-    let ran = cluster
-        .cp
-        .kubectl()
-        .run(
-            &[
-                "annotate",
-                "-n",
-                &cluster.ns,
-                "incident",
-                "linked",
-                "touched=1",
-            ],
-            "",
-        )
-        .await;
-    assert_eq!(ran.code, Some(0), "{ran}");
+    cluster.annotate("linked", "touched=1").await;
     assert!(
         poll(Duration::from_secs(30), || async {
             reconciles(metrics).await > before

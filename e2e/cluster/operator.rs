@@ -348,6 +348,47 @@ impl Cluster {
         out
     }
 
+    /// `kubectl annotate --overwrite` of Incident `name`, which must work.
+    pub(crate) async fn annotate(&self, name: &str, annotation: &str) {
+        let ran = self
+            .cp
+            .kubectl()
+            .run(
+                &[
+                    "annotate",
+                    "--overwrite",
+                    "-n",
+                    &self.ns,
+                    "incident",
+                    name,
+                    annotation,
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(ran.code, Some(0), "{ran}");
+    }
+
+    /// The supervised Policy `careful` (MEDIUM waits for a person, for up
+    /// to ten minutes).
+    pub(crate) async fn careful_policy(&self) {
+        self.policy(
+            "careful",
+            "{requireConfirmationFor: MEDIUM, approvalTimeoutSeconds: 600}",
+        )
+        .await;
+    }
+
+    /// `name`'s status as it is now (default before the operator wrote one).
+    pub(crate) async fn status(&self, name: &str) -> remediator::crd::IncidentStatus {
+        self.incidents()
+            .get(name)
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default()
+    }
+
     pub(crate) fn incidents(&self) -> Api<Incident> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
@@ -429,24 +470,8 @@ impl Cluster {
             else {
                 return;
             };
-            let annotation = format!("remediator.dev/approve={}", pending.step);
-            let ran = self
-                .cp
-                .kubectl()
-                .run(
-                    &[
-                        "annotate",
-                        "--overwrite",
-                        "-n",
-                        &self.ns,
-                        "incident",
-                        name,
-                        &annotation,
-                    ],
-                    "",
-                )
+            self.annotate(name, &format!("remediator.dev/approve={}", pending.step))
                 .await;
-            assert_eq!(ran.code, Some(0), "{ran}");
             approved.push(pending.step);
         }
     }
@@ -597,12 +622,7 @@ async fn a_confirmation_waits_for_an_annotation_and_a_rejection_fails() {
         return;
     };
     let (operator, _, _, _) = operator_behind_service(&cluster).await;
-    cluster
-        .policy(
-            "careful",
-            "{requireConfirmationFor: MEDIUM, approvalTimeoutSeconds: 600}",
-        )
-        .await;
+    cluster.careful_policy().await;
     cluster
         .incident("approved", "stale_lockfile", "careful")
         .await;
@@ -613,16 +633,9 @@ async fn a_confirmation_waits_for_an_annotation_and_a_rejection_fails() {
         let waiting = cluster.phase(name, IncidentPhase::AwaitingApproval).await;
         let pending = waiting.status.unwrap().pending_approval.unwrap();
         assert_eq!(pending.command, "rm -f -- 'service.lock'");
-        let annotation = format!("remediator.dev/{verb}={}", pending.step);
-        let ran = cluster
-            .cp
-            .kubectl()
-            .run(
-                &["annotate", "-n", &cluster.ns, "incident", name, &annotation],
-                "",
-            )
+        cluster
+            .annotate(name, &format!("remediator.dev/{verb}={}", pending.step))
             .await;
-        assert_eq!(ran.code, Some(0), "{ran}");
     }
     let approved = cluster.phase("approved", IncidentPhase::Resolved).await;
     assert_resolved(&approved);
@@ -651,12 +664,7 @@ async fn an_operator_killed_mid_incident_resumes_it_and_repeats_no_step() {
         return;
     };
     let (mut operator, url, api, metrics) = operator_behind_service(&cluster).await;
-    cluster
-        .policy(
-            "careful",
-            "{requireConfirmationFor: MEDIUM, approvalTimeoutSeconds: 600}",
-        )
-        .await;
+    cluster.careful_policy().await;
     cluster
         .incident("paused", "stale_lockfile", "careful")
         .await;
@@ -667,22 +675,9 @@ async fn an_operator_killed_mid_incident_resumes_it_and_repeats_no_step() {
     operator.kill().await;
     // The same Pod restarted behind the same Service.
     let restarted = Operator::start(&cluster, api, metrics, &url, None).await;
-    let ran = cluster
-        .cp
-        .kubectl()
-        .run(
-            &[
-                "annotate",
-                "-n",
-                &cluster.ns,
-                "incident",
-                "paused",
-                &format!("remediator.dev/approve={step}"),
-            ],
-            "",
-        )
+    cluster
+        .annotate("paused", &format!("remediator.dev/approve={step}"))
         .await;
-    assert_eq!(ran.code, Some(0), "{ran}");
     let resolved = cluster.phase("paused", IncidentPhase::Resolved).await;
     assert_resolved(&resolved);
     cluster.assert_no_step_twice(&resolved);

@@ -120,13 +120,8 @@ impl McpServer {
         Parameters(args): Parameters<IncidentArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        match self
-            .incident(&context, args.namespace.as_deref(), &args.name)
+        self.show_incident(&context, &args, view::incident_detail)
             .await
-        {
-            Ok(incident) => json_result(view::incident_detail(&incident)),
-            Err(e) => tool_error(e),
-        }
     }
 
     #[tool(
@@ -138,19 +133,12 @@ impl McpServer {
         Parameters(args): Parameters<IncidentArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        match self
-            .incident(&context, args.namespace.as_deref(), &args.name)
-            .await
-        {
-            Ok(incident) => match view::pending(&incident) {
-                Some(pending) => json_result(pending),
-                None => json_result(json!({"waiting": false, "phase": incident
-                    .status
-                    .as_ref()
-                    .map(|s| s.phase.name())})),
-            },
-            Err(e) => tool_error(e),
-        }
+        self.show_incident(&context, &args, |incident| {
+            view::pending(incident).unwrap_or_else(|| {
+                json!({"waiting": false, "phase": incident.status.as_ref().map(|s| s.phase.name())})
+            })
+        })
+        .await
     }
 
     #[tool(
@@ -162,13 +150,7 @@ impl McpServer {
         Parameters(args): Parameters<IncidentArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        match self
-            .incident(&context, args.namespace.as_deref(), &args.name)
-            .await
-        {
-            Ok(incident) => json_result(view::trajectory(&incident)),
-            Err(e) => tool_error(e),
-        }
+        self.show_incident(&context, &args, view::trajectory).await
     }
 
     #[tool(
@@ -180,12 +162,12 @@ impl McpServer {
         Parameters(args): Parameters<NamespaceArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        match self.policies(&context, args.namespace.as_deref()).await {
-            Ok(list) => json_result(json!({
-                "policies": list.iter().map(view::policy_row).collect::<Vec<_>>()
-            })),
-            Err(e) => tool_error(e),
-        }
+        self.show_policies(
+            &context,
+            &args,
+            |list| json!({"policies": list.iter().map(view::policy_row).collect::<Vec<_>>()}),
+        )
+        .await
     }
 
     #[tool(
@@ -197,10 +179,7 @@ impl McpServer {
         Parameters(args): Parameters<NamespaceArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        match self.policies(&context, args.namespace.as_deref()).await {
-            Ok(list) => json_result(view::scorecard(&list)),
-            Err(e) => tool_error(e),
-        }
+        self.show_policies(&context, &args, view::scorecard).await
     }
 }
 
@@ -240,6 +219,35 @@ impl McpServer {
         Self {
             shared,
             tool_router,
+        }
+    }
+
+    /// One Incident, read as the caller, shown by `render`.
+    async fn show_incident(
+        &self,
+        context: &RequestContext<RoleServer>,
+        args: &IncidentArgs,
+        render: impl FnOnce(&Incident) -> Value,
+    ) -> CallToolResult {
+        match self
+            .incident(context, args.namespace.as_deref(), &args.name)
+            .await
+        {
+            Ok(incident) => json_result(render(&incident)),
+            Err(e) => tool_error(e),
+        }
+    }
+
+    /// The namespace's Policies, read as the caller, shown by `render`.
+    async fn show_policies(
+        &self,
+        context: &RequestContext<RoleServer>,
+        args: &NamespaceArgs,
+        render: impl FnOnce(&[Policy]) -> Value,
+    ) -> CallToolResult {
+        match self.policies(context, args.namespace.as_deref()).await {
+            Ok(list) => json_result(render(&list)),
+            Err(e) => tool_error(e),
         }
     }
 

@@ -156,6 +156,36 @@ fn refusal(shared: &Shared, headers: &HeaderMap, incident: Option<&str>) -> Opti
     }
 }
 
+/// A request that names the incident it is for.
+trait ForIncident {
+    fn incident(&self) -> &str;
+}
+
+macro_rules! for_incident {
+    ($($request:ty),*) => {
+        $(impl ForIncident for $request {
+            fn incident(&self) -> &str {
+                &self.incident
+            }
+        })*
+    };
+}
+for_incident!(StepRequest, NoteRequest, UndoRequest, PreviewRequest);
+
+/// The request's body, if it parses and the caller holds this sidecar's
+/// token and names its incident; the refusal otherwise.
+fn for_this_incident<T: ForIncident>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Result<Json<T>, JsonRejection>,
+) -> Result<T, Box<Response>> {
+    let Json(request) = body.map_err(|e| Box::new(problem(e.status(), e.body_text())))?;
+    match refusal(shared, headers, Some(request.incident())) {
+        Some(denied) => Err(Box::new(denied)),
+        None => Ok(request),
+    }
+}
+
 async fn step(
     State(shared): State<Arc<Shared>>,
     Path(step): Path<u32>,
@@ -165,13 +195,10 @@ async fn step(
     if let Some(denied) = refusal(&shared, &headers, None) {
         return denied;
     }
-    let Json(request) = match body {
-        Ok(body) => body,
-        Err(e) => return problem(e.status(), e.body_text()),
+    let request = match for_this_incident(&shared, &headers, body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
-        return denied;
-    }
     let _one_at_a_time = shared.steps.lock().await;
     match shared.steps.recorded(step) {
         Ok(Some(turn)) if turn.action != request.action => {
@@ -260,13 +287,10 @@ async fn note(
     headers: HeaderMap,
     body: Result<Json<NoteRequest>, JsonRejection>,
 ) -> Response {
-    let Json(request) = match body {
-        Ok(body) => body,
-        Err(e) => return problem(e.status(), e.body_text()),
+    let request = match for_this_incident(&shared, &headers, body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
-        return denied;
-    }
     if request.turn.step != step || !request.turn.feedback.is_refusal() {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -295,13 +319,10 @@ async fn undo(
     headers: HeaderMap,
     body: Result<Json<UndoRequest>, JsonRejection>,
 ) -> Response {
-    let Json(request) = match body {
-        Ok(body) => body,
-        Err(e) => return problem(e.status(), e.body_text()),
+    let request = match for_this_incident(&shared, &headers, body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
-        return denied;
-    }
     let _one_at_a_time = shared.steps.lock().await;
     match shared.executor.undo(request.before_step).await {
         Ok(restored) => Json(UndoAnswer {
@@ -321,13 +342,10 @@ async fn preview(
     headers: HeaderMap,
     body: Result<Json<PreviewRequest>, JsonRejection>,
 ) -> Response {
-    let Json(request) = match body {
-        Ok(body) => body,
-        Err(e) => return problem(e.status(), e.body_text()),
+    let request = match for_this_incident(&shared, &headers, body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    if let Some(denied) = refusal(&shared, &headers, Some(&request.incident)) {
-        return denied;
-    }
     match shared
         .executor
         .preview_write(&request.path, &request.content)
