@@ -336,12 +336,23 @@ async fn reconcile_locked(key: &IncidentKey, ctx: &Context) -> Result<Action, Er
         (plan, incident, observation)
     };
     if let Some(notifier) = &ctx.notifier {
-        // The Policy as the incident pinned it, like everything else.
+        // The Policy as the incident pinned it, like everything else; one
+        // that never started (it failed before) follows the Policy as it
+        // is, but only while it has not ended: webhooks added to a Policy
+        // later are not sent its old failures.
+        let ended_before = incident
+            .status
+            .as_ref()
+            .is_some_and(|s| s.phase.is_terminal());
         let spec = observation
             .session
             .as_ref()
             .map(|s| &s.policy)
-            .or(observation.policy.as_ref().map(|p| &p.spec));
+            .or(observation
+                .policy
+                .as_ref()
+                .filter(|_| !ended_before)
+                .map(|p| &p.spec));
         if let Some(spec) = spec {
             let mut current = incident.clone();
             if let Some(status) = &plan.status {
