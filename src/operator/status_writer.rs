@@ -312,7 +312,9 @@ impl StatusWriter {
             status.trace_id = Some(incident_trace(incident).trace_id_hex());
         }
         if let Some(status) = &update.status {
-            call(self.apply(incident, status)).await?;
+            call(self.apply(incident, status))
+                .await
+                .map_err(ApiError::naming_a_stale_crd)?;
             if update.ended {
                 self.metrics.record_outcome(&incident.spec.scenario, status);
                 end_trace(incident, status);
