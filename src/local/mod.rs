@@ -166,6 +166,7 @@ async fn stages(incident: &LocalIncident, env: &Environment, confirmer: &dyn Con
     let driven = match remediated.await {
         Ok(driven) => driven,
         Err(failure) => {
+            provisioned.workspace.close().await;
             provisioned.service.stop().await;
             let status = failed(&failure, started_at, agent);
             let symptom = &provisioned.task.symptom;
@@ -181,6 +182,7 @@ async fn stages(incident: &LocalIncident, env: &Environment, confirmer: &dyn Con
         agent,
     )
     .await;
+    provisioned.workspace.close().await;
     let kept = conclude::stop(incident, provisioned.service, &status).await;
     let steps = trajectory::step_traces(&driven.records, &driven.history);
     let symptom = &provisioned.task.symptom;

@@ -189,8 +189,9 @@ pub struct WarmSandbox {
 
 #[derive(Debug)]
 struct Session {
-    /// Held for its kill on drop: the helper ends with the session.
-    _child: Child,
+    /// Killed on drop, or at [`WarmSandbox::close`]: the helper ends with
+    /// the session.
+    child: Child,
     stdin: ChildStdin,
     answers: BufReader<ChildStdout>,
 }
@@ -213,6 +214,15 @@ impl Sandbox {
 }
 
 impl WarmSandbox {
+    /// Ends the helper and everything in it, and waits until it is gone,
+    /// so nothing of the incident outlives its end (dropping it kills the
+    /// helper too, without waiting).
+    pub async fn close(&self) {
+        if let Some(mut session) = self.session.lock().await.take() {
+            let _ = session.child.kill().await;
+        }
+    }
+
     /// Runs `op` as [`Sandbox::run`] would, in the warm helper. A helper
     /// that breaks its protocol, hangs or dies is ended, and the next op
     /// starts a new one. One that cannot be set up (its start, or an op
@@ -308,7 +318,7 @@ impl WarmSandbox {
             .map_err(|_| SandboxError::Hung(WARM_START))??;
         match ready {
             Outcome::Probed { .. } => Ok(Session {
-                _child: child,
+                child,
                 stdin,
                 answers,
             }),

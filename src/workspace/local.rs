@@ -208,6 +208,14 @@ impl Local {
 }
 
 impl Local {
+    /// Ends the incident's warm sandbox and waits until its processes are
+    /// gone.
+    pub async fn close(&self) {
+        if let Some(warm) = &self.warm {
+            warm.close().await;
+        }
+    }
+
     /// What writing `content` to `path` would change, as a redacted diff
     /// ([`super::preview`]): for a person asked to approve the write.
     pub fn preview_write(&self, path: &str, content: &str) -> Result<String, WorkspaceError> {
