@@ -94,15 +94,13 @@ fn forbidden(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
 
 /// Resolves a webhook URL's host once and refuses it if any address it
 /// has is one notices never go to; the address notices are then sent to.
-pub async fn destination(url: &str, allow_loopback: bool) -> Result<Pinned, String> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|_| "the webhook URL does not parse".to_string())?;
-    let host = parsed
+pub async fn destination(url: &reqwest::Url, allow_loopback: bool) -> Result<Pinned, String> {
+    let host = url
         .host_str()
         .ok_or("the webhook URL has no host")?
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
-    let port = parsed.port_or_known_default().unwrap_or(443);
+    let port = url.port_or_known_default().unwrap_or(443);
     let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|_| "the webhook's host does not resolve".to_string())?
@@ -293,7 +291,7 @@ impl Notifier {
         &self,
         incident: &Incident,
         webhook: &NotifySpec,
-    ) -> Result<String, String> {
+    ) -> Result<reqwest::Url, String> {
         let namespace = incident.namespace().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         let reference = &webhook.url_secret_ref;
@@ -312,9 +310,8 @@ impl Notifier {
                 reference.name, reference.key
             )
         })?;
-        let url = url.trim().to_string();
-        match reqwest::Url::parse(&url) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(url),
+        match reqwest::Url::parse(url.trim()) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(parsed),
             _ => Err(format!(
                 "Secret {} key {} is not an http(s) URL",
                 reference.name, reference.key
@@ -325,7 +322,7 @@ impl Notifier {
     /// POSTs `body`, retrying; the attempts made and the last error.
     async fn post(
         &self,
-        url: &str,
+        url: &reqwest::Url,
         pinned: Pinned,
         id: &str,
         body: &serde_json::Value,
@@ -347,7 +344,7 @@ impl Notifier {
         let mut last = None;
         for attempt in 1..=self.retry.attempts.max(1) {
             let sent = http
-                .post(url)
+                .post(url.clone())
                 .header("content-type", "application/json")
                 .header("x-remediator-notice-id", id)
                 .body(body.to_string())
@@ -409,6 +406,10 @@ impl Notifier {
 mod tests {
     use super::*;
 
+    fn parse(url: &str) -> reqwest::Url {
+        reqwest::Url::parse(url).unwrap()
+    }
+
     #[tokio::test]
     async fn notices_never_go_to_loopback_or_link_local_addresses() {
         for url in [
@@ -423,13 +424,21 @@ mod tests {
             "http://[fd00:ec2::254]/latest/meta-data",
             "http://[64:ff9b::a9fe:a9fe]/",
         ] {
-            let refused = destination(url, false).await;
+            let refused = destination(&parse(url), false).await;
             assert!(refused.is_err(), "{url}: {refused:?}");
         }
-        assert!(destination("http://169.254.169.254/", true).await.is_err());
-        let pinned = destination("http://127.0.0.1:9/hook", true).await.unwrap();
+        assert!(
+            destination(&parse("http://169.254.169.254/"), true)
+                .await
+                .is_err()
+        );
+        let pinned = destination(&parse("http://127.0.0.1:9/hook"), true)
+            .await
+            .unwrap();
         assert_eq!(pinned.address, "127.0.0.1:9".parse().unwrap());
-        let pinned = destination("http://10.1.2.3/hook", false).await.unwrap();
+        let pinned = destination(&parse("http://10.1.2.3/hook"), false)
+            .await
+            .unwrap();
         assert_eq!(pinned.address, "10.1.2.3:80".parse().unwrap());
     }
 }
