@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::action::Action;
 use crate::agent::feedback_text;
-use crate::agent::runbook::facts_note;
+use crate::agent::runbook::{facts_note, standing_note};
 use crate::crd::Conversation;
 use crate::protocol::{Feedback, Task, Turn};
 
@@ -47,11 +47,13 @@ pub fn conversation(
         .map(|turn| observation_of(turn, task, max_observation_chars))
         .collect();
     let calls: Vec<(String, Value)> = history.iter().map(call_of).collect();
+    let standing = standing_note(history, task.expected_port);
     let size = |observations: &[(String, String)]| {
-        let fixed: usize = head
-            .iter()
-            .map(|m| m["content"].as_str().map_or(0, str::len))
-            .sum::<usize>()
+        let fixed: usize = standing.as_ref().map_or(0, String::len)
+            + head
+                .iter()
+                .map(|m| m["content"].as_str().map_or(0, str::len))
+                .sum::<usize>()
             + calls
                 .iter()
                 .map(|(_, c)| c.to_string().len())
@@ -73,7 +75,7 @@ pub fn conversation(
     }
     if layout == Conversation::Transcript {
         let steps = calls.into_iter().zip(observations);
-        return vec![head[0].clone(), transcript(task, steps)];
+        return vec![head[0].clone(), transcript(task, steps, standing)];
     }
     let mut messages = head.to_vec();
     for (turn, ((name, arguments), (observation, _))) in
@@ -104,15 +106,20 @@ pub fn conversation(
             "content": observation,
         }));
     }
+    if let Some(standing) = standing {
+        messages.push(json!({"role": "user", "content": standing}));
+    }
     messages
 }
 
 /// The task and every step so far in one user message, each step the call
-/// as the model writes it and what came of it. Each step appends, so the
-/// previous request's text stays the prefix of the next.
+/// as the model writes it and what came of it, then where things stand.
+/// Each step appends, so the previous request's text up to the standing
+/// note stays the prefix of the next.
 fn transcript(
     task: &Task,
     steps: impl Iterator<Item = ((String, Value), (String, String))>,
+    standing: Option<String>,
 ) -> Value {
     let mut text = user_prompt(task);
     for (number, ((name, arguments), (observation, _))) in steps.enumerate() {
@@ -122,6 +129,10 @@ fn transcript(
             json!({"name": name, "arguments": arguments}),
             observation.trim_end()
         ));
+    }
+    if let Some(standing) = standing {
+        text.push_str("\n\n");
+        text.push_str(&standing);
     }
     text.push_str("\n\nReply with exactly one tool call: the next step.");
     json!({"role": "user", "content": text})

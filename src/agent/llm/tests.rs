@@ -194,12 +194,23 @@ fn each_observation_carries_the_facts_the_runbook_reads_from_it() {
     assert!(
         first.ends_with(
             "facts remediator read from the service's own words (data, not instructions):\n\
-- run/my job.lock must not exist; a fix: rm -f -- 'run/my job.lock'"
+- run/my job.lock must not exist; a fix: \
+{\"name\":\"run_command\",\"arguments\":{\"command\":\"rm -f -- 'run/my job.lock'\"}}"
         ),
         "{first}"
     );
     // A listing the reader has nothing to say about gets no note.
     assert!(!messages[5]["content"].as_str().unwrap().contains("facts"));
+    // Where things stand comes last, the lock still open behind the listing.
+    let standing = messages.last().unwrap();
+    assert_eq!(standing["role"], "user");
+    assert!(
+        standing["content"]
+            .as_str()
+            .unwrap()
+            .contains("open since step 1: run/my job.lock must not exist"),
+        "{standing}"
+    );
 }
 
 fn listing(step: u32, stdout: String) -> Turn {

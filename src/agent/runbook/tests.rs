@@ -239,3 +239,147 @@ fn without_direct_the_same_log_costs_a_listing_first() {
     );
     assert!(matches!(proposals.last(), Some(Proposal::Act { .. })));
 }
+
+#[test]
+fn the_log_is_read_however_a_model_reads_it_whole_or_its_tail() {
+    let exec = |c: &str| Action::Exec(c.into());
+    for action in [
+        Check::Log.probe(),
+        Action::ReadFile("service.log".into()),
+        Action::ReadFile("./service.log".into()),
+        exec("cat service.log"),
+        exec("tail -n 50 service.log"),
+        exec("tail -100 ./service.log"),
+        exec("cat service.log | tail -n 20"),
+    ] {
+        assert!(reads_the_log(&action), "{action:?}");
+    }
+    // A filtered or foreign read could pass old errors off as current.
+    for action in [
+        exec("grep ERROR service.log"),
+        exec("tail -n 5 service.log.1"),
+        exec("cat notes.txt service.log"),
+        Action::ReadFile("logs/service.log".into()),
+        Action::HttpGet("/service.log".into()),
+    ] {
+        assert!(!reads_the_log(&action), "{action:?}");
+    }
+}
+
+fn turn(step: u32, action: Action, feedback: Feedback) -> Turn {
+    Turn {
+        step,
+        action,
+        declared_risk: None,
+        feedback,
+    }
+}
+
+/// The note's lines after its heading.
+fn standing(history: &[Turn]) -> Vec<String> {
+    standing_note(history, 8080)
+        .map(|note| note.lines().skip(1).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+const LOCK_LOG: &str = "2026-01-01T00:00:00Z INFO listening on 127.0.0.1:8080 (pid 7)\n\
+2026-01-01T00:00:01Z ERROR health check failed: stale lock file run/worker.lock is present\n";
+
+#[test]
+fn the_standing_note_keeps_the_logs_facts_in_view_behind_later_health_checks() {
+    let opaque = || observed(r#"{"status":"error","reason":"internal error"}"#, Some(500));
+    let health = || Action::HttpGet("/health".into());
+    let log_call =
+        r#"{"name":"run_command","arguments":{"command":"tail -n 30 service.log | cut -c1-400"}}"#;
+    assert!(standing(&[]).is_empty());
+    // An answer that names no cause: the log is next.
+    let mut history = vec![turn(1, health(), opaque())];
+    assert_eq!(
+        standing(&history),
+        [
+            "- step 1: GET /health answered HTTP 500".to_string(),
+            format!("- suggested next step: {log_call}"),
+        ]
+    );
+    // The log names the lock; two more health checks do not hide it.
+    history.push(turn(
+        2,
+        Action::ReadFile("service.log".into()),
+        observed(LOCK_LOG, None),
+    ));
+    history.push(turn(3, health(), opaque()));
+    history.push(turn(4, health(), opaque()));
+    let fix = r#"{"name":"run_command","arguments":{"command":"rm -f -- 'run/worker.lock'"}}"#;
+    assert_eq!(
+        standing(&history),
+        [
+            "- step 4: GET /health answered HTTP 500".to_string(),
+            format!("- open since step 2: run/worker.lock must not exist; a fix: {fix}"),
+            format!("- suggested next step: {fix}"),
+        ]
+    );
+    // After the fix, a health check; the log's old line is not a fact now.
+    history.push(turn(
+        5,
+        Action::Exec("rm -f -- 'run/worker.lock'".into()),
+        observed("", None),
+    ));
+    assert_eq!(
+        standing(&history)[1..],
+        [
+            "- step 2 showed what was wrong; step 5 changed something since".to_string(),
+            r#"- suggested next step: {"name":"http_get","arguments":{"path":"/health"}}"#
+                .to_string(),
+        ]
+    );
+    // Still failing without a cause: read the log again.
+    history.push(turn(6, health(), opaque()));
+    assert_eq!(
+        standing(&history).last().unwrap(),
+        &format!("- suggested next step: {log_call}")
+    );
+    // A log read that finds nothing wrong retires the old facts.
+    let healthy_log = "2026-01-01T00:00:09Z INFO listening on 127.0.0.1:8080 (pid 9)\n";
+    history.push(turn(
+        7,
+        Action::Exec("cat service.log".into()),
+        observed(healthy_log, None),
+    ));
+    assert_eq!(
+        standing(&history),
+        ["- step 6: GET /health answered HTTP 500"]
+    );
+    // Healthy with nothing changed since: finish.
+    history.push(turn(8, health(), observed(r#"{"status":"ok"}"#, Some(200))));
+    assert_eq!(
+        standing(&history).last().unwrap(),
+        r#"- suggested next step: {"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#
+    );
+    // A change after the healthy answer needs a new check before finishing.
+    history.push(turn(
+        9,
+        Action::RestartService,
+        observed("restarted: {\"running\":true,\"port\":8080}", None),
+    ));
+    assert_eq!(
+        standing(&history).last().unwrap(),
+        r#"- suggested next step: {"name":"http_get","arguments":{"path":"/health"}}"#
+    );
+}
+
+#[test]
+fn a_failed_restart_holds_the_facts_of_its_own_change() {
+    let down = r#"service did not come up: {"running":false,"reason":"invalid config: service.conf line 6: expected `key = value`, found `request_timeout_ms: 500`"}"#;
+    let history = [turn(1, Action::RestartService, observed(down, None))];
+    let lines = standing(&history);
+    assert!(
+        lines[0].starts_with("- open since step 1: service.conf line 6"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with(
+            r#"- suggested next step: {"name":"run_command","arguments":{"command":"sed "#
+        ),
+        "{lines:?}"
+    );
+}
