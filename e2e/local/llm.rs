@@ -435,14 +435,96 @@ async fn calls_written_as_text_are_read_recorded_as_such_and_replayed_in_that_fo
             "{message}"
         );
     }
-    // Each request's messages begin with the previous one's, so a server
-    // that keeps its cache reuses the prefix.
+    // Each request's messages begin with the previous one's but for the
+    // closing note of where things stand, so a server that keeps its cache
+    // reuses the prefix.
     for pair in requests.windows(2) {
-        let (before, after) = (
-            pair[0]["messages"].as_array().unwrap(),
+        let (mut before, after) = (
+            pair[0]["messages"].as_array().unwrap().clone(),
             pair[1]["messages"].as_array().unwrap(),
         );
+        let last = before.last().unwrap();
+        if last["role"] == "user"
+            && last["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Where things stand")
+        {
+            before.pop();
+        }
         assert_eq!(after[..before.len()], before[..], "the prefix changed");
+    }
+}
+
+/// A step taken again with nothing changed since is sent back twice, the
+/// model then sampled instead of greedy; a model that insists has it run.
+#[tokio::test]
+async fn a_repeated_step_is_sent_back_and_taken_only_if_the_model_insists() {
+    let health = || {
+        call(
+            "http_get",
+            json!({"path": "/health", "security_risk": "LOW"}),
+        )
+    };
+    let server = ScriptedLlm::start(vec![
+        health(),
+        health(),
+        health(),
+        health(),
+        call(
+            "run_command",
+            json!({"command": "rm -f service.lock", "security_risk": "MEDIUM"}),
+        ),
+        health(),
+        call("finish", json!({"summary": "removed the stale lock"})),
+    ])
+    .await;
+    let ran = run_with(&server, &[]).await;
+    let status = ran.status();
+    assert_eq!(status["phase"], "Resolved", "{status}");
+    let kinds: Vec<&str> = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "GET /health",
+            "GET /health",
+            "rm -f service.lock",
+            "GET /health"
+        ]
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 7);
+    let last_message = |request: &Value| {
+        request["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
+    };
+    // Requests 2 and 3 carry the first and the second answer.
+    for sent_back in &requests[2..4] {
+        let answer = last_message(sent_back);
+        let text = answer["content"].as_str().unwrap();
+        assert!(
+            text.starts_with("Step 1 already did exactly this and nothing has changed since"),
+            "{answer}"
+        );
+        // What the log said is in the answer, with its fix as a call.
+        assert!(
+            text.contains(r#""command":"rm -f -- 'service.lock'""#),
+            "{text}"
+        );
+        assert_eq!(answer["role"], "tool", "{answer}");
+        assert_eq!(sent_back["temperature"].as_f64(), Some(0.7), "{sent_back}");
+    }
+    for greedy in [0, 1, 4] {
+        assert_eq!(requests[greedy]["temperature"].as_f64(), Some(0.0));
     }
 }
 

@@ -10,12 +10,20 @@ use super::client::{Chat, ChatClient};
 use super::content_call::tool_call_in_content;
 use super::prompt::{CallStyle, assistant_echo, conversation};
 use super::tools::{parse_tool_call, tools};
+use crate::agent::runbook::{repeat_of, standing_note};
 use crate::agent::{Brain, BrainError};
 use crate::crd::TokenUsage;
 use crate::protocol::{Proposal, Task, Turn};
 
 /// Invalid tool calls in a row before the brain gives up.
 const MAX_INVALID_CALLS: usize = 3;
+/// Times a repeat of an unchanged step is sent back before it is taken
+/// anyway: the model decides, it is only told what it would get.
+const MAX_REPEATS_SENT_BACK: usize = 2;
+/// Sampling after a correction, seeded so a server that honours seeds
+/// answers the same conversation the same way.
+const CORRECTION_TEMPERATURE: f32 = 0.7;
+const CORRECTION_SEED: u64 = 7;
 
 /// The correction for prose before any step was taken.
 const NO_STEP_YET: &str = "no step has been taken yet, so nothing is resolved: call one tool to look at or fix the service";
@@ -37,14 +45,19 @@ impl LlmBrain {
         })
     }
 
+    /// One reply. After a correction the model is sampled rather than
+    /// greedy: at temperature 0 a small model given its own loop back
+    /// answers with the same call again.
     async fn complete(
         &mut self,
         messages: &[serde_json::Value],
+        corrected: bool,
     ) -> Result<serde_json::Value, BrainError> {
         let chat = Chat {
             messages,
             tools: Some(tools()),
-            seed: None,
+            seed: corrected.then_some(CORRECTION_SEED),
+            temperature: corrected.then_some(CORRECTION_TEMPERATURE),
         };
         let (message, usage) = self.client.chat(chat).await?;
         self.usage.add(usage);
@@ -81,8 +94,9 @@ impl Brain for LlmBrain {
                 config.conversation,
             );
             let mut last_problem = String::new();
-            for attempt in 1..=MAX_INVALID_CALLS {
-                let message = self.complete(&messages).await?;
+            let mut repeats_sent_back = 0;
+            for attempt in 1..=MAX_INVALID_CALLS + MAX_REPEATS_SENT_BACK {
+                let message = self.complete(&messages, attempt > 1).await?;
                 messages.push(assistant_echo(&message));
                 let native = message["tool_calls"]
                     .as_array()
@@ -100,14 +114,32 @@ impl Brain for LlmBrain {
                         // models often answer the incident with the step
                         // they mean ("GET /health"). Ask again; a model that
                         // insists has its claim checked like any other.
-                        None if history.is_empty() && attempt < MAX_INVALID_CALLS => {
+                        None if history.is_empty()
+                            && attempt - repeats_sent_back < MAX_INVALID_CALLS =>
+                        {
                             (Err(NO_STEP_YET.to_string()), CallStyle::Content)
                         }
                         // Prose is the model's claim to be done (the probe checks it).
                         None => return Ok(Proposal::Done { summary: text }),
                     },
                 };
-                match call.and_then(|call| parse_tool_call(&call)) {
+                let parsed = call.and_then(|call| parse_tool_call(&call));
+                if let Ok(Proposal::Act { action, .. }) = &parsed
+                    && repeats_sent_back < MAX_REPEATS_SENT_BACK
+                    && let Some(step) = repeat_of(history, action)
+                {
+                    repeats_sent_back += 1;
+                    let mut correction = format!(
+                        "Step {step} already did exactly this and nothing has changed since, so it would answer the same. Take a different step."
+                    );
+                    if let Some(standing) = standing_note(history, task.expected_port) {
+                        correction.push_str("\n\n");
+                        correction.push_str(&standing);
+                    }
+                    push_correction(&mut messages, &native, &correction);
+                    continue;
+                }
+                match parsed {
                     Ok(proposal) => {
                         self.style = style;
                         match style {
@@ -121,15 +153,9 @@ impl Brain for LlmBrain {
                         let correction = format!(
                             "ERROR: {problem}. Call one tool again with valid JSON arguments."
                         );
-                        if native.is_empty() {
-                            messages.push(json!({"role": "user", "content": correction}));
-                        }
-                        for call in &native {
-                            messages.push(json!({
-                                "role": "tool",
-                                "tool_call_id": call["id"],
-                                "content": correction,
-                            }));
+                        push_correction(&mut messages, &native, &correction);
+                        if attempt - repeats_sent_back == MAX_INVALID_CALLS {
+                            break;
                         }
                     }
                 }
@@ -138,6 +164,25 @@ impl Brain for LlmBrain {
                 "the model sent {MAX_INVALID_CALLS} invalid tool calls in a row (the last: {last_problem})"
             )))
         })
+    }
+}
+
+/// What the brain says back to a call it does not take: as the answer to
+/// each native call, or as the user's next message after a call in text.
+fn push_correction(
+    messages: &mut Vec<serde_json::Value>,
+    native: &[serde_json::Value],
+    correction: &str,
+) {
+    if native.is_empty() {
+        messages.push(json!({"role": "user", "content": correction}));
+    }
+    for call in native {
+        messages.push(json!({
+            "role": "tool",
+            "tool_call_id": call["id"],
+            "content": correction,
+        }));
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Chat<'a> {
     pub tools: Option<Value>,
     /// Asks the server for repeatable sampling where it supports it.
     pub seed: Option<u64>,
+    /// Sampling temperature; 0 (greedy) unless set.
+    pub temperature: Option<f32>,
 }
 
 pub struct ChatClient {
@@ -95,7 +97,7 @@ impl ChatClient {
         let mut request = json!({
             "model": self.config.model,
             "messages": chat.messages,
-            "temperature": 0,
+            "temperature": chat.temperature.unwrap_or(0.0),
             "max_tokens": self.config.max_tokens,
         });
         if let Some(tools) = chat.tools {
@@ -164,6 +166,7 @@ impl ChatClient {
             messages,
             tools: None,
             seed,
+            temperature: None,
         };
         let (message, usage) = self.chat(chat).await?;
         let text = message["content"]

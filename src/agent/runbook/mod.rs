@@ -683,15 +683,19 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
         .rposition(|turn| observed(turn).is_some() && changes_something(&turn.action));
     let changed_after = |index: usize| last_change.filter(|change| *change > index);
     let mut lines = Vec::new();
+    // The newest health check; a status of None is no answer at all.
     let health = history.iter().enumerate().rev().find_map(|(index, turn)| {
-        let status = observed(turn)?.http_status?;
+        let status = observed(turn)?.http_status;
         match &turn.action {
             Action::HttpGet(path) => Some((index, turn.step, path, status)),
             _ => None,
         }
     });
     if let Some((_, step, path, status)) = health {
-        lines.push(format!("step {step}: GET {path} answered HTTP {status}"));
+        lines.push(match status {
+            Some(status) => format!("step {step}: GET {path} answered HTTP {status}"),
+            None => format!("step {step}: GET {path} got no answer"),
+        });
     }
     // The newest step with facts, unless a later read of the log found
     // none (then what it named is gone).
@@ -701,13 +705,23 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
             .then_some((index, turn.step, readings))
     });
     let mut first_fix = None;
+    let mut restart_owed = false;
     if let Some((index, step, readings)) = facts.filter(|(_, _, readings)| !readings.is_empty()) {
         // A restart that failed holds the facts of its own change.
         match changed_after(index).filter(|change| *change != index) {
-            Some(change) => lines.push(format!(
-                "step {step} showed what was wrong; step {} changed something since",
-                history[change].step
-            )),
+            Some(change) => {
+                lines.push(format!(
+                    "step {step} showed what was wrong; step {} changed something since",
+                    history[change].step
+                ));
+                // The service reads these facts' fixes only when it starts.
+                restart_owed = readings
+                    .iter()
+                    .any(|reading| reading.at_start || reading.fact.read_at_start())
+                    && !history[index + 1..]
+                        .iter()
+                        .any(|turn| turn.action == Action::RestartService);
+            }
             None => {
                 first_fix = operators::fixes(&readings[0].fact, None, None)
                     .ok()
@@ -728,10 +742,11 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
             .any(|t| reads_the_log(&t.action))
     };
     let next = match health {
-        Some((_, _, _, 200)) if checked_since_change => Some(
+        Some((_, _, _, Some(200))) if checked_since_change => Some(
             r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#.to_string(),
         ),
         _ if first_fix.is_some() => first_fix,
+        _ if restart_owed => Some(r#"{"name":"restart_service","arguments":{}}"#.to_string()),
         _ if last_change.is_some() && !checked_since_change => {
             Some(r#"{"name":"http_get","arguments":{"path":"/health"}}"#.to_string())
         }
@@ -750,6 +765,18 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
         note.push_str(&format!("\n- {line}"));
     }
     Some(note)
+}
+
+/// The earlier step that already took `action` with nothing else changed
+/// since, so taking it again can only answer the same: a second restart
+/// after a failed health check, the same read twice. Small models loop on
+/// such steps until their budget is gone.
+pub fn repeat_of(history: &[Turn], action: &Action) -> Option<u32> {
+    let earlier = history.iter().rposition(|turn| turn.action == *action)?;
+    let unchanged = history[earlier + 1..]
+        .iter()
+        .all(|turn| turn.action == *action || !changes_something(&turn.action));
+    unchanged.then(|| history[earlier].step)
 }
 
 /// A command as the call a model would write for it: small models copy a

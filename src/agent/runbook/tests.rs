@@ -368,6 +368,56 @@ fn the_standing_note_keeps_the_logs_facts_in_view_behind_later_health_checks() {
 }
 
 #[test]
+fn a_fix_the_service_reads_at_start_is_followed_by_a_restart_then_a_check() {
+    let log = "2026-01-01T00:00:00Z ERROR startup failed: pid file run/x.pid exists\n";
+    let mut history = vec![
+        turn(1, Action::HttpGet("/health".into()), observed("", None)),
+        turn(2, Check::Log.probe(), observed(log, None)),
+    ];
+    assert_eq!(standing(&history)[0], "- step 1: GET /health got no answer");
+    history.push(turn(
+        3,
+        Action::Exec("rm -f -- 'run/x.pid'".into()),
+        observed("", None),
+    ));
+    assert_eq!(
+        standing(&history).last().unwrap(),
+        r#"- suggested next step: {"name":"restart_service","arguments":{}}"#
+    );
+    history.push(turn(
+        4,
+        Action::RestartService,
+        observed("restarted: {\"running\":true}", None),
+    ));
+    assert_eq!(
+        standing(&history).last().unwrap(),
+        r#"- suggested next step: {"name":"http_get","arguments":{"path":"/health"}}"#
+    );
+}
+
+#[test]
+fn a_step_taken_again_with_nothing_changed_since_is_a_repeat() {
+    let health = || Action::HttpGet("/health".into());
+    let restart = Action::RestartService;
+    let fix = Action::Exec("rm -f -- 'run/x.pid'".into());
+    let history = [
+        turn(1, restart.clone(), observed("restarted", None)),
+        turn(2, health(), observed("", Some(500))),
+        turn(3, Check::Log.probe(), observed("", None)),
+    ];
+    // Reads since a restart change nothing: restarting again would not.
+    assert_eq!(repeat_of(&history, &restart), Some(1));
+    assert_eq!(repeat_of(&history, &health()), Some(2));
+    assert_eq!(repeat_of(&history, &fix), None);
+    let mut fixed = history.to_vec();
+    fixed.push(turn(4, fix.clone(), observed("", None)));
+    // After a fix, checking again is not a repeat; the fix again is.
+    assert_eq!(repeat_of(&fixed, &health()), None);
+    assert_eq!(repeat_of(&fixed, &restart), None);
+    assert_eq!(repeat_of(&fixed, &fix), Some(4));
+}
+
+#[test]
 fn a_failed_restart_holds_the_facts_of_its_own_change() {
     let down = r#"service did not come up: {"running":false,"reason":"invalid config: service.conf line 6: expected `key = value`, found `request_timeout_ms: 500`"}"#;
     let history = [turn(1, Action::RestartService, observed(down, None))];
