@@ -25,6 +25,9 @@ const MAX_REPEATS_SENT_BACK: usize = 2;
 const CORRECTION_TEMPERATURE: f32 = 0.7;
 const CORRECTION_SEED: u64 = 7;
 
+/// The correction for prose in answer to a step sent back.
+const REPEAT_ANSWERED_IN_PROSE: &str =
+    "the answer to a step sent back is another tool call, not prose";
 /// The correction for prose before any step was taken.
 const NO_STEP_YET: &str = "no step has been taken yet, so nothing is resolved: call one tool to look at or fix the service";
 
@@ -118,6 +121,16 @@ impl Brain for LlmBrain {
                             && attempt - repeats_sent_back < MAX_INVALID_CALLS =>
                         {
                             (Err(NO_STEP_YET.to_string()), CallStyle::Content)
+                        }
+                        // Prose answering a step sent back is an argument,
+                        // not a claim to be done: ask for the call.
+                        None if repeats_sent_back > 0
+                            && attempt - repeats_sent_back < MAX_INVALID_CALLS =>
+                        {
+                            (
+                                Err(REPEAT_ANSWERED_IN_PROSE.to_string()),
+                                CallStyle::Content,
+                            )
                         }
                         // Prose is the model's claim to be done (the probe checks it).
                         None => return Ok(Proposal::Done { summary: text }),

@@ -552,7 +552,9 @@ fn unquote(text: &str) -> &str {
 /// A path relative to the root that stays inside it, normalised (no `./`,
 /// no trailing slash); None for anything else.
 pub fn inside_root(path: &str) -> Option<String> {
-    if path.starts_with('/') || path.starts_with('~') || path.contains('\0') {
+    // Control characters (a newline above all) would let the service's
+    // words write lines of their own into a note for a model.
+    if path.starts_with('/') || path.starts_with('~') || path.chars().any(char::is_control) {
         return None;
     }
     let parts: Vec<&str> = path

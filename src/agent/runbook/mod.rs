@@ -577,7 +577,7 @@ fn see(action: &Action, observation: &Observation, port: u16) -> Seen {
                 readings,
             }
         }
-        action if reads_the_log(action) => {
+        action if shows_the_log(action, observation) => {
             let now = facts::log_now(&observation.stdout);
             let mut readings = Vec::new();
             if now.listening_on.is_some_and(|listening| listening != port) {
@@ -665,46 +665,43 @@ fn fact_lines(readings: Vec<Reading>) -> Vec<String> {
 
 /// Where an episode stands, for the end of a model's prompt: the newest
 /// health answer, the newest facts with their fixes, and the step they
-/// suggest next: finish once healthy; a fact's first fix; a health check
+/// suggest next: finish once healthy; a fact's first fix not yet tried; a
+/// restart after a fix the service reads only at start; a health check
 /// after a change; the log when an answer named no cause. Small models act
 /// on what they read last: without this the facts of step 3 sat behind
 /// two more health checks, and a 1.5B model asked /health again instead
 /// of removing the lock the log named. A reading, not a plan: the model
 /// decides. None before any step.
 pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
-    fn observed(turn: &Turn) -> Option<&Observation> {
-        match &turn.feedback {
-            Feedback::Observed(observation) => Some(observation),
-            _ => None,
-        }
-    }
-    let last_change = history
-        .iter()
-        .rposition(|turn| observed(turn).is_some() && changes_something(&turn.action));
+    let last_change = history.iter().rposition(changed);
     let changed_after = |index: usize| last_change.filter(|change| *change > index);
     let mut lines = Vec::new();
     // The newest health check; a status of None is no answer at all.
     let health = history.iter().enumerate().rev().find_map(|(index, turn)| {
-        let status = observed(turn)?.http_status;
-        match &turn.action {
-            Action::HttpGet(path) => Some((index, turn.step, path, status)),
-            _ => None,
-        }
+        let observation = observed(turn)?;
+        (turn.action == Check::Health.probe()).then_some((index, turn.step, observation))
     });
-    if let Some((_, step, path, status)) = health {
-        lines.push(match status {
-            Some(status) => format!("step {step}: GET {path} answered HTTP {status}"),
-            None => format!("step {step}: GET {path} got no answer"),
+    if let Some((_, step, observation)) = health {
+        lines.push(match observation.http_status {
+            Some(status) => format!("step {step}: GET /health answered HTTP {status}"),
+            None => format!("step {step}: GET /health got no answer"),
         });
     }
-    // The newest step with facts, unless a later read of the log found
-    // none (then what it named is gone).
+    let healthy = health.is_some_and(|(index, _, observation)| {
+        changed_after(index).is_none()
+            && observation
+                .http_status
+                .is_some_and(|status| crate::verify::is_healthy_answer(status, &observation.stdout))
+    });
+    // The newest step with facts, unless a later read of the whole log
+    // found none (then what it named is gone).
     let facts = history.iter().enumerate().rev().find_map(|(index, turn)| {
-        let readings = see(&turn.action, observed(turn)?, port).readings;
-        (!readings.is_empty() || reads_the_log(&turn.action))
+        let observation = observed(turn)?;
+        let readings = see(&turn.action, observation, port).readings;
+        (!readings.is_empty() || shows_the_log(&turn.action, observation))
             .then_some((index, turn.step, readings))
     });
-    let mut first_fix = None;
+    let mut untried_fix = None;
     let mut restart_owed = false;
     if let Some((index, step, readings)) = facts.filter(|(_, _, readings)| !readings.is_empty()) {
         // A restart that failed holds the facts of its own change.
@@ -714,21 +711,32 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
                     "step {step} showed what was wrong; step {} changed something since",
                     history[change].step
                 ));
-                // The service reads these facts' fixes only when it starts.
+                // The service reads these facts' fixes only when it
+                // starts: a restart is owed after the newest fix.
+                let restarted =
+                    |turn: &Turn| turn.action == Action::RestartService && changed(turn);
+                let fixed = history[index + 1..]
+                    .iter()
+                    .rposition(|turn| changed(turn) && turn.action != Action::RestartService);
                 restart_owed = readings
                     .iter()
                     .any(|reading| reading.at_start || reading.fact.read_at_start())
-                    && !history[index + 1..]
-                        .iter()
-                        .any(|turn| turn.action == Action::RestartService);
+                    && fixed.is_some_and(|fixed| {
+                        !history[index + 1 + fixed + 1..].iter().any(restarted)
+                    });
             }
             None => {
-                first_fix = operators::fixes(&readings[0].fact, None, None)
-                    .ok()
-                    .and_then(|fixes| match fixes.into_iter().next() {
-                        Some(Action::Exec(command)) => Some(command_call(&command)),
-                        _ => None,
-                    });
+                let tried = |action: &Action| history.iter().any(|turn| turn.action == *action);
+                untried_fix = readings.iter().find_map(|reading| {
+                    operators::fixes(&reading.fact, None, None)
+                        .ok()?
+                        .into_iter()
+                        .find(|fix| !tried(fix))
+                        .and_then(|fix| match fix {
+                            Action::Exec(command) => Some(command_call(&command)),
+                            _ => None,
+                        })
+                });
                 for line in fact_lines(readings) {
                     lines.push(format!("open since step {step}: {line}"));
                 }
@@ -739,19 +747,20 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
     let log_read_since = |index: usize| {
         history[index + 1..]
             .iter()
-            .any(|t| reads_the_log(&t.action))
+            .any(|turn| observed(turn).is_some_and(|o| shows_the_log(&turn.action, o)))
     };
-    let next = match health {
-        Some((_, _, _, Some(200))) if checked_since_change => Some(
-            r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#.to_string(),
-        ),
-        _ if first_fix.is_some() => first_fix,
-        _ if restart_owed => Some(r#"{"name":"restart_service","arguments":{}}"#.to_string()),
-        _ if last_change.is_some() && !checked_since_change => {
-            Some(r#"{"name":"http_get","arguments":{"path":"/health"}}"#.to_string())
-        }
-        Some((index, ..)) if !log_read_since(index) => Some(command_call(plan::LOG_PROBE)),
-        _ => None,
+    let next = if healthy {
+        Some(r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#.to_string())
+    } else if untried_fix.is_some() {
+        untried_fix
+    } else if restart_owed {
+        Some(r#"{"name":"restart_service","arguments":{}}"#.to_string())
+    } else if last_change.is_some() && !checked_since_change {
+        Some(r#"{"name":"http_get","arguments":{"path":"/health"}}"#.to_string())
+    } else {
+        health
+            .filter(|(index, ..)| !log_read_since(*index))
+            .map(|_| command_call(plan::LOG_PROBE))
     };
     if let Some(next) = next {
         lines.push(format!("suggested next step: {next}"));
@@ -767,15 +776,29 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
     Some(note)
 }
 
-/// The earlier step that already took `action` with nothing else changed
-/// since, so taking it again can only answer the same: a second restart
-/// after a failed health check, the same read twice. Small models loop on
-/// such steps until their budget is gone.
+fn observed(turn: &Turn) -> Option<&Observation> {
+    match &turn.feedback {
+        Feedback::Observed(observation) => Some(observation),
+        _ => None,
+    }
+}
+
+/// A step that changed the service as far as the note can tell: it ran,
+/// succeeded, was not rolled back, and is not a plain read.
+fn changed(turn: &Turn) -> bool {
+    observed(turn).is_some_and(|o| o.is_success() && o.rolled_back.is_none())
+        && changes_something(&turn.action)
+}
+
+/// The earlier step that already ran `action` with nothing changed since,
+/// so running it again can only answer the same: a second restart after a
+/// failed health check, the same read twice. Small models loop on such
+/// steps until their budget is gone.
 pub fn repeat_of(history: &[Turn], action: &Action) -> Option<u32> {
-    let earlier = history.iter().rposition(|turn| turn.action == *action)?;
-    let unchanged = history[earlier + 1..]
+    let earlier = history
         .iter()
-        .all(|turn| turn.action == *action || !changes_something(&turn.action));
+        .rposition(|turn| turn.action == *action && observed(turn).is_some())?;
+    let unchanged = history[earlier + 1..].iter().all(|turn| !changed(turn));
     unchanged.then(|| history[earlier].step)
 }
 
@@ -788,12 +811,21 @@ fn command_call(command: &str) -> String {
     )
 }
 
-/// Whether a step may have changed the service, for the note above: a
-/// write, a restart, or a command other than a plain read. This steers a
-/// model's attention only; the gate judges every action on its own.
+/// Whether an action may change the service, for the note above: all but
+/// a plain read (one of a few read-only programs, optionally piped into
+/// filters, with no redirection, substitution, second command or
+/// `find` action). This steers a model's attention only; the gate judges
+/// every action on its own.
 fn changes_something(action: &Action) -> bool {
     static READ: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:ls|cat|head|tail|grep|find|stat|wc|pwd|ps|file|du|df|id|env|printenv|echo)\b[^>;&`$]*$")
+        let plain = r"[^>;&`$|\n\r<()]*";
+        Regex::new(&format!(
+            r"^(?:ls|cat|head|tail|grep|find|stat|wc|pwd|ps|file|du|df|id)\b{plain}(?:\|\s*(?:grep|head|tail|cut|wc|sort|uniq)\b{plain})*$"
+        ))
+        .expect("static pattern")
+    });
+    static FIND_ACTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\s-(?:delete|exec|execdir|ok|okdir|fprint|fprintf|fprint0|fls)\b")
             .expect("static pattern")
     });
     match action {
@@ -801,7 +833,7 @@ fn changes_something(action: &Action) -> bool {
         Action::WriteFile { .. } | Action::RestartService => true,
         Action::Exec(command) => {
             let command = command.trim();
-            !(READ.is_match(command) && !command.contains("-delete") && !command.contains("-exec"))
+            !READ.is_match(command) || FIND_ACTION.is_match(command)
         }
     }
 }
@@ -850,6 +882,10 @@ fn port_fact(port: u16) -> Reading {
 /// the model spelled the count. A filtered read (`grep ERROR service.log`)
 /// drops the lines that say where the current generation starts, so
 /// planted history would pass for evidence: it is no source of facts.
+fn shows_the_log(action: &Action, observation: &Observation) -> bool {
+    reads_the_log(action) && observation.is_success() && !observation.stdout.contains("truncated]")
+}
+
 fn reads_the_log(action: &Action) -> bool {
     static PLAIN: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
