@@ -727,15 +727,23 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
             }
             None => {
                 let tried = |action: &Action| history.iter().any(|turn| turn.action == *action);
+                // A setting whose documented value is not known yet: the
+                // config listing shows it, and its facts carry the fix.
+                let listing = Check::Config.probe();
+                let listed = history.iter().rev().find_map(|turn| {
+                    let observation = observed(turn).filter(|o| o.is_success())?;
+                    (turn.action == listing).then_some(observation.stdout.as_str())
+                });
                 untried_fix = readings.iter().find_map(|reading| {
-                    operators::fixes(&reading.fact, None, None)
-                        .ok()?
-                        .into_iter()
-                        .find(|fix| !tried(fix))
-                        .and_then(|fix| match fix {
-                            Action::Exec(command) => Some(command_call(&command)),
-                            _ => None,
-                        })
+                    let fix = match operators::fixes(&reading.fact, listed, None) {
+                        Ok(fixes) => fixes.into_iter().find(|fix| !tried(fix))?,
+                        Err(Need::ConfigListing) if !tried(&listing) => listing.clone(),
+                        Err(Need::ConfigListing) => return None,
+                    };
+                    match fix {
+                        Action::Exec(command) => Some(command_call(&command)),
+                        _ => None,
+                    }
                 });
                 for line in fact_lines(readings) {
                     lines.push(format!("open since step {step}: {line}"));

@@ -581,3 +581,27 @@ fn finish_is_suggested_only_for_a_healthy_answer_of_the_health_path() {
         Some(r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#)
     );
 }
+
+#[test]
+fn a_setting_without_its_documented_value_suggests_the_config_listing_then_its_fix() {
+    let answer = observed(
+        r#"{"status":"error","reason":"maintenance mode is on (service.conf maintenance_mode = true)"}"#,
+        Some(500),
+    );
+    let mut history = vec![turn(1, Action::HttpGet("/health".into()), answer)];
+    let Action::Exec(listing) = Check::Config.probe() else {
+        unreachable!()
+    };
+    assert_eq!(
+        suggested(&history),
+        Some(format!(
+            r#"{{"name":"run_command","arguments":{}}}"#,
+            serde_json::json!({"command": listing})
+        ))
+    );
+    let shown = "service.conf:1:port = 8080\nservice.conf:2:maintenance_mode = true\n\
+service.conf.example:1:port = 8080\nservice.conf.example:2:maintenance_mode = false\n";
+    history.push(turn(2, Check::Config.probe(), observed(shown, None)));
+    let next = suggested(&history).unwrap();
+    assert!(next.contains("maintenance_mode = false"), "{next}");
+}
