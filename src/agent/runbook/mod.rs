@@ -758,13 +758,13 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
             .any(|turn| observed(turn).is_some_and(|o| shows_the_log(&turn.action, o)))
     };
     let next = if healthy {
-        Some(r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#.to_string())
+        Some(FINISH_CALL.to_string())
     } else if untried_fix.is_some() {
         untried_fix
     } else if restart_owed {
-        Some(r#"{"name":"restart_service","arguments":{}}"#.to_string())
+        Some(RESTART_CALL.to_string())
     } else if last_change.is_some() && !checked_since_change {
-        Some(r#"{"name":"http_get","arguments":{"path":"/health"}}"#.to_string())
+        Some(CHECK_CALL.to_string())
     } else {
         health
             .filter(|(index, ..)| !log_read_since(*index))
@@ -809,6 +809,11 @@ pub fn repeat_of(history: &[Turn], action: &Action) -> Option<u32> {
     let unchanged = history[earlier + 1..].iter().all(|turn| !changed(turn));
     unchanged.then(|| history[earlier].step)
 }
+
+/// The calls the note suggests besides a command.
+const FINISH_CALL: &str = r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#;
+const RESTART_CALL: &str = r#"{"name":"restart_service","arguments":{}}"#;
+const CHECK_CALL: &str = r#"{"name":"http_get","arguments":{"path":"/health"}}"#;
 
 /// A command as the call a model would write for it: small models copy a
 /// call more readily than they turn a command into one.

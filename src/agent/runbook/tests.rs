@@ -351,20 +351,14 @@ fn the_standing_note_keeps_the_logs_facts_in_view_behind_later_health_checks() {
     );
     // Healthy with nothing changed since: finish.
     history.push(turn(8, health(), observed(r#"{"status":"ok"}"#, Some(200))));
-    assert_eq!(
-        standing(&history).last().unwrap(),
-        r#"- suggested next step: {"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#
-    );
+    assert_eq!(suggested(&history).as_deref(), Some(FINISH_CALL));
     // A change after the healthy answer needs a new check before finishing.
     history.push(turn(
         9,
         Action::RestartService,
         observed("restarted: {\"running\":true,\"port\":8080}", None),
     ));
-    assert_eq!(
-        standing(&history).last().unwrap(),
-        r#"- suggested next step: {"name":"http_get","arguments":{"path":"/health"}}"#
-    );
+    assert_eq!(suggested(&history).as_deref(), Some(CHECK_CALL));
 }
 
 #[test]
@@ -380,10 +374,7 @@ fn a_fix_the_service_reads_at_start_is_followed_by_a_restart_then_a_check() {
         Action::Exec("rm -f -- 'run/x.pid'".into()),
         observed("", None),
     ));
-    assert_eq!(
-        standing(&history).last().unwrap(),
-        r#"- suggested next step: {"name":"restart_service","arguments":{}}"#
-    );
+    assert_eq!(suggested(&history).as_deref(), Some(RESTART_CALL));
     // A restart before the fix does not count for it.
     let mut early = history[..2].to_vec();
     early.push(turn(
@@ -396,19 +387,13 @@ fn a_fix_the_service_reads_at_start_is_followed_by_a_restart_then_a_check() {
         Action::Exec("rm -f -- 'run/x.pid'".into()),
         observed("", None),
     ));
-    assert_eq!(
-        suggested(&early).as_deref(),
-        Some(r#"{"name":"restart_service","arguments":{}}"#)
-    );
+    assert_eq!(suggested(&early).as_deref(), Some(RESTART_CALL));
     history.push(turn(
         4,
         Action::RestartService,
         observed("restarted: {\"running\":true}", None),
     ));
-    assert_eq!(
-        standing(&history).last().unwrap(),
-        r#"- suggested next step: {"name":"http_get","arguments":{"path":"/health"}}"#
-    );
+    assert_eq!(suggested(&history).as_deref(), Some(CHECK_CALL));
 }
 
 #[test]
@@ -571,15 +556,9 @@ fn finish_is_suggested_only_for_a_healthy_answer_of_the_health_path() {
         Action::HttpGet("/health".into()),
         observed("{}", Some(200)),
     )];
-    assert_ne!(
-        suggested(&history).as_deref(),
-        Some(r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#)
-    );
+    assert_ne!(suggested(&history).as_deref(), Some(FINISH_CALL));
     let history = [turn(1, Action::HttpGet("/health".into()), ok())];
-    assert_eq!(
-        suggested(&history).as_deref(),
-        Some(r#"{"name":"finish","arguments":{"summary":"GET /health answers 200"}}"#)
-    );
+    assert_eq!(suggested(&history).as_deref(), Some(FINISH_CALL));
 }
 
 #[test]
