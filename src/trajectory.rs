@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::agent::feedback_text;
 use crate::crd::{ActionRecord, IncidentStatus};
 use crate::crd::{IncidentPhase, TokenUsage};
-use crate::protocol::{Feedback, Turn};
+use crate::protocol::Turn;
 
 /// Characters of each observation kept (head and tail).
 pub const MAX_OBSERVATION_CHARS: usize = 1200;
@@ -138,10 +138,8 @@ pub fn step_traces(records: &[ActionRecord], history: &[Turn]) -> Vec<StepTrace>
         .iter()
         .map(|record| {
             let turn = history.iter().find(|t| t.step == record.step);
-            let http_status = turn.and_then(|t| match &t.feedback {
-                Feedback::Observed(o) => o.http_status,
-                _ => None,
-            });
+            let http_status =
+                turn.and_then(|t| t.feedback.observation().and_then(|o| o.http_status));
             StepTrace {
                 step: record.step,
                 kind: record.kind.clone(),

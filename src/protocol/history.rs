@@ -119,6 +119,14 @@ pub enum Feedback {
 }
 
 impl Feedback {
+    /// What the action produced, if it ran.
+    pub fn observation(&self) -> Option<&Observation> {
+        match self {
+            Feedback::Observed(observation) => Some(observation),
+            _ => None,
+        }
+    }
+
     /// Whether the action did not run because the gate or a person said no.
     pub fn is_refusal(&self) -> bool {
         matches!(self, Feedback::Denied { .. } | Feedback::Rejected { .. })

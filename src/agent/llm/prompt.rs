@@ -8,7 +8,7 @@ use crate::action::Action;
 use crate::agent::feedback_text;
 use crate::agent::runbook::{facts_note, standing_note};
 use crate::crd::Conversation;
-use crate::protocol::{Feedback, Task, Turn};
+use crate::protocol::{Task, Turn};
 
 /// How the model's earlier calls are replayed to it: as the API's
 /// `tool_calls`, or as the `<tool_call>` JSON text it wrote itself (a model
@@ -152,12 +152,10 @@ fn call_of(turn: &Turn) -> (String, Value) {
 fn observation_of(turn: &Turn, task: &Task, max_chars: usize) -> (String, String) {
     let text = feedback_text(&turn.feedback);
     // The runbook's reader, so a small model need not parse logs itself.
-    let note = match &turn.feedback {
-        Feedback::Observed(observation) => {
-            facts_note(&turn.action, observation, task.expected_port)
-        }
-        _ => None,
-    };
+    let note = turn
+        .feedback
+        .observation()
+        .and_then(|observation| facts_note(&turn.action, observation, task.expected_port));
     let mut whole = shorten(&text, max_chars);
     let first_line = text.lines().next().unwrap_or("");
     let mut short = format!("{first_line}\n[earlier output cut to fit the prompt budget]");

@@ -678,7 +678,7 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
     let mut lines = Vec::new();
     // The newest health check; a status of None is no answer at all.
     let health = history.iter().enumerate().rev().find_map(|(index, turn)| {
-        let observation = observed(turn)?;
+        let observation = turn.feedback.observation()?;
         (turn.action == Check::Health.probe()).then_some((index, turn.step, observation))
     });
     if let Some((_, step, observation)) = health {
@@ -696,7 +696,7 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
     // The newest step with facts, unless a later read of the whole log
     // found none (then what it named is gone).
     let facts = history.iter().enumerate().rev().find_map(|(index, turn)| {
-        let observation = observed(turn)?;
+        let observation = turn.feedback.observation()?;
         let readings = see(&turn.action, observation, port).readings;
         (!readings.is_empty() || shows_the_log(&turn.action, observation))
             .then_some((index, turn.step, readings))
@@ -704,8 +704,9 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
     let mut untried_fix = None;
     let mut restart_owed = false;
     if let Some((index, step, readings)) = facts.filter(|(_, _, readings)| !readings.is_empty()) {
-        // A restart that failed holds the facts of its own change.
-        match changed_after(index).filter(|change| *change != index) {
+        // Only a later change makes them stale: a restart that failed
+        // holds the facts of its own change.
+        match changed_after(index) {
             Some(change) => {
                 lines.push(format!(
                     "step {step} showed what was wrong; step {} changed something since",
@@ -731,7 +732,7 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
                 // config listing shows it, and its facts carry the fix.
                 let listing = Check::Config.probe();
                 let listed = history.iter().rev().find_map(|turn| {
-                    let observation = observed(turn).filter(|o| o.is_success())?;
+                    let observation = turn.feedback.observation().filter(|o| o.is_success())?;
                     (turn.action == listing).then_some(observation.stdout.as_str())
                 });
                 untried_fix = readings.iter().find_map(|reading| {
@@ -753,9 +754,11 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
     }
     let checked_since_change = health.is_some_and(|(index, ..)| changed_after(index).is_none());
     let log_read_since = |index: usize| {
-        history[index + 1..]
-            .iter()
-            .any(|turn| observed(turn).is_some_and(|o| shows_the_log(&turn.action, o)))
+        history[index + 1..].iter().any(|turn| {
+            turn.feedback
+                .observation()
+                .is_some_and(|o| shows_the_log(&turn.action, o))
+        })
     };
     let next = if healthy {
         Some(FINISH_CALL.to_string())
@@ -784,17 +787,12 @@ pub fn standing_note(history: &[Turn], port: u16) -> Option<String> {
     Some(note)
 }
 
-fn observed(turn: &Turn) -> Option<&Observation> {
-    match &turn.feedback {
-        Feedback::Observed(observation) => Some(observation),
-        _ => None,
-    }
-}
-
 /// A step that changed the service as far as the note can tell: it ran,
 /// succeeded, was not rolled back, and is not a plain read.
 fn changed(turn: &Turn) -> bool {
-    observed(turn).is_some_and(|o| o.is_success() && o.rolled_back.is_none())
+    turn.feedback
+        .observation()
+        .is_some_and(|o| o.is_success() && o.rolled_back.is_none())
         && changes_something(&turn.action)
 }
 
@@ -805,7 +803,7 @@ fn changed(turn: &Turn) -> bool {
 pub fn repeat_of(history: &[Turn], action: &Action) -> Option<u32> {
     let earlier = history
         .iter()
-        .rposition(|turn| turn.action == *action && observed(turn).is_some())?;
+        .rposition(|turn| turn.action == *action && turn.feedback.observation().is_some())?;
     let unchanged = history[earlier + 1..].iter().all(|turn| !changed(turn));
     unchanged.then(|| history[earlier].step)
 }
