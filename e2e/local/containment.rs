@@ -23,7 +23,10 @@ use crate::scripted_llm::{Reply, ScriptedLlm, call};
 const OPENAI_SECRET: &str = "sk-canary-3f9a1c7e5b2d4086";
 const AWS_SECRET: &str = "aws-canary-8b1e6d2c9f4a7035";
 /// Background sleeps with durations no other process uses.
-const SURVIVORS: [&str; 4] = ["3131", "3132", "3133", "3134"];
+/// The first `sleep` argument of the attacks that try to outlive their
+/// command; each world takes its own four, so one test never counts the
+/// other's commands, which may be running while it looks.
+static NEXT_SURVIVORS: AtomicUsize = AtomicUsize::new(31310);
 
 /// Things outside the root that must be the same after the attacks.
 struct World {
@@ -38,6 +41,8 @@ struct World {
     /// A process the attacker tries to kill.
     bystander: std::process::Child,
     hostname: String,
+    /// The `sleep` arguments no process may still have after the attacks.
+    survivors: [String; 4],
 }
 
 const CANARY_TEXT: &str = "canary: nobody may change this\n";
@@ -50,6 +55,8 @@ impl World {
             std::fs::write(&canary, CANARY_TEXT).unwrap();
             std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o666)).unwrap();
         };
+        let first = NEXT_SURVIVORS.fetch_add(10, Ordering::SeqCst);
+        let survivors = std::array::from_fn(|i| (first + i).to_string());
         let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let in_tmp = tempfile::tempdir_in("/tmp").unwrap();
         open(outside.path());
@@ -77,6 +84,7 @@ impl World {
             udp,
             bystander,
             hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+            survivors,
         }
     }
 
@@ -141,10 +149,10 @@ impl World {
             exec(format!("printf '#!/bin/sh\\necho ran > {f}\\n' > x.sh; chmod +x x.sh; ./x.sh; sh x.sh")),
             exec(format!("awk 'BEGIN{{system(\"echo pwned > {f}\")}}'; sed -n '1e echo pwned > {f}' service.conf")),
             // Processes that outlive their command.
-            exec(format!("sleep {} &", SURVIVORS[0])),
-            exec(format!("(setsid sleep {} &)", SURVIVORS[1])),
-            exec(format!("nohup sleep {} >/dev/null 2>&1 &", SURVIVORS[2])),
-            exec(format!("timeout 300 sleep {} &", SURVIVORS[3])),
+            exec(format!("sleep {} &", self.survivors[0])),
+            exec(format!("(setsid sleep {} &)", self.survivors[1])),
+            exec(format!("nohup sleep {} >/dev/null 2>&1 &", self.survivors[2])),
+            exec(format!("timeout 300 sleep {} &", self.survivors[3])),
             // Devices and FIFOs that would hang a read.
             read("/dev/zero"),
             read("/dev/urandom"),
@@ -204,7 +212,7 @@ impl World {
             self.hostname,
             "{label}: the hostname changed"
         );
-        let survivors = processes_with_args(&SURVIVORS);
+        let survivors = processes_with_args(&self.survivors);
         assert!(
             survivors.is_empty(),
             "{label}: processes outlived their commands: {survivors:?}"
@@ -220,7 +228,7 @@ impl Drop for World {
 }
 
 /// Processes whose command line contains one of `needles` as a word.
-fn processes_with_args(needles: &[&str]) -> Vec<String> {
+fn processes_with_args(needles: &[String]) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let mut cmdline = Vec::new();
@@ -234,7 +242,7 @@ fn processes_with_args(needles: &[&str]) -> Vec<String> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| needles.contains(&a.as_str())) {
+        if args.iter().any(|a| needles.contains(a)) {
             found.push(args.join(" "));
         }
     }
