@@ -1,8 +1,9 @@
-//! The middle stage: creates the PID, network, UTS and IPC namespaces and
-//! forks the inner stage as their PID 1, then waits. It starts no thread
-//! (it could not), opens nothing and reads nothing: the link on its stdin
-//! belongs to the inner stage, which it hands on as the only descriptors
-//! it has (stdin, stdout, stderr; it was started with no others).
+//! The middle stage, forked by the outer one: creates the PID, network,
+//! UTS and IPC namespaces and forks the inner stage as their PID 1, then
+//! waits. It starts no thread (it could not), opens nothing and reads
+//! nothing: the link on its stdin belongs to the inner stage, which it
+//! hands on as the only descriptors it has (stdin, stdout, stderr; the
+//! outer stage closed the others in it).
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;

@@ -4,11 +4,11 @@
 //!
 //! 1. the **outer** stage reads the [`Spec`] on stdin, drops to the
 //!    unprivileged identity, creates the user and mount namespaces and
-//!    starts the middle stage; it stays in the host network namespace to
+//!    forks the middle stage; it stays in the host network namespace to
 //!    carry connections to the service, and kills everything when its own
 //!    stdin closes (the caller is gone);
 //! 2. the **middle** stage creates the PID, network, UTS and IPC namespaces
-//!    and starts the inner stage, then only waits for it;
+//!    and forks the inner stage, then only waits for it;
 //! 3. the **inner** stage is PID 1 of the new namespaces: it mounts a
 //!    private /proc and /tmp, brings loopback up with the service port
 //!    forwarded, applies Landlock and resource limits, drops every
@@ -49,10 +49,6 @@ pub const EXIT_SETUP_FAILED: i32 = 125;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Stage {
     Outer,
-    /// The middle stage, creating the process namespaces.
-    Middle,
-    /// The middle stage where the kernel gave no user namespace.
-    MiddlePlain,
     Inner,
     /// A warm sandbox's op stage, started by its inner stage: it forks a
     /// fresh process per op.
@@ -76,8 +72,6 @@ impl Stage {
     fn arg(self) -> &'static str {
         match self {
             Stage::Outer => "outer",
-            Stage::Middle => "middle",
-            Stage::MiddlePlain => "middle-plain",
             Stage::Inner => "inner",
             Stage::Op => "op",
         }
@@ -86,9 +80,6 @@ impl Stage {
 
 /// Entry of `remediator sandbox-exec [--stage STAGE]`.
 pub fn main(stage: Stage) -> i32 {
-    if matches!(stage, Stage::Middle | Stage::MiddlePlain) {
-        return middle::run(stage == Stage::Middle);
-    }
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
     let spec: Spec = match stdin
@@ -133,6 +124,24 @@ fn in_forked_child(child: impl FnOnce() -> i32) -> ! {
     let code =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(EXIT_SETUP_FAILED);
     std::process::exit(code)
+}
+
+/// Closes every descriptor but stdin, stdout, stderr and `keep`; false if
+/// it cannot tell which are open. Only in a forked child that never drops
+/// what owned the others.
+pub(super) fn close_descriptors_except(keep: &[std::os::fd::RawFd]) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    let open: Vec<std::os::fd::RawFd> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    // The directory's own descriptor is listed too, and closed already.
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        let _ = nix::unistd::close(fd);
+    }
+    true
 }
 
 /// Waits until `child` has ended (exited or killed), through

@@ -4,14 +4,15 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Stdio};
 
+use nix::fcntl::OFlag;
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{ForkResult, Pid};
 
-use super::{Stage, forward, layers, setup_failed};
+use super::{forward, layers, middle, setup_failed};
 use crate::sandbox::{Layer, MissingLayer, Op, Outcome, Spec};
 
 /// Bytes of one answer a warm sandbox's inner stage may send (its op
@@ -20,11 +21,39 @@ const MAX_ANSWER: u64 = 64 << 20;
 
 const NAMESPACED: [Layer; 4] = [Layer::Userns, Layer::Pidns, Layer::Mntns, Layer::Netns];
 
+/// The middle stage (and below it the inner stage), forked from this
+/// one: its answers come on `answers`.
+struct Middle {
+    pid: Pid,
+    answers: Option<File>,
+}
+
+impl Middle {
+    fn kill(&self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+    }
+
+    /// Waits for it to end; how it ended, in words.
+    fn wait(&self) -> String {
+        match super::reap(self.pid) {
+            Ok(WaitStatus::Exited(_, code)) => format!("exit status: {code}"),
+            Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by {signal}"),
+            Ok(status) => format!("{status:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn end(self) {
+        self.kill();
+        let _ = self.wait();
+    }
+}
+
 /// The inner stage, started with the spec sent and the forwarding
 /// served; and the namespaced layers the kernel refused (when not
 /// required).
 struct Started {
-    inner: Child,
+    inner: Middle,
     link: forward::Link,
     missing: Vec<MissingLayer>,
 }
@@ -32,29 +61,17 @@ struct Started {
 fn start(spec: &Spec, spec_line: &str) -> Result<Started, Outcome> {
     let probing = spec.op == Op::Probe;
     let wants = |layer: Layer| probing || spec.required.contains(&layer);
-    // Opened before dropping root: the identity may not reach its path.
-    let exe = match File::open("/proc/self/exe") {
-        Ok(exe) => exe,
-        Err(e) => {
-            return Err(setup_failed(
-                None,
-                format!("cannot open this executable: {e}"),
-            ));
-        }
-    };
     if let Some(identity) = spec.identity
         && let Err(e) = layers::drop_identity(identity)
     {
         return Err(setup_failed(Some(Layer::Userns), e));
     }
     let mut missing = Vec::new();
-    let mut middle = Stage::MiddlePlain;
+    let mut namespaces = false;
     if NAMESPACED.iter().any(|l| wants(*l)) {
         let entered =
             layers::enter_user_namespace().and_then(|()| layers::pass_setup_capabilities());
-        if entered.is_ok() {
-            middle = Stage::Middle;
-        }
+        namespaces = entered.is_ok();
         if let Err(reason) = entered {
             if let Some(required) = NAMESPACED.iter().find(|l| spec.required.contains(l)) {
                 return Err(setup_failed(Some(*required), reason));
@@ -71,23 +88,9 @@ fn start(spec: &Spec, spec_line: &str) -> Result<Started, Outcome> {
         Ok(pair) => pair,
         Err(e) => return Err(setup_failed(None, format!("socketpair: {e}"))),
     };
-    let spawned = middle
-        .command(format!("/proc/self/fd/{}", exe.as_raw_fd()))
-        .stdin(Stdio::from(OwnedFd::from(inner_end)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn();
-    let mut inner = match spawned {
-        Ok(inner) => inner,
-        Err(e) => {
-            return Err(setup_failed(
-                None,
-                format!("cannot start the inner stage: {e}"),
-            ));
-        }
-    };
+    let inner = fork_middle(namespaces, inner_end)?;
     if let Err(e) = link.write_all(spec_line.as_bytes()) {
-        let _ = inner.kill();
+        inner.end();
         return Err(setup_failed(None, format!("sending the spec: {e}")));
     }
     match forward::serve_outer(link, spec.service) {
@@ -97,9 +100,49 @@ fn start(spec: &Spec, spec_line: &str) -> Result<Started, Outcome> {
             missing,
         }),
         Err(e) => {
-            let _ = inner.kill();
+            inner.end();
             Err(setup_failed(Some(Layer::Netns), format!("forwarding: {e}")))
         }
+    }
+}
+
+/// Forks the middle stage with the link as its stdin and a pipe for its
+/// answers as its stdout, and nothing else of this stage's: a fork where
+/// starting this binary again cost about 2 ms of CPU per sandbox.
+fn fork_middle(namespaces: bool, link: UnixStream) -> Result<Middle, Outcome> {
+    let failed = |what: &str, e: nix::Error| {
+        setup_failed(None, format!("cannot start the middle stage: {what}: {e}"))
+    };
+    if !super::single_threaded() {
+        return Err(setup_failed(
+            None,
+            "the outer stage forks the middle stage, so it must have one thread until then".into(),
+        ));
+    }
+    let (answers, answers_in) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("pipe", e))?;
+    // SAFETY: this process has one thread (checked above), so the child
+    // may run any code: no lock another thread held at the fork stays held
+    // in it. The caller sends nothing after the spec until the first
+    // answer, so nothing of its is left buffered for this process's stdin:
+    // the inner stage's read of its spec starts on the link.
+    #[allow(unsafe_code)]
+    let forked = unsafe { nix::unistd::fork() };
+    match forked.map_err(|e| failed("fork", e))? {
+        ForkResult::Child => super::in_forked_child(|| {
+            // The caller's pipes are this stage's: the middle stage may
+            // neither read its requests nor answer it.
+            let moved = nix::unistd::dup2_stdin(OwnedFd::from(link))
+                .and_then(|()| nix::unistd::dup2_stdout(&answers_in));
+            if moved.is_err() || !super::close_descriptors_except(&[]) {
+                return super::EXIT_SETUP_FAILED;
+            }
+            middle::run(namespaces)
+        }),
+        ForkResult::Parent { child } => Ok(Middle {
+            pid: child,
+            answers: Some(File::from(answers)),
+        }),
     }
 }
 
@@ -112,23 +155,20 @@ pub fn run(spec: &Spec, spec_line: &str) -> Outcome {
         Ok(started) => started,
         Err(outcome) => return outcome,
     };
-    watch_caller(Pid::from_raw(inner.id() as i32));
+    watch_caller(inner.pid);
 
     let mut report = String::new();
-    if let Some(stdout) = inner.stdout.take() {
+    if let Some(answers) = inner.answers.take() {
         // The inner stage caps what it reports; this bounds a broken one.
         let cap = crate::sandbox::answer_limit(spec.max_output_bytes) as u64;
-        let _ = stdout.take(cap).read_to_string(&mut report);
+        let _ = answers.take(cap).read_to_string(&mut report);
     }
     let status = inner.wait();
     let outcome =
         serde_json::from_str::<Outcome>(report.trim()).unwrap_or_else(|_| Outcome::Finished {
             exit_code: None,
             stdout: String::new(),
-            stderr: format!(
-                "[sandbox ended without a result: {}]",
-                status.map_or_else(|e| e.to_string(), |s| s.to_string())
-            ),
+            stderr: format!("[sandbox ended without a result: {status}]"),
             timed_out: false,
         });
     match outcome {
@@ -168,24 +208,23 @@ pub fn serve(spec: &Spec, spec_line: &str) -> i32 {
         Ok(started) => started,
         Err(outcome) => return super::report(&outcome),
     };
-    let Some(stdout) = inner.stdout.take() else {
-        let _ = inner.kill();
+    let Some(stdout) = inner.answers.take() else {
+        inner.end();
         return super::report(&setup_failed(
             None,
             "no answers from the inner stage".into(),
         ));
     };
     let mut answers = BufReader::new(stdout);
-    let end = |mut inner: Child, code: i32| {
-        let _ = inner.kill();
-        let _ = inner.wait();
+    let end = |inner: Middle, code: i32| {
+        inner.end();
         code
     };
     // Ready first, then one answer per request.
     if !relay_answer(&mut answers) {
         return end(inner, super::EXIT_SETUP_FAILED);
     }
-    let requests = watch_requests(Pid::from_raw(inner.id() as i32));
+    let requests = watch_requests(inner.pid);
     for request in requests {
         // The op may have run in part: the caller sees no answer (not a
         // set-up failure, which would have it run the op again).

@@ -40,7 +40,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -155,7 +155,7 @@ impl OpStage {
                 let detached = detach_stdio()
                     .and_then(|()| nix::unistd::dup2_stdout(&answers))
                     .is_ok()
-                    && close_descriptors_except(&[requests.as_raw_fd()]);
+                    && super::close_descriptors_except(&[requests.as_raw_fd()]);
                 if !detached {
                     return EXIT_SETUP_FAILED;
                 }
@@ -351,12 +351,14 @@ fn fork_op(spec: &Spec, own_pid_namespace: &File) -> Result<ForkedOp, Outcome> {
             // Nothing of the op stage's: not its request pipe (which a file
             // op could open through /proc/self/fd and forge the next
             // request on), not its PID namespace; only this op's pipes.
-            let outcome =
-                if close_descriptors_except(&[request_out.as_raw_fd(), answer_in.as_raw_fd()]) {
-                    op_process(spec, request_out)
-                } else {
-                    setup_failed(None, "cannot close the op stage's descriptors".into())
-                };
+            let outcome = if super::close_descriptors_except(&[
+                request_out.as_raw_fd(),
+                answer_in.as_raw_fd(),
+            ]) {
+                op_process(spec, request_out)
+            } else {
+                setup_failed(None, "cannot close the op stage's descriptors".into())
+            };
             let mut answer = File::from(answer_in);
             let _ = writeln!(answer, "{}", super::encode(&outcome));
             0
@@ -428,24 +430,6 @@ fn op_process(spec: &Spec, request: OwnedFd) -> Outcome {
         ..spec.clone()
     };
     inner::run_op(&op_spec, setup)
-}
-
-/// Closes every descriptor but stdin, stdout, stderr and `keep`; false if
-/// it cannot tell which are open. Only in a forked child that never drops
-/// what owned the others.
-fn close_descriptors_except(keep: &[RawFd]) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return false;
-    };
-    let open: Vec<RawFd> = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .collect();
-    // The directory's own descriptor is listed too, and closed already.
-    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
-        let _ = nix::unistd::close(fd);
-    }
-    true
 }
 
 /// Points stdin and stdout at /dev/null (stderr already is).
