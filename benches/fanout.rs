@@ -81,6 +81,14 @@ async fn main() {
         Environment::local(support::release_binary("remediator"), Catalog::builtin()).await,
     );
     println!("sandbox: {}", env.sandbox.containment().summary());
+    // Every incident creates and removes some thirty files there; on a
+    // disk filesystem that costs more than on a tmpfs (set TMPDIR).
+    let scratch = std::env::temp_dir();
+    println!(
+        "scratch: {} on {}",
+        scratch.display(),
+        support::filesystem_of(&scratch)
+    );
     println!(
         "{} cores; {incidents} incidents per level (every scenario, runbook brain, manual hint, at most 32 steps)",
         std::thread::available_parallelism().map_or(0, |n| n.get())

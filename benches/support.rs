@@ -20,3 +20,23 @@ pub fn release_binary(name: &str) -> PathBuf {
     }
     path
 }
+
+/// The filesystem type `path` lives on (the mount with the longest
+/// mount point above it, from /proc/self/mountinfo), or "unknown".
+#[allow(dead_code)]
+pub fn filesystem_of(path: &std::path::Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            // `id parent major:minor root mountpoint options... - fstype source ...`
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split(' ').nth(4)?.replace("\\040", " ");
+            let fstype = right.split(' ').next()?;
+            path.starts_with(&mount_point)
+                .then(|| (mount_point.len(), fstype.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "unknown".into(), |(_, fstype)| fstype)
+}
