@@ -451,6 +451,72 @@ async fn an_op_past_its_time_leaves_nothing_and_the_next_runs() {
     f.done().await;
 }
 
+/// An op's output is kept to its cap on both streams with the rest
+/// counted; the op ends when its shell does, even while a process it left
+/// holds its output open; and one that closes its output and runs on is
+/// still stopped at its time.
+#[tokio::test]
+async fn an_ops_output_is_capped_and_its_end_is_seen_however_it_holds_its_streams() {
+    let Some(f) = fixture().await else {
+        return;
+    };
+    let (warm, root) = (&f.warm, &f.root);
+    let (code, stdout, stderr) = exec(
+        warm,
+        root,
+        "head -c 200000 /dev/zero | tr '\\0' a; head -c 100000 /dev/zero | tr '\\0' b >&2",
+    )
+    .await;
+    let cap = job(root).max_output_bytes;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{}\n[... {} more bytes truncated]",
+            "a".repeat(cap),
+            200_000 - cap
+        )
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "{}\n[... {} more bytes truncated]",
+            "b".repeat(cap),
+            100_000 - cap
+        )
+    );
+
+    let (code, stdout, _) = exec(warm, root, "sleep 3150 & echo started").await;
+    assert_eq!((code, stdout.as_str()), (Some(0), "started\n"));
+    assert_eq!(processes_with("3150"), 0, "sleep 3150 outlived its step");
+
+    let outcome = warm
+        .run(
+            Job {
+                timeout: Duration::from_millis(500),
+                ..job(root)
+            },
+            Op::Exec {
+                command: "exec >&- 2>&-; sleep 3151".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Finished {
+                timed_out: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(processes_with("3151"), 0, "sleep 3151 outlived its step");
+    assert_prints(warm, root, "echo next", "next\n").await;
+    f.done().await;
+}
+
 /// Only IPv4, IPv6 and netlink sockets can be made: not a VM socket
 /// (AF_VSOCK, which no network namespace separates), nor a Unix one by
 /// path, nor any through io_uring; a socket pair still works (it reaches

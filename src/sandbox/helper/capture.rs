@@ -1,27 +1,51 @@
-//! Reads a stream to its end, keeping at most a cap and counting the rest,
-//! so a hostile command cannot exhaust memory.
+//! What a command writes, kept up to a cap with the rest counted, so a
+//! hostile command cannot exhaust memory.
 
-use std::io::Read;
+/// One output stream of a command, as it arrives.
+pub struct Capped {
+    kept: Vec<u8>,
+    cap: usize,
+    dropped: usize,
+}
 
-pub fn read_capped(mut reader: impl Read, cap: usize) -> String {
-    let mut kept = Vec::new();
-    let mut dropped = 0usize;
-    let mut buf = [0u8; 8192];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                dropped += n.saturating_sub(room);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+impl Capped {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            kept: Vec::new(),
+            cap,
+            dropped: 0,
         }
     }
-    let mut text = String::from_utf8_lossy(&kept).into_owned();
-    if dropped > 0 {
-        text.push_str(&format!("\n[... {dropped} more bytes truncated]"));
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        let room = self.cap.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.dropped += bytes.len().saturating_sub(room);
     }
-    text
+
+    /// The text kept, with a note of how much more there was.
+    pub fn finish(self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!("\n[... {} more bytes truncated]", self.dropped));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capped;
+
+    #[test]
+    fn bytes_past_the_cap_are_counted_not_kept() {
+        let mut out = Capped::new(5);
+        out.push(b"abc");
+        out.push(b"defgh");
+        out.push(b"ij");
+        assert_eq!(out.finish(), "abcde\n[... 5 more bytes truncated]");
+        let mut exact = Capped::new(3);
+        exact.push(b"abc");
+        assert_eq!(exact.finish(), "abc");
+    }
 }

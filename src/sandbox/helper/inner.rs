@@ -2,19 +2,19 @@
 //! containment (mounts, network, Landlock, limits, capabilities), runs the
 //! op, and kills whatever the op left behind.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
-use super::capture::read_capped;
+use super::capture::Capped;
 use super::{files, forward, layers, netlink, setup_failed};
 use crate::sandbox::{Containment, Layer, MissingLayer, Op, Outcome, Spec};
 
@@ -244,36 +244,21 @@ fn run_command(spec: &Spec, command: &str) -> Outcome {
             };
         }
     };
-    let cap = spec.max_output_bytes;
-    let stdout = child
-        .stdout
-        .take()
-        .map(|s| std::thread::spawn(move || read_capped(s, cap)));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| std::thread::spawn(move || read_capped(s, cap)));
     let pid = Pid::from_raw(child.id() as i32);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let waited = rx.recv_timeout(Duration::from_millis(spec.timeout_ms));
+    let mut output = Output::new(&mut child, spec.max_output_bytes);
+    let ended = output.until_exit(&mut child, Duration::from_millis(spec.timeout_ms));
     // The command is over: nothing it started may outlive it.
     kill_everything(pid1, pid);
-    let (exit_code, timed_out) = match waited {
-        Ok(Ok(status)) => (status.code(), false),
-        Ok(Err(_)) => (None, false),
-        Err(_) => {
-            let _ = rx.recv();
+    let (exit_code, timed_out) = match ended {
+        Some(status) => (status.code(), false),
+        None => {
+            // Killed above; reaped here (unless the sweep reaped it).
+            let _ = child.wait();
             (None, true)
         }
     };
-    let join = |reader: Option<std::thread::JoinHandle<String>>| {
-        reader.and_then(|r| r.join().ok()).unwrap_or_default()
-    };
-    let stdout = join(stdout);
-    let mut stderr = join(stderr);
+    // Every process that could write to the pipes is gone.
+    let (stdout, mut stderr) = output.read_to_end();
     if timed_out {
         let seconds = spec.timeout_ms as f64 / 1000.0;
         stderr.push_str(&format!("\n[killed: command ran longer than {seconds}s]"));
@@ -283,6 +268,110 @@ fn run_command(spec: &Spec, command: &str) -> Outcome {
         stdout,
         stderr,
         timed_out,
+    }
+}
+
+/// A command's stdout and stderr, read as they come in this one thread
+/// (no reader threads to start per command), until it exits or its time
+/// is up.
+struct Output {
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    kept: [Capped; 2],
+}
+
+impl Output {
+    fn new(child: &mut Child, cap: usize) -> Self {
+        Self {
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            kept: [Capped::new(cap), Capped::new(cap)],
+        }
+    }
+
+    /// Reads until the command exits (its status) or `limit` passes
+    /// (None). Its exit is seen on a pidfd; where the kernel gives none,
+    /// it is looked for at least every 10 ms.
+    fn until_exit(&mut self, child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let exit = rustix::process::pidfd_open(
+            rustix::process::Pid::from_child(child),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .ok();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let wait = if exit.is_some() {
+                left
+            } else {
+                left.min(Duration::from_millis(10))
+            };
+            self.read_some(exit.as_ref(), wait);
+        }
+    }
+
+    /// Waits up to `wait` for output or the exit, and reads what came.
+    fn read_some(&mut self, exit: Option<&OwnedFd>, wait: Duration) {
+        let streams: [Option<BorrowedFd<'_>>; 2] = [
+            self.stdout.as_ref().map(AsFd::as_fd),
+            self.stderr.as_ref().map(AsFd::as_fd),
+        ];
+        let mut fds: Vec<PollFd<'_>> = streams
+            .iter()
+            .flatten()
+            .chain(exit.map(AsFd::as_fd).as_ref())
+            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        // With nothing to watch (both streams closed, no pidfd) this only
+        // waits.
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        if poll(&mut fds, timeout).is_err() {
+            return;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        let mut ready = ready.into_iter();
+        if self.stdout.is_some() && ready.next() == Some(true) {
+            read_once(&mut self.stdout, &mut self.kept[0]);
+        }
+        if self.stderr.is_some() && ready.next() == Some(true) {
+            read_once(&mut self.stderr, &mut self.kept[1]);
+        }
+    }
+
+    /// Reads both streams to their end: (stdout, stderr).
+    fn read_to_end(mut self) -> (String, String) {
+        while self.stdout.is_some() {
+            read_once(&mut self.stdout, &mut self.kept[0]);
+        }
+        while self.stderr.is_some() {
+            read_once(&mut self.stderr, &mut self.kept[1]);
+        }
+        let [stdout, stderr] = self.kept;
+        (stdout.finish(), stderr.finish())
+    }
+}
+
+/// One read from a stream that has something (or has ended, which closes
+/// it).
+fn read_once(stream: &mut Option<impl Read>, kept: &mut Capped) {
+    let Some(reader) = stream.as_mut() else {
+        return;
+    };
+    let mut buf = [0u8; 8192];
+    match reader.read(&mut buf) {
+        Ok(0) => *stream = None,
+        Ok(n) => kept.push(&buf[..n]),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        Err(_) => *stream = None,
     }
 }
 
