@@ -621,3 +621,48 @@ async fn nothing_outside_the_root_changes_its_mode_or_times() {
     .await;
     f.done().await;
 }
+
+/// The helper's outer stage forks the stages below it, which inherit its
+/// stdin buffer: it reads its spec through a reader of its own, and a
+/// caller that sends more than the spec before the first answer is told
+/// so, rather than the inner stage taking the caller's bytes for its own.
+#[test]
+fn the_helper_refuses_a_caller_that_sends_more_than_the_spec_first() {
+    use std::io::{BufRead, Write};
+    let root = tempfile::tempdir().unwrap();
+    let spec = remediator::sandbox::Spec {
+        root: root.path().to_path_buf(),
+        service: service(),
+        op: Op::Probe,
+        env: Vec::new(),
+        timeout_ms: 5_000,
+        max_output_bytes: 1024,
+        required: Vec::new(),
+        identity: None,
+    };
+    let mut helper = std::process::Command::new(crate::remediator_bin())
+        .args([remediator::sandbox::HELPER_SUBCOMMAND, "--stage", "outer"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One write, under PIPE_BUF: the helper reads both lines at once.
+    let sent = format!(
+        "{}\n{{\"op\":\"early\"}}\n",
+        serde_json::to_string(&spec).unwrap()
+    );
+    assert!(sent.len() < 4096);
+    let mut stdin = helper.stdin.take().unwrap();
+    stdin.write_all(sent.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(helper.stdout.take().unwrap())
+        .read_line(&mut answer)
+        .unwrap();
+    drop(stdin);
+    let _ = helper.wait();
+    let outcome: Outcome = serde_json::from_str(&answer).unwrap();
+    assert!(
+        matches!(&outcome, Outcome::SetupFailed { message, .. } if message.contains("more than the spec")),
+        "{outcome:?}"
+    );
+}

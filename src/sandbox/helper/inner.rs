@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -250,8 +250,8 @@ fn run_command(spec: &Spec, command: &str) -> Outcome {
     // The command is over: nothing it started may outlive it.
     kill_everything(pid1, pid);
     let (exit_code, timed_out) = match ended {
-        Some(status) => (status.code(), false),
-        None => {
+        Ended::Exited(code) => (code, false),
+        Ended::TimedOut => {
             // Killed above; reaped here (unless the sweep reaped it).
             let _ = child.wait();
             (None, true)
@@ -269,6 +269,13 @@ fn run_command(spec: &Spec, command: &str) -> Outcome {
         stderr,
         timed_out,
     }
+}
+
+/// How a command ended: its exit code (none when a signal ended it, or
+/// when its status is lost), or its time ran out.
+enum Ended {
+    Exited(Option<i32>),
+    TimedOut,
 }
 
 /// A command's stdout and stderr, read as they come in this one thread
@@ -289,35 +296,45 @@ impl Output {
         }
     }
 
-    /// Reads until the command exits (its status) or `limit` passes
-    /// (None). Its exit is seen on a pidfd; where the kernel gives none,
-    /// it is looked for at least every 10 ms.
-    fn until_exit(&mut self, child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        let exit = rustix::process::pidfd_open(
+    /// Reads until the command exits or `limit` passes. Its exit is seen
+    /// on a pidfd; where the kernel gives none, or the pidfd says it
+    /// exited while it cannot be reaped yet (a tracer holds it), it is
+    /// looked for every 10 ms.
+    fn until_exit(&mut self, child: &mut Child, limit: Duration) -> Ended {
+        const LOOK_AGAIN: Duration = Duration::from_millis(10);
+        let deadline = Instant::now().checked_add(limit);
+        let mut exit = rustix::process::pidfd_open(
             rustix::process::Pid::from_child(child),
             rustix::process::PidfdFlags::empty(),
         )
         .ok();
+        let mut exit_seen = false;
         loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
+            match child.try_wait() {
+                Ok(Some(status)) => return Ended::Exited(status.code()),
+                Ok(None) if exit_seen => exit = None,
+                Ok(None) => {}
+                // Nothing left to wait for.
+                Err(_) => return Ended::Exited(None),
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
-                return None;
+                return Ended::TimedOut;
             }
             let wait = if exit.is_some() {
                 left
             } else {
-                left.min(Duration::from_millis(10))
+                left.min(LOOK_AGAIN)
             };
-            self.read_some(exit.as_ref(), wait);
+            exit_seen = self.read_some(exit.as_ref(), wait);
         }
     }
 
-    /// Waits up to `wait` for output or the exit, and reads what came.
-    fn read_some(&mut self, exit: Option<&OwnedFd>, wait: Duration) {
+    /// Waits up to `wait` (rounded up to whole milliseconds) for output or
+    /// the exit, and reads what came; whether the exit was seen.
+    fn read_some(&mut self, exit: Option<&OwnedFd>, wait: Duration) -> bool {
         let streams: [Option<BorrowedFd<'_>>; 2] = [
             self.stdout.as_ref().map(AsFd::as_fd),
             self.stderr.as_ref().map(AsFd::as_fd),
@@ -328,23 +345,30 @@ impl Output {
             .chain(exit.map(AsFd::as_fd).as_ref())
             .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
             .collect();
+        let millis = u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
         // With nothing to watch (both streams closed, no pidfd) this only
         // waits.
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-        if poll(&mut fds, timeout).is_err() {
-            return;
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return false,
+            Err(_) => {
+                std::thread::sleep(wait.min(Duration::from_millis(10)));
+                return false;
+            }
         }
-        let ready: Vec<bool> = fds
+        let mut ready = fds
             .iter()
             .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        let mut ready = ready.into_iter();
+            .collect::<Vec<bool>>()
+            .into_iter();
         if self.stdout.is_some() && ready.next() == Some(true) {
             read_once(&mut self.stdout, &mut self.kept[0]);
         }
         if self.stderr.is_some() && ready.next() == Some(true) {
             read_once(&mut self.stderr, &mut self.kept[1]);
         }
+        exit.is_some() && ready.next() == Some(true)
     }
 
     /// Reads both streams to their end: (stdout, stderr).

@@ -83,22 +83,30 @@ fn userns_refused_hint(error: nix::errno::Errno, status: &str, apparmor_restrict
 }
 
 /// Capabilities the inner stage needs to set itself up (mounts, loopback,
-/// a service port below 1024, dropping the bounding set). The outer stage holds every capability in
-/// the new user namespace, but an unprivileged identity loses them at exec
-/// unless they are ambient; the inner stage drops them all before the op.
+/// a service port below 1024, dropping the bounding set).
+const SETUP_CAPABILITIES: [caps::Capability; 4] = [
+    caps::Capability::CAP_SYS_ADMIN,
+    caps::Capability::CAP_NET_ADMIN,
+    caps::Capability::CAP_NET_BIND_SERVICE,
+    caps::Capability::CAP_SETPCAP,
+];
+
+/// Keeps only the setup capabilities of all those the outer stage holds in
+/// its new user namespace: the stages it forks inherit no more, and ones
+/// started afresh (a warm sandbox's op stage, after the inner stage has
+/// threads) get them as ambient. The inner stage drops them all before
+/// the op.
 pub fn pass_setup_capabilities() -> Result<(), String> {
-    use caps::{CapSet, Capability};
-    for cap in [
-        Capability::CAP_SYS_ADMIN,
-        Capability::CAP_NET_ADMIN,
-        Capability::CAP_NET_BIND_SERVICE,
-        Capability::CAP_SETPCAP,
-    ] {
+    use caps::CapSet;
+    for cap in SETUP_CAPABILITIES {
         caps::raise(None, CapSet::Inheritable, cap)
             .and_then(|()| caps::raise(None, CapSet::Ambient, cap))
             .map_err(|e| format!("passing {cap} to the inner stage: {e}"))?;
     }
-    Ok(())
+    let setup: caps::CapsHashSet = SETUP_CAPABILITIES.into_iter().collect();
+    caps::set(None, CapSet::Effective, &setup)
+        .and_then(|()| caps::set(None, CapSet::Permitted, &setup))
+        .map_err(|e| format!("keeping only the setup capabilities: {e}"))
 }
 
 /// New PID, network, UTS and IPC namespaces for this process's children.

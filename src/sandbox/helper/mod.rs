@@ -80,14 +80,8 @@ impl Stage {
 
 /// Entry of `remediator sandbox-exec [--stage STAGE]`.
 pub fn main(stage: Stage) -> i32 {
-    let mut stdin = std::io::stdin().lock();
-    let mut line = String::new();
-    let spec: Spec = match stdin
-        .read_line(&mut line)
-        .map(|_| serde_json::from_str(&line))
-    {
-        Ok(Ok(spec)) => spec,
-        Ok(Err(e)) => return report(&setup_failed(None, format!("bad sandbox spec: {e}"))),
+    let line = match read_spec_line(stage) {
+        Ok(line) => line,
         Err(e) => {
             return report(&setup_failed(
                 None,
@@ -95,7 +89,10 @@ pub fn main(stage: Stage) -> i32 {
             ));
         }
     };
-    drop(stdin);
+    let spec: Spec = match serde_json::from_str(&line) {
+        Ok(spec) => spec,
+        Err(e) => return report(&setup_failed(None, format!("bad sandbox spec: {e}"))),
+    };
     let serving = spec.op == crate::sandbox::Op::Serve;
     let outcome = match stage {
         Stage::Inner if serving => return warm::serve(&spec),
@@ -105,6 +102,28 @@ pub fn main(stage: Stage) -> i32 {
         _ => outer::run(&spec, &line),
     };
     report(&outcome)
+}
+
+/// The spec: the first line on stdin. The outer stage reads it through a
+/// reader of its own, not through this process's stdin buffer, which the
+/// stages it forks inherit: the inner stage reads the link through it, and
+/// must find nothing of the caller's there.
+fn read_spec_line(stage: Stage) -> std::io::Result<String> {
+    use std::os::fd::AsFd;
+    let mut line = String::new();
+    if stage != Stage::Outer {
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line);
+    }
+    let own = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let mut reader = std::io::BufReader::new(std::fs::File::from(own));
+    reader.read_line(&mut line)?;
+    if !reader.buffer().is_empty() {
+        return Err(std::io::Error::other(
+            "the caller sent more than the spec before the first answer",
+        ));
+    }
+    Ok(line)
 }
 
 fn setup_failed(layer: Option<Layer>, message: String) -> Outcome {

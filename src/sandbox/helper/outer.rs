@@ -123,9 +123,9 @@ fn fork_middle(namespaces: bool, link: UnixStream) -> Result<Middle, Outcome> {
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("pipe", e))?;
     // SAFETY: this process has one thread (checked above), so the child
     // may run any code: no lock another thread held at the fork stays held
-    // in it. The caller sends nothing after the spec until the first
-    // answer, so nothing of its is left buffered for this process's stdin:
-    // the inner stage's read of its spec starts on the link.
+    // in it. This stage read its spec without its stdin buffer (see
+    // `read_spec_line`), so the inner stage's read of its spec starts on
+    // the link.
     #[allow(unsafe_code)]
     let forked = unsafe { nix::unistd::fork() };
     match forked.map_err(|e| failed("fork", e))? {
