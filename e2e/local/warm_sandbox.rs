@@ -52,6 +52,28 @@ async fn assert_prints(warm: &WarmSandbox, root: &Path, command: &str, expected:
     assert_eq!((code, stdout.as_str()), (Some(0), expected), "{stderr}");
 }
 
+/// `command`, given half a second, is stopped as timed out.
+async fn assert_times_out(warm: &WarmSandbox, root: &Path, command: &str) {
+    let job = Job {
+        timeout: Duration::from_millis(500),
+        ..job(root)
+    };
+    let op = Op::Exec {
+        command: command.into(),
+    };
+    let outcome = warm.run(job, op).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Finished {
+                timed_out: true,
+                ..
+            }
+        ),
+        "{command}: {outcome:?}"
+    );
+}
+
 /// Live processes whose command line holds `word` as an argument.
 fn processes_with(word: &str) -> usize {
     let mut found = 0;
@@ -418,28 +440,7 @@ async fn an_op_past_its_time_leaves_nothing_and_the_next_runs() {
     };
     let (warm, root) = (&f.warm, &f.root);
     let started = std::time::Instant::now();
-    let outcome = warm
-        .run(
-            Job {
-                timeout: Duration::from_millis(500),
-                ..job(root)
-            },
-            Op::Exec {
-                command: "setsid sleep 3147 & exec sleep 3148".into(),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            outcome,
-            Outcome::Finished {
-                timed_out: true,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_times_out(warm, root, "setsid sleep 3147 & exec sleep 3148").await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "not killed on time"
@@ -490,28 +491,7 @@ async fn an_ops_output_is_capped_and_its_end_is_seen_however_it_holds_its_stream
     assert_eq!((code, stdout.as_str()), (Some(0), "started\n"));
     assert_eq!(processes_with("3150"), 0, "sleep 3150 outlived its step");
 
-    let outcome = warm
-        .run(
-            Job {
-                timeout: Duration::from_millis(500),
-                ..job(root)
-            },
-            Op::Exec {
-                command: "exec >&- 2>&-; sleep 3151".into(),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            outcome,
-            Outcome::Finished {
-                timed_out: true,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_times_out(warm, root, "exec >&- 2>&-; sleep 3151").await;
     assert_eq!(processes_with("3151"), 0, "sleep 3151 outlived its step");
     assert_prints(warm, root, "echo next", "next\n").await;
     f.done().await;
