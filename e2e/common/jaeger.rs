@@ -43,6 +43,19 @@ impl Jaeger {
             );
             return None;
         }
+        // A free port can be taken by another test before Jaeger binds it:
+        // then Jaeger exits at once, and it is started again on others.
+        for _ in 0..5 {
+            if let Some(jaeger) = Self::start_on_free_ports().await {
+                return Some(jaeger);
+            }
+        }
+        panic!("Jaeger did not stay up on free ports in 5 attempts");
+    }
+
+    /// Jaeger on ports free a moment ago, once it answers; `None` when it
+    /// exited first (a port was taken meanwhile).
+    async fn start_on_free_ports() -> Option<Jaeger> {
         let (otlp, query) = (
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
@@ -59,7 +72,7 @@ impl Jaeger {
                 .spawn()
                 .unwrap()
         };
-        let jaeger = Jaeger {
+        let mut jaeger = Jaeger {
             otlp: format!("http://{otlp}"),
             query: format!("http://{query}"),
             server,
@@ -69,6 +82,9 @@ impl Jaeger {
         let receiver = otlp.clone();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
+            if jaeger.server.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             let query_up = client
                 .get(&services)
                 .send()
