@@ -30,6 +30,11 @@ pub enum Proposal {
     Done { summary: String },
 }
 
+/// How the note ends that the sandbox appends to output it cut at its
+/// cap: a command's stream (`[... N more bytes truncated]`) or a file read
+/// (`[... what follows the first N bytes truncated]`).
+pub const TRUNCATED: &str = " truncated]";
+
 /// What an action produced, as the agent will see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
@@ -68,6 +73,11 @@ impl Observation {
 
     pub fn is_success(&self) -> bool {
         self.exit_code == Some(0)
+    }
+
+    /// Whether the sandbox cut its stdout at the cap.
+    pub fn is_truncated(&self) -> bool {
+        self.stdout.contains(TRUNCATED)
     }
 }
 

@@ -10,7 +10,7 @@ pub use action_api::{
     AgentSession, BrainRole, BrainSettings, EpisodeEnd, IncidentKey, MAX_BODY_BYTES, Next, Offer,
     StepReply, Submission,
 };
-pub use history::{Feedback, Observation, Proposal, Task, Turn, WorkspaceError};
+pub use history::{Feedback, Observation, Proposal, TRUNCATED, Task, Turn, WorkspaceError};
 pub use sidecar_api::{
     NoteRequest, PreviewAnswer, PreviewRequest, StepAnswer, StepRequest, UndoAnswer, UndoRequest,
 };

@@ -894,7 +894,7 @@ fn port_fact(port: u16) -> Reading {
 /// drops the lines that say where the current generation starts, so
 /// planted history would pass for evidence: it is no source of facts.
 fn shows_the_log(action: &Action, observation: &Observation) -> bool {
-    reads_the_log(action) && observation.is_success() && !observation.stdout.contains("truncated]")
+    reads_the_log(action) && observation.is_success() && !observation.is_truncated()
 }
 
 fn reads_the_log(action: &Action) -> bool {

@@ -541,6 +541,14 @@ fn a_log_read_cut_short_or_failed_neither_gives_nor_retires_facts() {
                 ..Observation::default()
             }),
         ),
+        turn(
+            4,
+            Action::ReadFile("service.log".into()),
+            observed(
+                &format!("{LOCK_LOG}\n[... what follows the first 65536 bytes truncated]"),
+                None,
+            ),
+        ),
     ];
     // The lock the answer named is still open; the log named nothing.
     assert!(standing(&history)[1].starts_with("- open since step 1: run/x.lock"));

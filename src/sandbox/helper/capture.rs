@@ -27,7 +27,11 @@ impl Capped {
     pub fn finish(self) -> String {
         let mut text = String::from_utf8_lossy(&self.kept).into_owned();
         if self.dropped > 0 {
-            text.push_str(&format!("\n[... {} more bytes truncated]", self.dropped));
+            text.push_str(&format!(
+                "\n[... {} more bytes{}",
+                self.dropped,
+                crate::protocol::TRUNCATED
+            ));
         }
         text
     }
@@ -47,5 +51,16 @@ mod tests {
         let mut exact = Capped::new(3);
         exact.push(b"abc");
         assert_eq!(exact.finish(), "abc");
+    }
+
+    #[test]
+    fn a_stream_cut_at_its_cap_says_so_as_observations_recognise() {
+        let observed = |cap| {
+            let mut out = Capped::new(cap);
+            out.push(b"0123456789");
+            crate::protocol::Observation::succeeded(out.finish(), 0)
+        };
+        assert!(observed(4).is_truncated());
+        assert!(!observed(10).is_truncated());
     }
 }

@@ -103,7 +103,10 @@ pub fn read(root: &Path, path: &str, cap: usize) -> Outcome {
     }
     let mut text = String::from_utf8_lossy(&kept[..kept.len().min(cap)]).into_owned();
     if kept.len() > cap {
-        text.push_str(&format!("\n[... truncated after {cap} bytes]"));
+        text.push_str(&format!(
+            "\n[... what follows the first {cap} bytes{}",
+            crate::protocol::TRUNCATED
+        ));
     }
     Outcome::Finished {
         exit_code: Some(0),
@@ -172,5 +175,17 @@ mod tests {
             let err = stderr_of(read(root.path(), path, 100));
             assert!(!err.contains("did you mean"), "{path}: {err}");
         }
+    }
+
+    #[test]
+    fn a_read_cut_at_its_cap_says_so_as_observations_recognise() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("service.log"), "x".repeat(10)).unwrap();
+        let observed = |cap| match read(root.path(), "service.log", cap) {
+            Outcome::Finished { stdout, .. } => crate::protocol::Observation::succeeded(stdout, 0),
+            other => panic!("{other:?}"),
+        };
+        assert!(observed(4).is_truncated());
+        assert!(!observed(10).is_truncated());
     }
 }
