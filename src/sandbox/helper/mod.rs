@@ -176,6 +176,24 @@ fn reap(child: nix::unistd::Pid) -> nix::Result<nix::sys::wait::WaitStatus> {
     }
 }
 
+/// What a stage that ended without answering came to: how it ended, for
+/// the caller to see.
+fn ended_without_a_result(status: nix::Result<nix::sys::wait::WaitStatus>) -> Outcome {
+    use nix::sys::wait::WaitStatus;
+    let how = match status {
+        Ok(WaitStatus::Exited(_, code)) => format!("exit status: {code}"),
+        Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by {signal}"),
+        Ok(status) => format!("{status:?}"),
+        Err(e) => e.to_string(),
+    };
+    Outcome::Finished {
+        exit_code: None,
+        stdout: String::new(),
+        stderr: format!("[sandbox ended without a result: {how}]"),
+        timed_out: false,
+    }
+}
+
 /// An outcome as one line of JSON.
 fn encode(outcome: &Outcome) -> String {
     serde_json::to_string(outcome).unwrap_or_else(|e| {

@@ -33,14 +33,9 @@ impl Middle {
         let _ = kill(self.pid, Signal::SIGKILL);
     }
 
-    /// Waits for it to end; how it ended, in words.
-    fn wait(&self) -> String {
-        match super::reap(self.pid) {
-            Ok(WaitStatus::Exited(_, code)) => format!("exit status: {code}"),
-            Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by {signal}"),
-            Ok(status) => format!("{status:?}"),
-            Err(e) => e.to_string(),
-        }
+    /// Waits for it to end.
+    fn wait(&self) -> nix::Result<WaitStatus> {
+        super::reap(self.pid)
     }
 
     fn end(self) {
@@ -164,13 +159,8 @@ pub fn run(spec: &Spec, spec_line: &str) -> Outcome {
         let _ = answers.take(cap).read_to_string(&mut report);
     }
     let status = inner.wait();
-    let outcome =
-        serde_json::from_str::<Outcome>(report.trim()).unwrap_or_else(|_| Outcome::Finished {
-            exit_code: None,
-            stdout: String::new(),
-            stderr: format!("[sandbox ended without a result: {status}]"),
-            timed_out: false,
-        });
+    let outcome = serde_json::from_str::<Outcome>(report.trim())
+        .unwrap_or_else(|_| super::ended_without_a_result(status));
     match outcome {
         Outcome::Probed { mut containment } => {
             for gone in &missing {

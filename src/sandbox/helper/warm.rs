@@ -49,7 +49,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 
 use super::inner::{self, LinkWriter, Setup};
@@ -313,18 +313,8 @@ impl ForkedOp {
         let _ = answer.read_to_string(&mut text);
         // Its PID namespace is gone once it is: nothing it started is left.
         let status = super::reap(pid);
-        serde_json::from_str::<Outcome>(text.trim()).unwrap_or_else(|_| Outcome::Finished {
-            exit_code: None,
-            stdout: String::new(),
-            stderr: match status {
-                Ok(WaitStatus::Signaled(_, signal, _)) => {
-                    format!("[sandbox ended without a result: killed by {signal}]")
-                }
-                Ok(status) => format!("[sandbox ended without a result: {status:?}]"),
-                Err(e) => format!("[sandbox ended without a result: {e}]"),
-            },
-            timed_out: false,
-        })
+        serde_json::from_str::<Outcome>(text.trim())
+            .unwrap_or_else(|_| super::ended_without_a_result(status))
     }
 }
 
